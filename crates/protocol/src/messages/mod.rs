@@ -1,0 +1,24 @@
+//! Typed Kafka messages.
+//!
+//! Requests are kafka-protocol's generated types, framed by
+//! [`crate::frame::encode_request`]; the one exception is Produce, whose
+//! zero-copy encoder is [`produce::ProduceRequestEncoder`].
+//!
+//! Responses are decoded by this crate's own bounds-checked readers, because
+//! kafka-protocol's decoders trust array lengths from the wire
+//! (`Vec::with_capacity` on an unchecked count). The hot-path and discovery
+//! responses have hand-written decoders into our own types
+//! ([`api_versions`], [`metadata`], [`fetch`], [`produce`]); every other
+//! response is first walked by a schema-driven bounds checker
+//! ([`control`]) and only then decoded into kafka-protocol's type, so no
+//! count can exceed the bytes that carry it.
+
+pub mod api_versions;
+pub mod control;
+pub mod fetch;
+pub mod metadata;
+pub mod produce;
+pub mod response;
+mod shape;
+
+pub use response::{ResponseBody, decode_response_body};

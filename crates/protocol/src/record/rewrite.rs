@@ -1,0 +1,180 @@
+//! The passthrough rewrite: a fetched batch becomes a batch a broker accepts
+//! from a client, by replacing its 61-byte header and nothing else.
+//!
+//! The new header has `baseOffset = 0`, `partitionLeaderEpoch = -1`, the
+//! transactional and delete-horizon bits cleared, kmirror's own producer id,
+//! epoch and sequence, and a CRC recomputed over the new header fields and
+//! the untouched payload. The payload is never copied: a [`ProduceBatch`]
+//! holds it as the same slice of the fetched buffer.
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::attrs::attributes;
+use super::batch::{BATCH_HEADER_LEN, BatchHeader, CRC_START, RecordBatchView};
+
+/// The idempotent-producer fields stamped into every batch kmirror sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProducerStamp {
+    /// Producer id from the destination's InitProducerId, or -1.
+    pub producer_id: i64,
+    /// Producer epoch, or -1.
+    pub producer_epoch: i16,
+    /// Sequence of the batch's first record in this partition, or -1.
+    pub base_sequence: i32,
+}
+
+impl ProducerStamp {
+    /// No idempotence: -1 / -1 / -1.
+    pub const NONE: ProducerStamp = ProducerStamp {
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+    };
+}
+
+/// A batch ready to be produced, in two parts: a header built by kmirror and
+/// a payload that is either a slice of a fetched buffer (passthrough) or a
+/// buffer the slow path built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProduceBatch {
+    header: [u8; BATCH_HEADER_LEN],
+    payload: Bytes,
+}
+
+impl ProduceBatch {
+    /// Assembles a batch from a header (whose length and CRC fields are
+    /// recomputed here) and its payload.
+    pub(crate) fn seal(mut header: BatchHeader, payload: Bytes) -> Self {
+        let body_len = BATCH_HEADER_LEN - super::LOG_OVERHEAD + payload.len();
+        header.batch_length = i32::try_from(body_len).unwrap_or(i32::MAX);
+        let mut raw = header.encode();
+        let crc = crc32c::crc32c_append(
+            crc32c::crc32c(raw.get(CRC_START..).unwrap_or_default()),
+            &payload,
+        );
+        if let Some(field) = raw.get_mut(17..21) {
+            field.copy_from_slice(&crc.to_be_bytes());
+        }
+        Self {
+            header: raw,
+            payload,
+        }
+    }
+
+    /// The 61 header bytes.
+    pub fn header_bytes(&self) -> &[u8; BATCH_HEADER_LEN] {
+        &self.header
+    }
+
+    /// The decoded header.
+    pub fn header(&self) -> BatchHeader {
+        BatchHeader::decode(&self.header)
+    }
+
+    /// The payload (records, compressed if a codec is set).
+    pub fn payload(&self) -> &Bytes {
+        &self.payload
+    }
+
+    /// Total encoded size.
+    pub fn len(&self) -> usize {
+        BATCH_HEADER_LEN + self.payload.len()
+    }
+
+    /// Always false: a batch has at least its header.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The batch as one contiguous buffer. This copies the payload: for
+    /// tests, the checker and the slow path only, never the hot path.
+    pub fn to_bytes(&self) -> Bytes {
+        let mut out = BytesMut::with_capacity(self.len());
+        out.put_slice(&self.header);
+        out.put_slice(&self.payload);
+        out.freeze()
+    }
+}
+
+/// Rewrites a fetched batch for re-produce (see the module documentation).
+///
+/// The caller decides with [`super::classify()`] that the batch qualifies;
+/// this function only replaces header fields. Its cost is one CRC-32C pass
+/// over the payload.
+pub fn rewrite_for_produce(view: &RecordBatchView, stamp: ProducerStamp) -> ProduceBatch {
+    let mut header = *view.header();
+    header.base_offset = 0;
+    header.partition_leader_epoch = -1;
+    header.attributes &= !(attributes::TRANSACTIONAL | attributes::DELETE_HORIZON);
+    header.producer_id = stamp.producer_id;
+    header.producer_epoch = stamp.producer_epoch;
+    header.base_sequence = stamp.base_sequence;
+    ProduceBatch::seal(header, view.payload())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compression::Compression;
+    use crate::record::BatchBuilder;
+
+    fn fetched_batch() -> Bytes {
+        let mut b = BatchBuilder::new(Compression::None);
+        b.push(7, Some(b"k"), Some(b"v"), std::iter::empty())
+            .unwrap();
+        b.push(9, None, Some(b"w"), std::iter::empty()).unwrap();
+        let built = b
+            .build(ProducerStamp {
+                producer_id: 4242,
+                producer_epoch: 3,
+                base_sequence: 17,
+            })
+            .unwrap();
+        // Make it look like a batch read from a source log.
+        let mut h = built.header();
+        h.base_offset = 1_000;
+        h.partition_leader_epoch = 12;
+        h.attributes |= attributes::TRANSACTIONAL | attributes::DELETE_HORIZON;
+        ProduceBatch::seal(h, built.payload().clone()).to_bytes()
+    }
+
+    #[test]
+    fn rewrite_sets_every_field_kafka_requires_and_keeps_the_rest() {
+        let view = RecordBatchView::new(fetched_batch()).unwrap();
+        let stamp = ProducerStamp {
+            producer_id: 9,
+            producer_epoch: 0,
+            base_sequence: 100,
+        };
+        let out = rewrite_for_produce(&view, stamp);
+        let h = out.header();
+        assert_eq!(h.base_offset, 0);
+        assert_eq!(h.partition_leader_epoch, -1);
+        assert!(!h.is_transactional());
+        assert!(!h.has_delete_horizon());
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (9, 0, 100)
+        );
+        let src = view.header();
+        assert_eq!(h.record_count, src.record_count);
+        assert_eq!(h.last_offset_delta, src.last_offset_delta);
+        assert_eq!(h.base_timestamp, src.base_timestamp);
+        assert_eq!(h.max_timestamp, src.max_timestamp);
+        assert_eq!(h.batch_length, src.batch_length);
+        // The CRC is valid over the rewritten batch.
+        RecordBatchView::new(out.to_bytes())
+            .unwrap()
+            .verify_crc()
+            .unwrap();
+    }
+
+    #[test]
+    fn rewrite_never_copies_the_payload() {
+        let fetched = fetched_batch();
+        let view = RecordBatchView::new(fetched.clone()).unwrap();
+        let out = rewrite_for_produce(&view, ProducerStamp::NONE);
+        assert_eq!(out.payload().as_ptr(), fetched[BATCH_HEADER_LEN..].as_ptr());
+        assert_eq!(out.payload().len(), fetched.len() - BATCH_HEADER_LEN);
+    }
+}
