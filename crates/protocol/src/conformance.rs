@@ -57,9 +57,6 @@ pub enum Rule {
     },
     /// `baseOffset` is not 0 (INVALID_RECORD).
     NonZeroBaseOffset(i64),
-    /// `partitionLeaderEpoch` is not -1 (the broker overwrites it; kmirror
-    /// always sends -1).
-    LeaderEpochNotCleared(i32),
     /// `recordCount` is 0 or negative.
     NoRecords(i32),
     /// `lastOffsetDelta != recordCount - 1`.
@@ -345,9 +342,8 @@ fn check_batch(
     if h.base_offset != 0 {
         push(Rule::NonZeroBaseOffset(h.base_offset));
     }
-    if h.partition_leader_epoch != -1 {
-        push(Rule::LeaderEpochNotCleared(h.partition_leader_epoch));
-    }
+    // partitionLeaderEpoch is overwritten by the leader, so any value is
+    // accepted (librdkafka sends 0); kmirror sends -1 by convention.
     if h.record_count <= 0 {
         push(Rule::NoRecords(h.record_count));
     }

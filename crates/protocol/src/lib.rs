@@ -49,6 +49,10 @@ pub use error::{CompressionError, ProtocolError, RecordError};
 pub use frame::{FrameDecoder, encode_request};
 pub use record::{RecordBatchView, RecordBatches};
 
+/// Kafka's error codes as a typed enum with `is_retriable()` (from the
+/// kafka-protocol crate, generated from Apache Kafka's `Errors.java`).
+pub use kafka_protocol::ResponseError;
+
 /// The message types of the kafka-protocol crate, re-exported so that users
 /// of this crate build requests without depending on it directly.
 pub use kafka_protocol;

@@ -157,10 +157,10 @@ fn base_offset_not_zero() {
 }
 
 #[test]
-fn leader_epoch_not_cleared() {
+fn any_leader_epoch_is_accepted_because_the_leader_overwrites_it() {
     assert_eq!(
         rules_of(9, edited(|h| h.partition_leader_epoch = 4)),
-        vec![Rule::LeaderEpochNotCleared(4)]
+        vec![]
     );
 }
 

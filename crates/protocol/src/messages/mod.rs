@@ -18,7 +18,9 @@ pub mod control;
 pub mod fetch;
 pub mod metadata;
 pub mod produce;
+pub mod request;
 pub mod response;
 mod shape;
 
+pub use request::KafkaRequest;
 pub use response::{ResponseBody, decode_response_body};

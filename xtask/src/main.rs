@@ -1,0 +1,173 @@
+//! Developer tooling for kmirror, run as `cargo xtask <command>`.
+//!
+//! Commands:
+//!
+//! - `brokers`: install the nisshi test broker and the Python client venv.
+//! - `record-proxy`: a TCP proxy that records every Kafka frame it forwards.
+//! - `fixtures`: capture golden protocol fixtures from librdkafka and nisshi.
+//! - `fuzz`: run the cargo-fuzz targets of `fuzz/` and summarize.
+//!
+//! Dependencies are std only on purpose: this crate must build fast on a
+//! busy machine and never pull in what the product crates do not need.
+
+mod brokers;
+mod fixtures;
+mod fuzz;
+mod json;
+mod paths;
+mod record_proxy;
+mod wire;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Errors from xtask commands are human-readable messages.
+pub(crate) type Result<T, E = String> = std::result::Result<T, E>;
+
+const USAGE: &str = "\
+Usage: cargo xtask <command> [options]
+
+Commands:
+  brokers
+      Install nisshi 0.8.1 (cargo +nightly install) into
+      ${KMIRROR_TOOLS:-$HOME/.cache/kmirror/tools}/nisshi-0.8.1 and create the
+      Python venv ${KMIRROR_VENV:-$HOME/.cache/kmirror/venv} with pinned
+      confluent-kafka and kafka-python. Skips whatever is already in place.
+
+  record-proxy --listen ADDR --upstream ADDR --out DIR
+      Forward TCP connections from ADDR to the upstream broker byte for byte
+      and write every Kafka request and response frame (without its 4-byte
+      size prefix) to DIR as
+      {seq:04}-{api}-v{version}-c{conn}-{request|response}.bin.
+      Runs until killed.
+
+  fixtures [--out DIR] [--timeout SECS]
+      Start nisshi behind an in-process recording proxy, run
+      xtask/python/golden_exchange.py (librdkafka via confluent-kafka) through
+      it and copy the interesting frames plus MANIFEST.md to DIR (default
+      crates/protocol/tests/fixtures/golden). Runs `brokers` first if needed.
+      --timeout bounds the Python exchange (default 180 seconds).
+
+  fuzz [--seconds N] [--target NAME]
+      Run every fuzz target of fuzz/ (or only NAME) for N seconds each
+      (default 60), one after the other, from a scratch copy of its seed
+      corpus, and print target, seconds, runs and result. Fails naming the
+      saved input if any target crashed. Installs cargo-fuzz if missing;
+      needs the nightly toolchain. See fuzz/README.md.
+
+  help
+      Print this message.
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<()> {
+    let Some((command, rest)) = args.split_first() else {
+        print!("{USAGE}");
+        return Err("missing command".to_owned());
+    };
+    match command.as_str() {
+        "brokers" => {
+            no_options(rest)?;
+            brokers::run()
+        }
+        "record-proxy" => {
+            let mut opts = Options::parse(rest, &["--listen", "--upstream", "--out"])?;
+            let listen: SocketAddr = parse_addr("--listen", &opts.required("--listen")?)?;
+            let upstream: SocketAddr = parse_addr("--upstream", &opts.required("--upstream")?)?;
+            let out = PathBuf::from(opts.required("--out")?);
+            record_proxy::run_forever(listen, upstream, &out)
+        }
+        "fixtures" => {
+            let mut opts = Options::parse(rest, &["--out", "--timeout"])?;
+            let out = opts
+                .take("--out")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| paths::workspace_root().join(fixtures::DEFAULT_OUT));
+            let timeout = match opts.take("--timeout") {
+                Some(secs) => secs
+                    .parse::<u64>()
+                    .map_err(|_| format!("--timeout expects whole seconds, got {secs:?}"))?,
+                None => fixtures::DEFAULT_TIMEOUT_SECS,
+            };
+            fixtures::run(&out, std::time::Duration::from_secs(timeout))
+        }
+        "fuzz" => fuzz::run(rest),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => {
+            print!("{USAGE}");
+            Err(format!("unknown command {other:?}"))
+        }
+    }
+}
+
+fn parse_addr(flag: &str, value: &str) -> Result<SocketAddr> {
+    value
+        .parse()
+        .map_err(|_| format!("{flag} expects HOST:PORT with a numeric IP, got {value:?}"))
+}
+
+fn no_options(rest: &[String]) -> Result<()> {
+    match rest.first() {
+        None => Ok(()),
+        Some(arg) => Err(format!(
+            "unexpected argument {arg:?} (see `cargo xtask help`)"
+        )),
+    }
+}
+
+/// `--flag value` and `--flag=value` options, each given at most once.
+struct Options {
+    values: Vec<(String, String)>,
+}
+
+impl Options {
+    fn parse(args: &[String], known: &[&str]) -> Result<Self> {
+        let mut values: Vec<(String, String)> = Vec::new();
+        let mut iter = args.iter();
+        while let Some(arg) = iter.next() {
+            let (flag, value) = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => {
+                    (flag.to_owned(), value.to_owned())
+                }
+                _ => {
+                    let value = iter
+                        .next()
+                        .ok_or_else(|| format!("{arg} expects a value (see `cargo xtask help`)"))?;
+                    (arg.clone(), value.clone())
+                }
+            };
+            if !known.contains(&flag.as_str()) {
+                return Err(format!("unknown option {flag:?} (see `cargo xtask help`)"));
+            }
+            if values.iter().any(|(f, _)| *f == flag) {
+                return Err(format!("{flag} given twice"));
+            }
+            values.push((flag, value));
+        }
+        Ok(Self { values })
+    }
+
+    fn take(&mut self, flag: &str) -> Option<String> {
+        let index = self.values.iter().position(|(f, _)| f == flag)?;
+        Some(self.values.swap_remove(index).1)
+    }
+
+    fn required(&mut self, flag: &str) -> Result<String> {
+        self.take(flag)
+            .ok_or_else(|| format!("missing required option {flag} (see `cargo xtask help`)"))
+    }
+}
