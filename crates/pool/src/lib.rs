@@ -1,12 +1,27 @@
 //! # kmirror-pool
 //!
-//! Connections to one Kafka cluster: bootstrap, broker discovery, metadata,
-//! one pipelined connection per broker, version negotiation, TLS and SASL,
-//! retries. It owns sockets and time; the bytes it sends and reads are
-//! encoded and decoded by [`kmirror_protocol`].
+//! Connections to one Kafka cluster: bootstrap (from `bootstrap.servers` or
+//! ZooKeeper registrations), broker discovery, a metadata cache, one
+//! pipelined connection per broker, version negotiation, TLS and SASL, and
+//! retries with backoff. It owns sockets and time; every byte it sends and
+//! reads is encoded and decoded by [`kmirror_protocol`].
 //!
-//! This crate is filled by the cluster-connections work item; until then it
-//! only fixes its place in the workspace.
+//! The entry point is [`Cluster`]: the mirror engine holds one per cluster and
+//! sends typed requests to a partition's leader, a group's coordinator or a
+//! given broker without knowing about connections.
 #![forbid(unsafe_code)]
 
+mod backoff;
+pub mod cluster;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod sasl;
+mod tls;
+pub mod zookeeper;
+
+pub use cluster::Cluster;
+pub use config::{ClientConfig, ConfigError, Properties};
+pub use connection::BrokerConnection;
+pub use error::PoolError;
 pub use kmirror_protocol as protocol;
