@@ -556,7 +556,7 @@ fn tls_error(broker: &str, e: &std::io::Error) -> PoolError {
              ssl.truststore.location with ssl.truststore.type=PEM) to the CA that signed it"
         }
         Some(rustls::Error::InvalidCertificate(
-            C::Expired | C::NotValidYet { .. } | C::ExpiredContext { .. },
+            C::Expired | C::NotValidYet | C::ExpiredContext { .. },
         )) => {
             "; the broker's certificate is outside its validity period: check the broker's \
              certificate and this host's clock"

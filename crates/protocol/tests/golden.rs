@@ -30,15 +30,16 @@ fn fixture(name: &str) -> Bytes {
     Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
 }
 
-/// The 20 records the script produced (MANIFEST.md, "Records").
-fn expected_record(
-    i: usize,
-) -> (
+/// One expected record: key, value, headers in order, timestamp.
+type ExpectedRecord = (
     Option<String>,
     Option<String>,
     Vec<(String, Option<String>)>,
     i64,
-) {
+);
+
+/// The 20 records the script produced (MANIFEST.md, "Records").
+fn expected_record(i: usize) -> ExpectedRecord {
     let key = (i != 3).then(|| format!("key-{i}"));
     let value = (i != 5).then(|| format!("value-{i}"));
     let headers = if i == 7 {
