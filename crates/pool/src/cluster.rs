@@ -262,15 +262,16 @@ impl Cluster {
                     Err(_) => last_error = format!("no answer from {addr} before the deadline"),
                 }
             }
-            let delay = backoff.next_delay();
-            if Instant::now() + delay >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 return Err(PoolError::Unreachable {
                     servers: self.inner.bootstrap.join(","),
                     timeout,
                     last_error,
                 });
             }
-            tokio::time::sleep(delay).await;
+            // Keep trying until the deadline, never sleeping past it.
+            tokio::time::sleep(backoff.next_delay().min(deadline - now)).await;
         }
     }
 

@@ -45,3 +45,24 @@ async fn unresolvable_host_is_named_in_the_error() {
     .unwrap_err();
     assert!(err.to_string().contains("no-such-host.invalid"), "{err}");
 }
+
+#[tokio::test]
+async fn a_broker_that_never_answers_times_out_within_request_timeout() {
+    // Accepts connections and reads, but never writes a byte.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let started = Instant::now();
+    let err = Cluster::connect(common::config(&format!(
+        "bootstrap.servers={addr}\nrequest.timeout.ms=1500\n"
+    )))
+    .await
+    .unwrap_err();
+    assert!(matches!(err, PoolError::Unreachable { .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+}
