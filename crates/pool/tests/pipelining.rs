@@ -64,9 +64,12 @@ async fn a_thousand_requests_in_flight_are_all_answered_and_matched() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_requests_leave_the_connection_usable() {
     let broker = Broker::start(BrokerOptions::memory());
-    let cluster = Cluster::connect(common::config(&format!("bootstrap.servers={}\n", broker.addr())))
-        .await
-        .unwrap();
+    let cluster = Cluster::connect(common::config(&format!(
+        "bootstrap.servers={}\n",
+        broker.addr()
+    )))
+    .await
+    .unwrap();
     let conn = cluster.connection(&broker.addr()).await.unwrap();
 
     // Start 500 requests and abort every other one at an arbitrary point:
@@ -76,7 +79,9 @@ async fn cancelled_requests_leave_the_connection_usable() {
         let conn = Arc::clone(&conn);
         tasks.push(tokio::spawn(async move {
             let name = format!("cancel-{i}");
-            conn.send(&metadata_request(Some(&[name.as_str()]))).await.map(|r| (name, r))
+            conn.send(&metadata_request(Some(&[name.as_str()])))
+                .await
+                .map(|r| (name, r))
         }));
     }
     for (i, task) in tasks.iter().enumerate() {
@@ -95,8 +100,14 @@ async fn cancelled_requests_leave_the_connection_usable() {
     }
     // No half-written frame: the connection still works, and every waiter
     // of a cancelled request was forgotten (late responses are dropped).
-    let response = conn.send(&metadata_request(Some(&["after-cancel"]))).await.unwrap();
-    assert_eq!(response.topics[0].name.as_ref().unwrap().as_str(), "after-cancel");
+    let response = conn
+        .send(&metadata_request(Some(&["after-cancel"])))
+        .await
+        .unwrap();
+    assert_eq!(
+        response.topics[0].name.as_ref().unwrap().as_str(),
+        "after-cancel"
+    );
     assert!(!conn.is_poisoned());
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     while conn.in_flight() > 0 && tokio::time::Instant::now() < deadline {

@@ -64,5 +64,9 @@ async fn a_broker_that_never_answers_times_out_within_request_timeout() {
     .await
     .unwrap_err();
     assert!(matches!(err, PoolError::Unreachable { .. }), "{err:?}");
-    assert!(started.elapsed() < Duration::from_secs(4), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
 }
