@@ -73,3 +73,22 @@ async fn a_mechanism_the_broker_refuses_is_named_with_the_alternatives() {
     assert!(matches!(err, PoolError::Auth { .. }), "{err:?}");
     assert!(message.contains("PLAIN"), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_sha_256_login_succeeds() {
+    // The harness creates both SCRAM credentials for the user.
+    let broker = Broker::start_with_scram_user("carol", "carol-secret");
+    let cluster = Cluster::connect(scram_config(
+        &broker,
+        "SCRAM-SHA-256",
+        "carol",
+        "carol-secret",
+    ))
+    .await
+    .expect("SCRAM-SHA-256 login");
+    assert_eq!(cluster.metadata().await.unwrap().brokers.len(), 1);
+    let err = Cluster::connect(scram_config(&broker, "SCRAM-SHA-256", "carol", "nope"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PoolError::Auth { .. }), "{err:?}");
+}

@@ -180,3 +180,26 @@ async fn unreachable_zookeeper_fails_within_the_timeout() {
     let (_, reason) = zookeeper_error(discover_brokers("zk:notaport", "PLAINTEXT", TIMEOUT).await);
     assert!(reason.contains("malformed port"), "{reason}");
 }
+
+/// The HDInsight guide's consumer.properties has only `zookeeper.connect`
+/// and `group.id`: a cluster client built from exactly that finds the
+/// brokers through ZooKeeper and reads the topic the guide creates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guides_consumer_properties_reach_the_cluster_through_zookeeper() {
+    let broker = Broker::start(BrokerOptions::memory());
+    librdkafka_create_topic(&broker.addr(), "testtopic", 8, &[]);
+    let zk = start_zookeeper();
+    zk.create(&[("/brokers/ids/1", &registration_v4(broker.port(), 1))]);
+
+    let props = kmirror_pool::Properties::parse(&format!(
+        "zookeeper.connect={}\ngroup.id=mirrorgroup\n",
+        zk.addr()
+    ))
+    .unwrap();
+    let parsed = kmirror_pool::ClientConfig::from_properties(&props, &["group.id"]).unwrap();
+    assert!(parsed.unknown_keys.is_empty(), "{:?}", parsed.unknown_keys);
+    let cluster = kmirror_pool::Cluster::connect(parsed.config).await.unwrap();
+    assert_eq!(cluster.bootstrap_servers(), [broker.addr()]);
+    let metadata = cluster.metadata().await.unwrap();
+    assert_eq!(metadata.topics["testtopic"].partitions.len(), 8);
+}
