@@ -367,8 +367,11 @@ impl Cluster {
             .cached_metadata()
             .map(|m| m.brokers.values().map(|b| b.addr.clone()).collect())
             .unwrap_or_default();
-        candidates.extend(self.inner.bootstrap.iter().cloned());
-        candidates.dedup();
+        for addr in &self.inner.bootstrap {
+            if !candidates.contains(addr) {
+                candidates.push(addr.clone());
+            }
+        }
         let mut last = None;
         for addr in &candidates {
             match self.fetch_metadata_from(addr).await {

@@ -588,6 +588,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     R: KafkaRequest,
 {
+    // Reported in timeout errors: the handshake's whole budget.
+    let timeout = deadline.saturating_duration_since(Instant::now());
     let frame = request
         .encode_frame(version, correlation_id, Some(client_id))
         .map_err(|e| PoolError::protocol(broker, e))?;
@@ -615,7 +617,7 @@ where
             return Err(PoolError::Timeout {
                 broker: broker.to_owned(),
                 api: R::API,
-                after: Duration::ZERO,
+                after: timeout,
             });
         }
     };
@@ -632,7 +634,7 @@ where
             return Err(PoolError::Timeout {
                 broker: broker.to_owned(),
                 api: R::API,
-                after: Duration::ZERO,
+                after: timeout,
             });
         }
     }
