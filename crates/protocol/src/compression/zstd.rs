@@ -44,7 +44,39 @@ pub(super) fn decompress(input: &Bytes, cap: usize) -> Result<Bytes, Compression
     decoder
         .window_log_max(window_log_max(cap))
         .map_err(corrupt)?;
-    read_capped(decoder, CODEC, input.len(), cap)
+    let out = read_capped(decoder, CODEC, input.len(), cap)?;
+    // When every frame states its content size, the data must have exactly
+    // that many bytes: a frame that claims more than it holds is corrupt
+    // (found by the decompress_zstd fuzz target:
+    // empty-frame-with-content-size).
+    if let Some(declared) = declared_content_size(input)
+        && u64::try_from(out.len()).ok() != Some(declared)
+    {
+        return Err(CompressionError::Corrupt {
+            codec: CODEC,
+            reason: format!(
+                "the frames state {declared} bytes of content but hold {}",
+                out.len()
+            ),
+        });
+    }
+    Ok(out)
+}
+
+/// The total content size the frames in `input` state, if every frame
+/// states one (`None` if any frame does not, or the frames cannot be
+/// walked: the decoder then decides).
+fn declared_content_size(input: &[u8]) -> Option<u64> {
+    let mut rest = input;
+    let mut total: u64 = 0;
+    while !rest.is_empty() {
+        let frame_len = zstd_safe::find_frame_compressed_size(rest).ok()?;
+        let frame = rest.get(..frame_len)?;
+        let size = zstd_safe::get_frame_content_size(frame).ok()??;
+        total = total.checked_add(size)?;
+        rest = rest.get(frame_len..)?;
+    }
+    Some(total)
 }
 
 /// The largest window (as a power of two) that the decoder may allocate
@@ -237,5 +269,18 @@ mod tests {
                 result.map(|out| out.len())
             );
         }
+    }
+
+    /// Fuzz finding (fuzz/regressions/decompress_zstd/
+    /// empty-frame-with-content-size): a frame header stating 1 byte of
+    /// content followed by an empty last block decoded as valid and empty.
+    #[test]
+    fn frame_claiming_more_content_than_it_holds_is_corrupt() {
+        let frame =
+            Bytes::from_static(&[0x28, 0xb5, 0x2f, 0xfd, 0x60, 0x00, 0x20, 0x01, 0x00, 0x00]);
+        assert!(matches!(
+            decompress(&frame, 1 << 20),
+            Err(CompressionError::Corrupt { .. })
+        ));
     }
 }
