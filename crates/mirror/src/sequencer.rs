@@ -1,0 +1,704 @@
+//! The mirror's own idempotent producer: producer id, epoch and the
+//! per-destination-partition sequence stamped into every batch it sends.
+//!
+//! [`ProducerSequencer`] owns the numbers Kafka's idempotence checks
+//! (kafka-wire-rules.md): each partition's batches carry consecutive base
+//! sequences (wrapping to 0 after `i32::MAX`, as Kafka's
+//! `DefaultRecordBatch.incrementSequence` does), at most five batches per
+//! partition are unacknowledged at once (the broker keeps the last five
+//! batches per producer and partition to recognise retries), and a new
+//! epoch starts every partition again at sequence 0. The source's own
+//! producer fields are never passed through: every batch gets this
+//! producer's stamp.
+//!
+//! It must never send, retry or decide that an error is fatal. The produce
+//! side asks [`ProducerSequencer::can_send`], stamps a batch with
+//! [`ProducerSequencer::next`], retries a batch with the stamp it already
+//! carries, reports acknowledgements, and after a sequence error
+//! (OUT_OF_ORDER_SEQUENCE_NUMBER), a fenced or unknown producer, or any
+//! batch that failed for good (which leaves a hole in the sequence), bumps
+//! the epoch with InitProducerId and calls
+//! [`ProducerSequencer::reset_epoch`] or
+//! [`ProducerSequencer::reset_producer`]; batches still unacknowledged
+//! are then stamped again, in their original order, before being resent.
+
+use std::collections::{HashMap, VecDeque};
+
+use kmirror_protocol::conformance::increment_sequence;
+use kmirror_protocol::record::ProducerStamp;
+
+/// Kafka's limit of unacknowledged batches per partition for an idempotent
+/// producer (`max.in.flight.requests.per.connection` <= 5).
+pub const MAX_IN_FLIGHT_PER_PARTITION: usize = 5;
+
+/// A misuse of the sequencer: each variant means a bug in the caller or an
+/// invalid InitProducerId answer, never bad record data.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SequenceError {
+    /// A producer id or epoch that InitProducerId never hands out.
+    #[error(
+        "producer id {producer_id} with epoch {epoch} is not an idempotent producer (both must be >= 0)"
+    )]
+    InvalidProducer {
+        /// The producer id.
+        producer_id: i64,
+        /// The epoch.
+        epoch: i16,
+    },
+    /// An in-flight limit outside 1..=5.
+    #[error(
+        "at most {MAX_IN_FLIGHT_PER_PARTITION} batches per partition may be in flight with an \
+         idempotent producer, and at least 1; got {0}"
+    )]
+    InvalidMaxInFlight(usize),
+    /// A batch without records.
+    #[error("{topic}-{partition}: a batch needs at least one record, got {record_count}")]
+    EmptyBatch {
+        /// Destination topic.
+        topic: String,
+        /// Destination partition.
+        partition: i32,
+        /// The count given.
+        record_count: i32,
+    },
+    /// The partition already has the maximum of batches in flight.
+    #[error("{topic}-{partition}: already {limit} batches in flight; wait for an acknowledgement")]
+    InFlightFull {
+        /// Destination topic.
+        topic: String,
+        /// Destination partition.
+        partition: i32,
+        /// The limit.
+        limit: usize,
+    },
+    /// An acknowledgement for a batch that is not in flight.
+    #[error("{topic}-{partition}: no batch with base sequence {base_sequence} is in flight")]
+    UnknownBatch {
+        /// Destination topic.
+        topic: String,
+        /// Destination partition.
+        partition: i32,
+        /// The base sequence given.
+        base_sequence: i32,
+    },
+    /// A new epoch that is not above the current one for the same producer.
+    #[error(
+        "producer {producer_id}: epoch {epoch} does not follow the current epoch {current} \
+         (INVALID_PRODUCER_EPOCH at the broker)"
+    )]
+    EpochRegression {
+        /// The producer id.
+        producer_id: i64,
+        /// The epoch given.
+        epoch: i16,
+        /// The current epoch.
+        current: i16,
+    },
+}
+
+/// Sequence state of one destination partition.
+#[derive(Debug, Clone, Default)]
+struct PartitionSequence {
+    /// Base sequence of the next batch.
+    next: i32,
+    /// Base sequences of unacknowledged batches, oldest first.
+    in_flight: VecDeque<i32>,
+}
+
+impl PartitionSequence {
+    /// Takes the next base sequence for a batch of `record_count` records,
+    /// unless `limit` batches are already in flight.
+    fn stamp(&mut self, record_count: i32, limit: usize) -> Option<i32> {
+        if self.in_flight.len() >= limit {
+            return None;
+        }
+        let base_sequence = self.next;
+        self.next = increment_sequence(base_sequence, record_count);
+        self.in_flight.push_back(base_sequence);
+        Some(base_sequence)
+    }
+}
+
+/// The idempotent producer's identity and per-partition sequences (see the
+/// module documentation).
+///
+/// ```
+/// use kmirror::sequencer::ProducerSequencer;
+///
+/// let mut producer = ProducerSequencer::new(4000, 0)?;
+/// let first = producer.next("testtopic", 3, 10)?;
+/// let second = producer.next("testtopic", 3, 5)?;
+/// assert_eq!((first.base_sequence, second.base_sequence), (0, 10));
+/// producer.acknowledged("testtopic", 3, 0)?;
+/// producer.reset_epoch(1)?; // after OUT_OF_ORDER_SEQUENCE_NUMBER
+/// assert_eq!(producer.next("testtopic", 3, 5)?.base_sequence, 0);
+/// # Ok::<(), kmirror::sequencer::SequenceError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ProducerSequencer {
+    producer_id: i64,
+    epoch: i16,
+    max_in_flight: usize,
+    /// Destination topic -> partition -> sequence state.
+    topics: HashMap<String, HashMap<i32, PartitionSequence>>,
+}
+
+impl ProducerSequencer {
+    /// The producer `producer_id` at `epoch`, as InitProducerId returned
+    /// them, allowing [`MAX_IN_FLIGHT_PER_PARTITION`] batches in flight per
+    /// partition.
+    pub fn new(producer_id: i64, epoch: i16) -> Result<Self, SequenceError> {
+        check_producer(producer_id, epoch)?;
+        Ok(Self {
+            producer_id,
+            epoch,
+            max_in_flight: MAX_IN_FLIGHT_PER_PARTITION,
+            topics: HashMap::new(),
+        })
+    }
+
+    /// Lowers the limit of batches in flight per partition
+    /// (`max.in.flight.requests.per.connection`), which must be 1..=5.
+    pub fn with_max_in_flight(mut self, max_in_flight: usize) -> Result<Self, SequenceError> {
+        if !(1..=MAX_IN_FLIGHT_PER_PARTITION).contains(&max_in_flight) {
+            return Err(SequenceError::InvalidMaxInFlight(max_in_flight));
+        }
+        self.max_in_flight = max_in_flight;
+        Ok(self)
+    }
+
+    /// The producer id.
+    pub fn producer_id(&self) -> i64 {
+        self.producer_id
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> i16 {
+        self.epoch
+    }
+
+    /// The limit of batches in flight per partition.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+
+    /// Whether `partition` of `topic` may take another batch now.
+    pub fn can_send(&self, topic: &str, partition: i32) -> bool {
+        self.in_flight(topic, partition) < self.max_in_flight
+    }
+
+    /// Unacknowledged batches of `partition` of `topic`.
+    pub fn in_flight(&self, topic: &str, partition: i32) -> usize {
+        self.partition(topic, partition)
+            .map_or(0, |p| p.in_flight.len())
+    }
+
+    /// The base sequence the next batch of `partition` of `topic` will get.
+    pub fn next_sequence(&self, topic: &str, partition: i32) -> i32 {
+        self.partition(topic, partition).map_or(0, |p| p.next)
+    }
+
+    /// Stamps the next batch of `record_count` records for `partition` of
+    /// `topic`: this producer's id and epoch, and the partition's next base
+    /// sequence, which then advances by `record_count` (wrapping after
+    /// `i32::MAX`). The batch counts as in flight until
+    /// [`ProducerSequencer::acknowledged`].
+    pub fn next(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        record_count: i32,
+    ) -> Result<ProducerStamp, SequenceError> {
+        if record_count <= 0 {
+            return Err(SequenceError::EmptyBatch {
+                topic: topic.to_owned(),
+                partition,
+                record_count,
+            });
+        }
+        let limit = self.max_in_flight;
+        let full = || SequenceError::InFlightFull {
+            topic: topic.to_owned(),
+            partition,
+            limit,
+        };
+        let known = self
+            .topics
+            .get_mut(topic)
+            .and_then(|p| p.get_mut(&partition));
+        let base_sequence = match known {
+            Some(sequence) => sequence.stamp(record_count, limit).ok_or_else(full)?,
+            None => {
+                // A partition's first batch; only a topic's first batch
+                // allocates its name.
+                let mut sequence = PartitionSequence::default();
+                let base = sequence.stamp(record_count, limit).ok_or_else(full)?;
+                match self.topics.get_mut(topic) {
+                    Some(partitions) => {
+                        partitions.insert(partition, sequence);
+                    }
+                    None => {
+                        self.topics
+                            .insert(topic.to_owned(), HashMap::from([(partition, sequence)]));
+                    }
+                }
+                base
+            }
+        };
+        Ok(ProducerStamp {
+            producer_id: self.producer_id,
+            producer_epoch: self.epoch,
+            base_sequence,
+        })
+    }
+
+    /// The destination acknowledged the batch of `partition` of `topic`
+    /// stamped with `base_sequence` (also for DUPLICATE_SEQUENCE_NUMBER,
+    /// which means an earlier attempt was written).
+    pub fn acknowledged(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        base_sequence: i32,
+    ) -> Result<(), SequenceError> {
+        let unknown = || SequenceError::UnknownBatch {
+            topic: topic.to_owned(),
+            partition,
+            base_sequence,
+        };
+        let sequence = self
+            .topics
+            .get_mut(topic)
+            .and_then(|p| p.get_mut(&partition))
+            .ok_or_else(unknown)?;
+        let position = sequence
+            .in_flight
+            .iter()
+            .position(|s| *s == base_sequence)
+            .ok_or_else(unknown)?;
+        sequence.in_flight.remove(position);
+        Ok(())
+    }
+
+    /// Moves to `epoch` of the same producer (InitProducerId with the
+    /// current id and epoch bumped it): every partition starts again at
+    /// sequence 0 with nothing in flight.
+    pub fn reset_epoch(&mut self, epoch: i16) -> Result<(), SequenceError> {
+        self.reset_producer(self.producer_id, epoch)
+    }
+
+    /// Moves to producer `producer_id` at `epoch` (InitProducerId may hand
+    /// out a new id, for instance when the epoch is exhausted): every
+    /// partition starts again at sequence 0 with nothing in flight. The same
+    /// id must come with a higher epoch.
+    pub fn reset_producer(&mut self, producer_id: i64, epoch: i16) -> Result<(), SequenceError> {
+        check_producer(producer_id, epoch)?;
+        if producer_id == self.producer_id && epoch <= self.epoch {
+            return Err(SequenceError::EpochRegression {
+                producer_id,
+                epoch,
+                current: self.epoch,
+            });
+        }
+        self.producer_id = producer_id;
+        self.epoch = epoch;
+        self.topics.clear();
+        Ok(())
+    }
+
+    fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionSequence> {
+        self.topics.get(topic).and_then(|p| p.get(&partition))
+    }
+}
+
+fn check_producer(producer_id: i64, epoch: i16) -> Result<(), SequenceError> {
+    if producer_id < 0 || epoch < 0 {
+        return Err(SequenceError::InvalidProducer { producer_id, epoch });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use kmirror_protocol::Compression;
+    use kmirror_protocol::conformance::{ConformanceChecker, Rule};
+    use kmirror_protocol::kafka_protocol::protocol::StrBytes;
+    use kmirror_protocol::messages::produce::{
+        ProducePartition, ProduceRequest, ProduceTopic, encode_produce_request,
+    };
+    use kmirror_protocol::record::{BatchBuilder, ProduceBatch};
+
+    use super::*;
+
+    #[test]
+    fn sequences_continue_across_batches() {
+        let mut p = ProducerSequencer::new(7, 2).unwrap();
+        let a = p.next("t", 0, 3).unwrap();
+        let b = p.next("t", 0, 1).unwrap();
+        let c = p.next("t", 0, 100).unwrap();
+        assert_eq!(
+            a,
+            ProducerStamp {
+                producer_id: 7,
+                producer_epoch: 2,
+                base_sequence: 0
+            }
+        );
+        assert_eq!(b.base_sequence, 3);
+        assert_eq!(c.base_sequence, 4);
+        assert_eq!(p.next_sequence("t", 0), 104);
+        assert_eq!(p.in_flight("t", 0), 3);
+    }
+
+    #[test]
+    fn partitions_and_topics_are_independent() {
+        let mut p = ProducerSequencer::new(7, 0).unwrap();
+        assert_eq!(p.next("t", 0, 10).unwrap().base_sequence, 0);
+        assert_eq!(p.next("t", 1, 10).unwrap().base_sequence, 0);
+        assert_eq!(p.next("u", 0, 10).unwrap().base_sequence, 0);
+        assert_eq!(p.next("t", 0, 10).unwrap().base_sequence, 10);
+        assert_eq!(p.next("t", 1, 1).unwrap().base_sequence, 10);
+        assert_eq!(p.next_sequence("u", 0), 10);
+        assert_eq!(p.next_sequence("u", 1), 0);
+        assert_eq!(p.in_flight("t", 0), 2);
+        assert_eq!(p.in_flight("u", 0), 1);
+        assert_eq!(p.in_flight("v", 0), 0);
+    }
+
+    #[test]
+    fn sequences_wrap_after_i32_max_like_kafka() {
+        let mut p = ProducerSequencer::new(1, 0).unwrap();
+        let huge = p.next("t", 0, i32::MAX).unwrap();
+        assert_eq!(huge.base_sequence, 0);
+        assert_eq!(p.next_sequence("t", 0), i32::MAX);
+        let last = p.next("t", 0, 3).unwrap();
+        assert_eq!(last.base_sequence, i32::MAX);
+        // i32::MAX, 0, 1 are used: the next batch starts at 2.
+        assert_eq!(p.next_sequence("t", 0), 2);
+        assert_eq!(p.next_sequence("t", 0), increment_sequence(i32::MAX, 3));
+        assert_eq!(p.next("t", 0, 1).unwrap().base_sequence, 2);
+        // Exactly reaching i32::MAX + 1 wraps to 0.
+        let mut q = ProducerSequencer::new(1, 0).unwrap();
+        q.next("t", 0, i32::MAX - 1).unwrap();
+        q.next("t", 0, 2).unwrap();
+        assert_eq!(q.next_sequence("t", 0), 0);
+    }
+
+    #[test]
+    fn at_most_five_batches_in_flight_per_partition() {
+        let mut p = ProducerSequencer::new(1, 0).unwrap();
+        let mut bases = Vec::new();
+        for _ in 0..5 {
+            assert!(p.can_send("t", 0));
+            bases.push(p.next("t", 0, 2).unwrap().base_sequence);
+        }
+        assert!(!p.can_send("t", 0));
+        assert!(p.can_send("t", 1), "other partitions are not held back");
+        assert_eq!(
+            p.next("t", 0, 1),
+            Err(SequenceError::InFlightFull {
+                topic: "t".into(),
+                partition: 0,
+                limit: 5
+            })
+        );
+        assert_eq!(
+            p.next_sequence("t", 0),
+            10,
+            "a refused batch takes no sequence"
+        );
+        p.acknowledged("t", 0, bases[0]).unwrap();
+        assert!(p.can_send("t", 0));
+        assert_eq!(p.next("t", 0, 1).unwrap().base_sequence, 10);
+        assert!(!p.can_send("t", 0));
+        // Acknowledgements out of order free a slot too.
+        p.acknowledged("t", 0, bases[3]).unwrap();
+        assert_eq!(p.in_flight("t", 0), 4);
+    }
+
+    #[test]
+    fn a_lower_in_flight_limit() {
+        let mut p = ProducerSequencer::new(1, 0)
+            .unwrap()
+            .with_max_in_flight(1)
+            .unwrap();
+        p.next("t", 0, 1).unwrap();
+        assert!(!p.can_send("t", 0));
+        assert!(matches!(
+            ProducerSequencer::new(1, 0).unwrap().with_max_in_flight(6),
+            Err(SequenceError::InvalidMaxInFlight(6))
+        ));
+        assert!(matches!(
+            ProducerSequencer::new(1, 0).unwrap().with_max_in_flight(0),
+            Err(SequenceError::InvalidMaxInFlight(0))
+        ));
+    }
+
+    #[test]
+    fn unknown_acknowledgements_are_refused() {
+        let mut p = ProducerSequencer::new(1, 0).unwrap();
+        p.next("t", 0, 5).unwrap();
+        assert!(matches!(
+            p.acknowledged("t", 0, 3),
+            Err(SequenceError::UnknownBatch {
+                base_sequence: 3,
+                ..
+            })
+        ));
+        assert!(p.acknowledged("t", 1, 0).is_err());
+        assert!(p.acknowledged("u", 0, 0).is_err());
+        p.acknowledged("t", 0, 0).unwrap();
+        assert!(p.acknowledged("t", 0, 0).is_err(), "acknowledged twice");
+    }
+
+    #[test]
+    fn empty_batches_and_invalid_producers_are_refused() {
+        let mut p = ProducerSequencer::new(1, 0).unwrap();
+        assert!(matches!(
+            p.next("t", 0, 0),
+            Err(SequenceError::EmptyBatch { .. })
+        ));
+        assert!(matches!(
+            p.next("t", 0, -4),
+            Err(SequenceError::EmptyBatch { .. })
+        ));
+        assert_eq!(p.in_flight("t", 0), 0);
+        assert!(matches!(
+            ProducerSequencer::new(-1, -1),
+            Err(SequenceError::InvalidProducer { .. })
+        ));
+        assert!(ProducerSequencer::new(5, -1).is_err());
+    }
+
+    #[test]
+    fn an_epoch_bump_restarts_every_partition_at_zero() {
+        let mut p = ProducerSequencer::new(9, 3).unwrap();
+        for partition in 0..3 {
+            for _ in 0..4 {
+                p.next("t", partition, 7).unwrap();
+            }
+        }
+        p.reset_epoch(4).unwrap();
+        assert_eq!(p.epoch(), 4);
+        for partition in 0..3 {
+            assert_eq!(p.in_flight("t", partition), 0);
+            assert!(p.can_send("t", partition));
+            let stamp = p.next("t", partition, 1).unwrap();
+            assert_eq!(
+                stamp,
+                ProducerStamp {
+                    producer_id: 9,
+                    producer_epoch: 4,
+                    base_sequence: 0
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn epochs_never_go_back() {
+        let mut p = ProducerSequencer::new(9, 3).unwrap();
+        p.next("t", 0, 1).unwrap();
+        assert_eq!(
+            p.reset_epoch(3),
+            Err(SequenceError::EpochRegression {
+                producer_id: 9,
+                epoch: 3,
+                current: 3
+            })
+        );
+        assert!(p.reset_epoch(2).is_err());
+        assert_eq!(
+            p.next_sequence("t", 0),
+            1,
+            "a refused reset changes nothing"
+        );
+        // A new producer id may start at any epoch.
+        p.reset_producer(10, 0).unwrap();
+        assert_eq!(p.producer_id(), 10);
+        assert_eq!(p.next("t", 0, 1).unwrap().base_sequence, 0);
+    }
+
+    /// A Produce request with one batch of `count` records per
+    /// `(topic, partition)`, each stamped by `producer`.
+    fn stamped_request(
+        producer: &mut ProducerSequencer,
+        batches: &[(&str, i32, i32)],
+        compression: Compression,
+    ) -> ProduceRequest {
+        let mut topics: Vec<ProduceTopic> = Vec::new();
+        for &(topic, partition, count) in batches {
+            let batch = build(producer, topic, partition, count, compression);
+            let entry = ProducePartition {
+                index: partition,
+                batch,
+            };
+            match topics.iter_mut().find(|t| t.name.as_str() == topic) {
+                Some(t) => t.partitions.push(entry),
+                None => topics.push(ProduceTopic {
+                    name: StrBytes::from_string(topic.to_owned()),
+                    partitions: vec![entry],
+                }),
+            }
+        }
+        ProduceRequest {
+            transactional_id: None,
+            acks: -1,
+            timeout_ms: 30_000,
+            topics,
+        }
+    }
+
+    fn build(
+        producer: &mut ProducerSequencer,
+        topic: &str,
+        partition: i32,
+        count: i32,
+        compression: Compression,
+    ) -> ProduceBatch {
+        let mut builder = BatchBuilder::new(compression);
+        for i in 0..count {
+            let value = format!("{topic}-{partition}-{i}");
+            builder
+                .push(
+                    1_700_000_000_000 + i64::from(i),
+                    Some(b"key"),
+                    Some(value.as_bytes()),
+                    std::iter::empty(),
+                )
+                .unwrap();
+        }
+        builder
+            .build(producer.next(topic, partition, count).unwrap())
+            .unwrap()
+    }
+
+    fn acknowledge_all(producer: &mut ProducerSequencer, request: &ProduceRequest) {
+        for topic in &request.topics {
+            for p in &topic.partitions {
+                let base = p.batch.header().base_sequence;
+                producer
+                    .acknowledged(topic.name.as_str(), p.index, base)
+                    .unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn stamped_batches_pass_the_conformance_checker_across_an_epoch_bump() {
+        let mut producer = ProducerSequencer::new(4242, 0).unwrap();
+        let mut checker = ConformanceChecker::new();
+        let mut correlation = 0;
+        let mut send = |request: &ProduceRequest| {
+            correlation += 1;
+            let frame = encode_produce_request(request, 9, correlation, Some("kmirror")).unwrap();
+            assert_eq!(checker.check_frame(&frame), vec![], "request {correlation}");
+        };
+        // Requests stay in flight until a partition reaches its limit; then
+        // the oldest is acknowledged.
+        let mut pending: VecDeque<ProduceRequest> = VecDeque::new();
+        for round in 0..20 {
+            let shape = [
+                ("orders", 0, 1 + round % 4),
+                ("orders", 1, 3),
+                ("orders", 2, 1 + round % 2),
+                ("payments", 0, 2),
+            ];
+            while !shape.iter().all(|(t, p, _)| producer.can_send(t, *p)) {
+                let oldest = pending.pop_front().unwrap();
+                acknowledge_all(&mut producer, &oldest);
+            }
+            let request = stamped_request(&mut producer, &shape, Compression::Lz4);
+            send(&request);
+            pending.push_back(request);
+        }
+        assert_eq!(pending.len(), 5, "five requests were in flight at once");
+        assert_eq!(producer.in_flight("orders", 1), 5);
+        assert_eq!(producer.next_sequence("orders", 1), 60);
+        // OUT_OF_ORDER_SEQUENCE_NUMBER: InitProducerId bumps the epoch, and
+        // what was in flight is stamped again, in order, and resent.
+        producer.reset_epoch(1).unwrap();
+        for request in pending.drain(..) {
+            let shape: Vec<(&str, i32, i32)> = request
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(|p| (t.name.as_str(), p.index, p.batch.header().record_count))
+                })
+                .collect();
+            let restamped = stamped_request(&mut producer, &shape, Compression::Lz4);
+            send(&restamped);
+            acknowledge_all(&mut producer, &restamped);
+        }
+        for round in 0..6 {
+            let shape = [
+                ("orders", 0, 2),
+                ("orders", 2, 5),
+                ("payments", 0, 1 + round),
+            ];
+            let request = stamped_request(&mut producer, &shape, Compression::None);
+            send(&request);
+            acknowledge_all(&mut producer, &request);
+        }
+        // A new producer id starts its own sequences.
+        producer.reset_producer(5000, 0).unwrap();
+        let request = stamped_request(&mut producer, &[("orders", 0, 3)], Compression::Zstd);
+        send(&request);
+    }
+
+    #[test]
+    fn five_requests_in_flight_pass_the_checker() {
+        let mut producer = ProducerSequencer::new(77, 5).unwrap();
+        let mut checker = ConformanceChecker::new();
+        let mut requests = Vec::new();
+        while producer.can_send("t", 0) {
+            let request = stamped_request(
+                &mut producer,
+                &[("t", 0, 4), ("t", 1, 1)],
+                Compression::Gzip,
+            );
+            requests.push(request);
+        }
+        assert_eq!(requests.len(), 5);
+        for (i, request) in requests.iter().enumerate() {
+            let frame =
+                encode_produce_request(request, 11, i32::try_from(i).unwrap(), None).unwrap();
+            assert_eq!(checker.check_frame(&frame), vec![]);
+        }
+        // A retry of the second request (same stamps) is a duplicate, not
+        // a violation.
+        let retry = encode_produce_request(&requests[1], 11, 99, None).unwrap();
+        assert_eq!(checker.check_frame(&retry), vec![]);
+    }
+
+    #[test]
+    fn the_checker_catches_a_skipped_sequence() {
+        // Guards the tests above: a batch that never reaches the broker
+        // leaves a hole that the checker reports, which is why a batch that
+        // failed for good requires an epoch bump.
+        let mut producer = ProducerSequencer::new(1, 0).unwrap();
+        let mut checker = ConformanceChecker::new();
+        let first = stamped_request(&mut producer, &[("t", 0, 2)], Compression::None);
+        let _lost = stamped_request(&mut producer, &[("t", 0, 2)], Compression::None);
+        let third = stamped_request(&mut producer, &[("t", 0, 2)], Compression::None);
+        let frame = encode_produce_request(&first, 9, 1, None).unwrap();
+        assert_eq!(checker.check_frame(&frame), vec![]);
+        let frame = encode_produce_request(&third, 9, 2, None).unwrap();
+        let violations = checker.check_frame(&frame);
+        assert!(
+            matches!(
+                violations.as_slice(),
+                [v] if v.rule == Rule::SequenceGap { producer_id: 1, expected: 2, found: 4 }
+            ),
+            "{violations:?}"
+        );
+        // After the epoch bump, sequences restart at 0 and pass again.
+        producer.reset_epoch(1).unwrap();
+        let again = stamped_request(&mut producer, &[("t", 0, 2)], Compression::None);
+        let frame = encode_produce_request(&again, 9, 3, None).unwrap();
+        assert_eq!(checker.check_frame(&frame), vec![]);
+    }
+}
