@@ -590,6 +590,11 @@ where
 {
     // Reported in timeout errors: the handshake's whole budget.
     let timeout = deadline.saturating_duration_since(Instant::now());
+    let timed_out = || PoolError::Timeout {
+        broker: broker.to_owned(),
+        api: R::API,
+        after: timeout,
+    };
     let frame = request
         .encode_frame(version, correlation_id, Some(client_id))
         .map_err(|e| PoolError::protocol(broker, e))?;
@@ -613,13 +618,7 @@ where
             });
         }
         Ok(Err(e)) => return Err(PoolError::io(broker, &e)),
-        Err(_) => {
-            return Err(PoolError::Timeout {
-                broker: broker.to_owned(),
-                api: R::API,
-                after: timeout,
-            });
-        }
+        Err(_) => return Err(timed_out()),
     };
     let decoder = FrameDecoder::default();
     let len = decoder
@@ -630,13 +629,7 @@ where
     match tokio::time::timeout_at(deadline, stream.read_exact(&mut frame)).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => return Err(PoolError::io(broker, &e)),
-        Err(_) => {
-            return Err(PoolError::Timeout {
-                broker: broker.to_owned(),
-                api: R::API,
-                after: timeout,
-            });
-        }
+        Err(_) => return Err(timed_out()),
     }
     let (cid, body) =
         kmirror_protocol::header::decode_response_header(Bytes::from(frame), R::API, version)

@@ -66,6 +66,21 @@ pub fn api_spec(key: ApiKey) -> Result<&'static ApiSpec, ProtocolError> {
         .ok_or(ProtocolError::UnknownApi(key as i16))
 }
 
+/// Checks that kmirror implements `version` of `key`
+/// ([`ProtocolError::Unsupported`] otherwise).
+pub fn require_version(key: ApiKey, version: i16) -> Result<(), ProtocolError> {
+    let spec = api_spec(key)?;
+    if (spec.ours.min..=spec.ours.max).contains(&version) {
+        Ok(())
+    } else {
+        Err(ProtocolError::Unsupported {
+            api: key,
+            broker: None,
+            ours: spec.ours,
+        })
+    }
+}
+
 /// Whether `version` of `key` uses the flexible encoding.
 pub fn is_flexible(key: ApiKey, version: i16) -> Result<bool, ProtocolError> {
     Ok(version >= api_spec(key)?.first_flexible)

@@ -9,7 +9,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::Encodable;
 
-use crate::api::api_spec;
+use crate::api::require_version;
 use crate::error::ProtocolError;
 use crate::header::RequestHeader;
 
@@ -84,14 +84,7 @@ pub fn encode_request<R: Encodable>(
     correlation_id: i32,
     client_id: Option<&str>,
 ) -> Result<Bytes, ProtocolError> {
-    let spec = api_spec(api)?;
-    if version < spec.ours.min || version > spec.ours.max {
-        return Err(ProtocolError::Unsupported {
-            api,
-            broker: None,
-            ours: spec.ours,
-        });
-    }
+    require_version(api, version)?;
     let header = RequestHeader {
         api,
         version,

@@ -13,7 +13,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::StrBytes;
 
-use crate::api::{api_spec, is_flexible};
+use crate::api::{is_flexible, require_version};
 use crate::error::ProtocolError;
 use crate::header::RequestHeader;
 use crate::record::ProduceBatch;
@@ -98,14 +98,7 @@ pub fn encode_produce_request(
     correlation_id: i32,
     client_id: Option<&str>,
 ) -> Result<ProduceFrame, ProtocolError> {
-    let spec = api_spec(ApiKey::Produce)?;
-    if !(spec.ours.min..=spec.ours.max).contains(&version) {
-        return Err(ProtocolError::Unsupported {
-            api: ApiKey::Produce,
-            broker: None,
-            ours: spec.ours,
-        });
-    }
+    require_version(ApiKey::Produce, version)?;
     let flexible = is_flexible(ApiKey::Produce, version)?;
     let header = RequestHeader {
         api: ApiKey::Produce,
@@ -217,14 +210,7 @@ pub fn decode_produce_request(frame: Bytes) -> Result<DecodedProduceRequest, Pro
     if api_key != ApiKey::Produce as i16 {
         return Err(r.malformed(format_args!("api key {api_key} is not Produce (0)")));
     }
-    let spec = api_spec(ApiKey::Produce)?;
-    if !(spec.ours.min..=spec.ours.max).contains(&version) {
-        return Err(ProtocolError::Unsupported {
-            api: ApiKey::Produce,
-            broker: None,
-            ours: spec.ours,
-        });
-    }
+    require_version(ApiKey::Produce, version)?;
     let flexible = is_flexible(ApiKey::Produce, version)?;
     let mut r = WireReader::new(r.take(r.remaining(), "request")?, ApiKey::Produce, version);
     let correlation_id = r.i32()?;
