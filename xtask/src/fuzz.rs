@@ -1,9 +1,10 @@
 //! `cargo xtask fuzz`: runs the cargo-fuzz targets of `fuzz/` one after the
 //! other for a fixed time each and prints a summary.
 //!
-//! Each target starts from a scratch copy of its committed seed corpus
-//! (`fuzz/corpus/<target>` copied to `target/fuzz-corpus/<target>`), so the
-//! committed seeds never grow. libFuzzer runs with `-rss_limit_mb=2048
+//! Each target starts from a scratch copy of its committed seed corpus and
+//! of its regression inputs (`fuzz/corpus/<target>` and
+//! `fuzz/regressions/<target>` copied to `target/fuzz-corpus/<target>`), so
+//! the committed seeds never grow and every run replays past findings. libFuzzer runs with `-rss_limit_mb=2048
 //! -malloc_limit_mb=2048`, a per-target `-max_len` and `-print_final_stats=1`,
 //! whose `stat::number_of_executed_units` line gives the run count. A crash
 //! leaves its input in `fuzz/artifacts/<target>/` (cargo-fuzz's default) and
@@ -213,9 +214,9 @@ fn build(root: &Path, targets: &[&Target]) -> Result<()> {
     }
 }
 
-/// Copies the committed seeds of `name` into a fresh scratch corpus.
+/// Copies the committed seeds and regression inputs of `name` into a fresh
+/// scratch corpus.
 fn scratch_corpus(root: &Path, name: &str) -> Result<PathBuf> {
-    let seeds = root.join("fuzz").join("corpus").join(name);
     let scratch = root.join("target").join("fuzz-corpus").join(name);
     if scratch.exists() {
         fs::remove_dir_all(&scratch)
@@ -223,11 +224,15 @@ fn scratch_corpus(root: &Path, name: &str) -> Result<PathBuf> {
     }
     fs::create_dir_all(&scratch)
         .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
-    if let Ok(entries) = fs::read_dir(&seeds) {
+    for kind in ["corpus", "regressions"] {
+        let Ok(entries) = fs::read_dir(root.join("fuzz").join(kind).join(name)) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_file() {
-                fs::copy(&path, scratch.join(entry.file_name()))
+                let copy = format!("{kind}-{}", entry.file_name().to_string_lossy());
+                fs::copy(&path, scratch.join(copy))
                     .map_err(|e| format!("cannot copy {}: {e}", path.display()))?;
             }
         }
