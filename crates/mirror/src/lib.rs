@@ -18,6 +18,13 @@
 //!   [`OffsetLedger`] accounts for every source offset range dispatched to
 //!   the producer or skipped, and answers which offset may be committed:
 //!   never one above a record the destination has not acknowledged.
+//! - [`fetch_plan`]: what to do with one partition of one Fetch response.
+//!   [`plan_partition`] turns its record bytes into a
+//!   [`FetchedPartitionPlan`]: passthrough, slow-path and skip steps whose
+//!   source offset ranges chain from the fetch position to the next one
+//!   (compaction holes included, so the ledger sees no gap), after the CRC
+//!   check and the READ_COMMITTED filter; a batch larger than the fetch is
+//!   reported instead of fetched forever.
 //! - [`sequencer`]: the mirror's own idempotent producer.
 //!   [`ProducerSequencer`] stamps each destination batch with the producer
 //!   id, epoch and per-partition base sequence, keeps at most five batches
@@ -35,10 +42,15 @@
     clippy::panic
 )]
 
+pub mod fetch_plan;
 pub mod ledger;
 pub mod selection;
 pub mod sequencer;
 
+pub use fetch_plan::{
+    FetchPlanError, FetchSettings, FetchedPartitionPlan, IsolationLevel, PlanCounters, PlanStep,
+    SkipCause, SlowPathCause, plan_fetch_partition, plan_partition,
+};
 pub use ledger::{DispatchId, LedgerError, OffsetLedger, Receipt};
 pub use selection::{SelectionError, TopicSelector, TopicVerdict};
 pub use sequencer::{ProducerSequencer, SequenceError};

@@ -30,4 +30,4 @@ pub use batch::{
 pub use builder::BatchBuilder;
 pub use classify::{Disposition, PassthroughPolicy, SkipReason, SlowPathReason, classify};
 pub use decode::{Header, HeaderIter, Record, RecordHeaders, RecordIter, decode_records};
-pub use rewrite::{ProduceBatch, ProducerStamp, rewrite_for_produce};
+pub use rewrite::{ProduceBatch, ProducerStamp, rewrite_for_produce, rewrite_verified};

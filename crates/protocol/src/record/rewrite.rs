@@ -11,6 +11,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::attrs::attributes;
 use super::batch::{BATCH_HEADER_LEN, BatchHeader, CRC_START, RecordBatchView};
+use crate::error::RecordError;
 
 /// The idempotent-producer fields stamped into every batch kmirror sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,13 +45,21 @@ pub struct ProduceBatch {
 impl ProduceBatch {
     /// Assembles a batch from a header (whose length and CRC fields are
     /// recomputed here) and its payload.
-    pub(crate) fn seal(mut header: BatchHeader, payload: Bytes) -> Self {
+    pub(crate) fn seal(header: BatchHeader, payload: Bytes) -> Self {
+        let payload_crc = crc32c::crc32c(&payload);
+        Self::seal_with_payload_crc(header, payload, payload_crc)
+    }
+
+    /// As [`ProduceBatch::seal`], with the payload's CRC-32C already known,
+    /// so that the batch CRC costs no pass over the payload.
+    fn seal_with_payload_crc(mut header: BatchHeader, payload: Bytes, payload_crc: u32) -> Self {
         let body_len = BATCH_HEADER_LEN - super::LOG_OVERHEAD + payload.len();
         header.batch_length = i32::try_from(body_len).unwrap_or(i32::MAX);
         let mut raw = header.encode();
-        let crc = crc32c::crc32c_append(
+        let crc = crc32c::crc32c_combine(
             crc32c::crc32c(raw.get(CRC_START..).unwrap_or_default()),
-            &payload,
+            payload_crc,
+            payload.len(),
         );
         if let Some(field) = raw.get_mut(17..21) {
             field.copy_from_slice(&crc.to_be_bytes());
@@ -102,6 +111,45 @@ impl ProduceBatch {
 /// this function only replaces header fields. Its cost is one CRC-32C pass
 /// over the payload.
 pub fn rewrite_for_produce(view: &RecordBatchView, stamp: ProducerStamp) -> ProduceBatch {
+    ProduceBatch::seal(produce_header(view, stamp), view.payload())
+}
+
+/// [`rewrite_for_produce`] that also checks the fetched batch's CRC, in the
+/// same single pass over the payload: the CRC-32C of the payload is
+/// computed once and combined with the old header fields (to check the
+/// source CRC) and with the new ones (to seal the rewritten batch).
+///
+/// Use it whenever the source CRC was not checked yet: a rewrite computes a
+/// fresh, valid CRC, so a payload corrupted in transit or on the source's
+/// disk would otherwise reach the destination looking sound.
+pub fn rewrite_verified(
+    view: &RecordBatchView,
+    stamp: ProducerStamp,
+) -> Result<ProduceBatch, RecordError> {
+    let payload = view.payload();
+    let payload_crc = crc32c::crc32c(&payload);
+    let old_fields = view
+        .as_bytes()
+        .get(CRC_START..BATCH_HEADER_LEN)
+        .unwrap_or_default();
+    let computed = crc32c::crc32c_combine(crc32c::crc32c(old_fields), payload_crc, payload.len());
+    let header = view.header();
+    if computed != header.crc {
+        return Err(RecordError::CrcMismatch {
+            base_offset: header.base_offset,
+            stored: header.crc,
+            computed,
+        });
+    }
+    Ok(ProduceBatch::seal_with_payload_crc(
+        produce_header(view, stamp),
+        payload,
+        payload_crc,
+    ))
+}
+
+/// The header a rewritten batch gets (see the module documentation).
+fn produce_header(view: &RecordBatchView, stamp: ProducerStamp) -> BatchHeader {
     let mut header = *view.header();
     header.base_offset = 0;
     header.partition_leader_epoch = -1;
@@ -109,7 +157,7 @@ pub fn rewrite_for_produce(view: &RecordBatchView, stamp: ProducerStamp) -> Prod
     header.producer_id = stamp.producer_id;
     header.producer_epoch = stamp.producer_epoch;
     header.base_sequence = stamp.base_sequence;
-    ProduceBatch::seal(header, view.payload())
+    header
 }
 
 #[cfg(test)]
@@ -176,5 +224,32 @@ mod tests {
         let out = rewrite_for_produce(&view, ProducerStamp::NONE);
         assert_eq!(out.payload().as_ptr(), fetched[BATCH_HEADER_LEN..].as_ptr());
         assert_eq!(out.payload().len(), fetched.len() - BATCH_HEADER_LEN);
+    }
+
+    #[test]
+    fn verified_rewrite_equals_the_plain_rewrite_and_catches_corruption() {
+        let fetched = fetched_batch();
+        let view = RecordBatchView::new(fetched.clone()).unwrap();
+        let stamp = ProducerStamp {
+            producer_id: 3,
+            producer_epoch: 1,
+            base_sequence: 7,
+        };
+        assert_eq!(
+            rewrite_verified(&view, stamp).unwrap(),
+            rewrite_for_produce(&view, stamp)
+        );
+
+        let mut corrupt = fetched.to_vec();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 0x01;
+        let view = RecordBatchView::new(Bytes::from(corrupt)).unwrap();
+        assert!(matches!(
+            rewrite_verified(&view, stamp),
+            Err(RecordError::CrcMismatch {
+                base_offset: 1_000,
+                ..
+            })
+        ));
     }
 }
