@@ -16,11 +16,12 @@ use kmirror_benches::{RewriteCase, bench_mode, skip_table, table_timing, time_in
 const TARGET_RATIO: f64 = 2.0;
 
 /// Row names, in the order of the operations timed below.
-const OPS: [&str; 4] = [
+const OPS: [&str; 5] = [
     "crc32c",
     "rewrite_for_produce",
     "memcpy",
     "passthrough_path",
+    "rewrite_verified",
 ];
 
 fn main() {
@@ -58,9 +59,12 @@ fn main() {
                 &mut || {
                     black_box(case.passthrough());
                 },
+                &mut || {
+                    black_box(case.rewrite_verified());
+                },
             ],
         );
-        let bytes = [covered, batch_bytes, covered, batch_bytes];
+        let bytes = [covered, batch_bytes, covered, batch_bytes, batch_bytes];
         for (op, name) in OPS.iter().enumerate() {
             let ns = samples.median(op);
             println!(

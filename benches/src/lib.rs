@@ -445,6 +445,13 @@ impl RewriteCase {
         rewrite_for_produce(black_box(&self.view), MIRROR_STAMP)
     }
 
+    /// (a') The rewrite that also verifies the source CRC, in the same
+    /// single pass over the payload (what the engine runs with check.crcs).
+    pub fn rewrite_verified(&self) -> ProduceBatch {
+        kmirror_protocol::record::rewrite_verified(black_box(&self.view), MIRROR_STAMP)
+            .expect("the bench batch has a valid CRC")
+    }
+
     /// (b) CRC-32C alone over [`RewriteCase::crc_covered`].
     pub fn crc32c(&self) -> u32 {
         crc32c::crc32c(black_box(self.crc_covered()))
