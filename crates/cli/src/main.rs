@@ -1,31 +1,59 @@
-//! The `kmirror` command line.
+//! The `kmirror` binary: parse the flags, check the configuration, connect
+//! to both clusters.
 //!
-//! For now it states what this build contains and what the command will do;
-//! the MirrorMaker-compatible flags arrive with the mirror engine.
+//! Exit codes (see `kmirror_cli::exit`): 0 success, 1 runtime failure, 2
+//! usage error, 3 configuration error, 4 cannot connect, 70 internal error.
+//! Every error is one paragraph on stderr starting with `kmirror: error: `.
+//!
+//! The mirror engine is not in this build: after the preflight, `kmirror`
+//! says so and exits 1. In debug builds only, the environment variable
+//! `KMIRROR_TEST_PANIC` makes it panic at start, so that tests can check
+//! the panic hook.
 #![forbid(unsafe_code)]
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
+use kmirror_cli::args::{self, Args, Invocation};
+use kmirror_cli::settings::MirrorSettings;
+use kmirror_cli::{CliError, Exit, exit, logging, preflight};
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--version" || a == "-V") {
-        println!("kmirror {}", env!("CARGO_PKG_VERSION"));
-        return ExitCode::SUCCESS;
+    exit::install_panic_hook();
+    if cfg!(debug_assertions) && std::env::var_os("KMIRROR_TEST_PANIC").is_some() {
+        panic!("KMIRROR_TEST_PANIC is set");
     }
-    println!(
-        "kmirror {}: Kafka topic mirror (MirrorMaker 1 drop-in), work in progress.\n\n\
-         This build contains the protocol core (kmirror-protocol): framing, version\n\
-         negotiation, zero-copy record batches, codecs and the Produce rules checker.\n\
-         The mirror itself is not in this build yet. The planned command line is\n\
-         MirrorMaker 1's:\n\n  \
-         kmirror --consumer.config consumer.properties --producer.config producer.properties \\\n      \
-         --whitelist testtopic --num.streams 4",
-        env!("CARGO_PKG_VERSION")
-    );
-    if args.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        eprintln!("\nerror: mirroring is not available in this build; nothing was copied.");
-        ExitCode::from(2)
+    let args = match args::parse(std::env::args_os()) {
+        Ok(Invocation::Run(args)) => args,
+        Ok(Invocation::Print(text)) => {
+            let _ = write!(std::io::stdout().lock(), "{text}");
+            return Exit::Success.into();
+        }
+        Err(e) => return e.report(),
+    };
+    logging::init(args.verbose);
+    match run(&args) {
+        Ok(()) => Exit::Success.into(),
+        Err(e) => e.report(),
     }
+}
+
+/// Everything after parsing.
+fn run(args: &Args) -> Result<(), CliError> {
+    let settings = MirrorSettings::load(args)?;
+    settings.notices.iter().for_each(logging::notice);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(Exit::Failure, format!("cannot start the runtime: {e}")))?;
+    let report = runtime.block_on(preflight::check(&settings))?;
+    let mut stdout = std::io::stdout().lock();
+    for line in report.lines() {
+        let _ = writeln!(stdout, "{line}");
+    }
+    Err(CliError::new(
+        Exit::Failure,
+        "copying is not implemented in this build yet; the configuration and both clusters \
+         were checked",
+    ))
 }
