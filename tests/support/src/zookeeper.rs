@@ -166,13 +166,31 @@ impl ZooKeeper {
         for (path, data) in nodes {
             commands.push_str(&format!("create {path} '{data}'\n"));
         }
-        let output = self.cli(&commands);
-        for (path, _) in nodes {
-            assert!(
-                output.contains(&format!("Created {path}\n")),
-                "zkCli.sh did not create {path}\n--- commands:\n{commands}\n--- output:\n{output}"
-            );
+        // zkCli.sh can lose its first connection on a loaded machine
+        // (ConnectionLoss): retry what is missing; "already exists" from an
+        // earlier attempt counts as created.
+        let created = |output: &str, path: &str| {
+            output.contains(&format!("Created {path}\n"))
+                || output.contains(&format!("Node already exists: {path}"))
+        };
+        let mut output = String::new();
+        for attempt in 0..5 {
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            output = self.cli(&commands);
+            if nodes.iter().all(|(path, _)| created(&output, path)) {
+                return;
+            }
         }
+        let missing: Vec<&str> = nodes
+            .iter()
+            .map(|(path, _)| *path)
+            .filter(|path| !created(&output, path))
+            .collect();
+        panic!(
+            "zkCli.sh did not create {missing:?} in 5 attempts\n--- commands:\n{commands}\n--- output:\n{output}"
+        );
     }
 
     /// Runs `zkCli.sh -server 127.0.0.1:PORT` with `commands` (one per line)
