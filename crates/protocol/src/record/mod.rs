@@ -17,6 +17,7 @@ mod attrs;
 mod batch;
 mod builder;
 mod classify;
+mod crc;
 mod decode;
 pub mod legacy;
 mod rewrite;

@@ -11,6 +11,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::attrs::attributes;
 use super::batch::{BATCH_HEADER_LEN, BatchHeader, CRC_START, RecordBatchView};
+use super::crc::CrcShift;
 use crate::error::RecordError;
 
 /// The idempotent-producer fields stamped into every batch kmirror sends.
@@ -45,22 +46,18 @@ pub struct ProduceBatch {
 impl ProduceBatch {
     /// Assembles a batch from a header (whose length and CRC fields are
     /// recomputed here) and its payload.
-    pub(crate) fn seal(header: BatchHeader, payload: Bytes) -> Self {
-        let payload_crc = crc32c::crc32c(&payload);
-        Self::seal_with_payload_crc(header, payload, payload_crc)
+    pub(crate) fn seal(mut header: BatchHeader, payload: Bytes) -> Self {
+        header.batch_length = batch_length(&payload);
+        let raw = header.encode();
+        let crc = crc32c::crc32c_append(
+            crc32c::crc32c(raw.get(CRC_START..).unwrap_or_default()),
+            &payload,
+        );
+        Self::with_crc(raw, payload, crc)
     }
 
-    /// As [`ProduceBatch::seal`], with the payload's CRC-32C already known,
-    /// so that the batch CRC costs no pass over the payload.
-    fn seal_with_payload_crc(mut header: BatchHeader, payload: Bytes, payload_crc: u32) -> Self {
-        let body_len = BATCH_HEADER_LEN - super::LOG_OVERHEAD + payload.len();
-        header.batch_length = i32::try_from(body_len).unwrap_or(i32::MAX);
-        let mut raw = header.encode();
-        let crc = crc32c::crc32c_combine(
-            crc32c::crc32c(raw.get(CRC_START..).unwrap_or_default()),
-            payload_crc,
-            payload.len(),
-        );
+    /// The batch with its CRC field set.
+    fn with_crc(mut raw: [u8; BATCH_HEADER_LEN], payload: Bytes, crc: u32) -> Self {
         if let Some(field) = raw.get_mut(17..21) {
             field.copy_from_slice(&crc.to_be_bytes());
         }
@@ -127,12 +124,14 @@ pub fn rewrite_verified(
     stamp: ProducerStamp,
 ) -> Result<ProduceBatch, RecordError> {
     let payload = view.payload();
+    // One pass over the payload; both CRCs come from it.
     let payload_crc = crc32c::crc32c(&payload);
+    let shift = CrcShift::over(payload.len());
     let old_fields = view
         .as_bytes()
         .get(CRC_START..BATCH_HEADER_LEN)
         .unwrap_or_default();
-    let computed = crc32c::crc32c_combine(crc32c::crc32c(old_fields), payload_crc, payload.len());
+    let computed = shift.combine(crc32c::crc32c(old_fields), payload_crc);
     let header = view.header();
     if computed != header.crc {
         return Err(RecordError::CrcMismatch {
@@ -141,11 +140,20 @@ pub fn rewrite_verified(
             computed,
         });
     }
-    Ok(ProduceBatch::seal_with_payload_crc(
-        produce_header(view, stamp),
-        payload,
+    let mut new_header = produce_header(view, stamp);
+    new_header.batch_length = batch_length(&payload);
+    let raw = new_header.encode();
+    let crc = shift.combine(
+        crc32c::crc32c(raw.get(CRC_START..).unwrap_or_default()),
         payload_crc,
-    ))
+    );
+    Ok(ProduceBatch::with_crc(raw, payload, crc))
+}
+
+/// `batchLength` of a batch with `payload`.
+fn batch_length(payload: &Bytes) -> i32 {
+    let body_len = BATCH_HEADER_LEN - super::LOG_OVERHEAD + payload.len();
+    i32::try_from(body_len).unwrap_or(i32::MAX)
 }
 
 /// The header a rewritten batch gets (see the module documentation).
