@@ -260,6 +260,24 @@ fn check_rewrite(view: &RecordBatchView) {
     again
         .verify_crc()
         .expect("a rewritten batch has a valid CRC");
+    // The single-pass rewrite (source CRC check and new CRC from one pass
+    // over the payload) agrees with the two-pass one.
+    match kmirror_protocol::record::rewrite_verified(view, stamp) {
+        Ok(verified) => {
+            assert!(
+                view.verify_crc().is_ok(),
+                "rewrite_verified accepted a bad CRC"
+            );
+            assert_eq!(
+                verified, out,
+                "rewrite_verified differs from rewrite_for_produce"
+            );
+        }
+        Err(_) => assert!(
+            view.verify_crc().is_err(),
+            "rewrite_verified refused a good CRC"
+        ),
+    }
 }
 
 /// Iterates `records` to the end (headers included), checks the iterator's
