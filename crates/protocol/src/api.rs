@@ -75,7 +75,10 @@ pub fn require_version(key: ApiKey, version: i16) -> Result<(), ProtocolError> {
     } else {
         Err(ProtocolError::Unsupported {
             api: key,
-            broker: None,
+            broker: Some(VersionRange {
+                min: version,
+                max: version,
+            }),
             ours: spec.ours,
         })
     }
@@ -221,6 +224,16 @@ mod tests {
         // Kafka 4.0 removed Produce v0-2 (KIP-896).
         let n = NegotiatedVersions::negotiate(&broker(&[(ApiKey::Produce, 3, 12)]));
         assert_eq!(n.version(ApiKey::Produce).unwrap(), 12);
+    }
+
+    #[test]
+    fn a_version_outside_ours_names_both() {
+        let err = require_version(ApiKey::Produce, 2).unwrap_err();
+        assert!(
+            err.to_string().contains("2..2") && err.to_string().contains("3..12"),
+            "{err}"
+        );
+        assert!(require_version(ApiKey::Produce, 12).is_ok());
     }
 
     #[test]
