@@ -239,6 +239,20 @@ fn edit_distance(a: &[char], b: &[char]) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::super::security::{SASL_KEYS, TLS_KEYS};
+
+    /// The TLS and SASL key lists (for the "unused without TLS/SASL"
+    /// warnings) repeat part of CLIENT_KEYS: they must never drift apart.
+    #[test]
+    fn tls_and_sasl_keys_are_client_keys() {
+        for key in TLS_KEYS.iter().chain(SASL_KEYS) {
+            assert!(
+                CLIENT_KEYS.contains(key),
+                "{key} is missing from CLIENT_KEYS"
+            );
+        }
+    }
+
     use super::*;
 
     fn d(a: &str, b: &str) -> usize {
