@@ -36,12 +36,12 @@ use std::fmt;
 use std::ops::{AddAssign, Range};
 
 use bytes::Bytes;
+use kmirror_protocol::RecordError;
 use kmirror_protocol::messages::fetch::FetchPartition;
 use kmirror_protocol::record::{
     self, AbortedTransactionFilter, Disposition, LOG_OVERHEAD, LogEntry, PassthroughPolicy,
-    RecordBatchView, RecordBatches, classify,
+    RecordBatchView, RecordBatches, SlowPathReason, classify,
 };
-use kmirror_protocol::{Compression, RecordError};
 
 /// The smallest log entry there is: a v0 message with a null key and a
 /// null value (offset, size, CRC, magic, attributes, two lengths).
@@ -121,47 +121,6 @@ impl FetchSettings {
     }
 }
 
-/// Why a step's range goes to the slow path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SlowPathCause {
-    /// Offsets inside the batch have gaps (a compacted topic): rebuild with
-    /// dense deltas.
-    SparseOffsets,
-    /// The batch starts before the fetch position: the step's range starts
-    /// at the position, and the records below it are dropped.
-    StartsBeforePosition,
-    /// The batch's codec is not the one the destination must receive.
-    CodecChange {
-        /// The batch's codec.
-        from: Compression,
-        /// The codec required.
-        to: Compression,
-    },
-    /// The batch's codec bits name no known codec; the slow path reports it.
-    UnknownCodec,
-    /// The batch is larger than the destination topic accepts: split it.
-    TooLarge,
-    /// A message set entry in format v0 or v1: up-convert it.
-    LegacyFormat {
-        /// The entry's magic byte, 0 or 1.
-        magic: i8,
-    },
-}
-
-impl From<record::SlowPathReason> for SlowPathCause {
-    fn from(reason: record::SlowPathReason) -> Self {
-        match reason {
-            record::SlowPathReason::SparseOffsets => SlowPathCause::SparseOffsets,
-            record::SlowPathReason::StartsBeforePosition => SlowPathCause::StartsBeforePosition,
-            record::SlowPathReason::CodecChange { from, to } => {
-                SlowPathCause::CodecChange { from, to }
-            }
-            record::SlowPathReason::UnknownCodec => SlowPathCause::UnknownCodec,
-            record::SlowPathReason::TooLarge => SlowPathCause::TooLarge,
-        }
-    }
-}
-
 /// Why a step's range is not produced.
 ///
 /// There is no "below the fetch position" step: a batch wholly below the
@@ -209,7 +168,7 @@ pub enum PlanStep {
         /// The fetched batch or message set entry.
         entry: LogEntry,
         /// Why the entry cannot pass through.
-        reason: SlowPathCause,
+        reason: SlowPathReason,
     },
     /// Produce nothing for `range`; record it as skipped.
     Skip {
@@ -513,7 +472,7 @@ impl Planner<'_> {
             Disposition::SlowPath(reason) => PlanStep::SlowPath {
                 range,
                 entry: LogEntry::Batch(view),
-                reason: reason.into(),
+                reason,
             },
             Disposition::Skip(reason) => {
                 let reason = match reason {
@@ -550,7 +509,7 @@ impl Planner<'_> {
                 magic,
                 bytes,
             },
-            reason: SlowPathCause::LegacyFormat { magic },
+            reason: SlowPathReason::LegacyFormat { magic },
         };
         self.push(step, size);
         Ok(())
@@ -713,6 +672,7 @@ mod tests {
     use super::*;
     use crate::ledger::OffsetLedger;
     use crate::sequencer::ProducerSequencer;
+    use kmirror_protocol::Compression;
 
     const TXN: i16 = attributes::TRANSACTIONAL;
     const ABORT: [u8; 4] = [0, 0, 0, 0];
@@ -878,7 +838,7 @@ mod tests {
     #[derive(Debug, Clone, PartialEq, Eq)]
     enum Kind {
         Pass,
-        Slow(SlowPathCause),
+        Slow(SlowPathReason),
         Skip(SkipCause),
     }
     use Kind::{Pass, Skip, Slow};
@@ -999,7 +959,7 @@ mod tests {
         assert_eq!(
             shape(&plan),
             vec![
-                (14..20, Slow(SlowPathCause::StartsBeforePosition)),
+                (14..20, Slow(SlowPathReason::StartsBeforePosition)),
                 (20..25, Pass)
             ]
         );
@@ -1009,7 +969,7 @@ mod tests {
         // Its last record only.
         assert_eq!(
             shape(&plan_at(records.clone(), 19))[0],
-            (19..20, Slow(SlowPathCause::StartsBeforePosition))
+            (19..20, Slow(SlowPathReason::StartsBeforePosition))
         );
         // At its base offset it passes through.
         assert_eq!(
@@ -1041,7 +1001,7 @@ mod tests {
                 (3..5, Pass),
                 (5..9, Skip(SkipCause::Gap)),
                 (9..12, Pass),
-                (12..18, Slow(SlowPathCause::SparseOffsets)),
+                (12..18, Slow(SlowPathReason::SparseOffsets)),
                 (18..20, Skip(SkipCause::Gap)),
                 (20..23, Skip(SkipCause::Empty)),
                 (23..24, Pass),
@@ -1061,7 +1021,7 @@ mod tests {
         let plan = plan_at(response(&[&sparse]), 14);
         assert_eq!(
             shape(&plan),
-            vec![(14..18, Slow(SlowPathCause::SparseOffsets))]
+            vec![(14..18, Slow(SlowPathReason::SparseOffsets))]
         );
     }
 
@@ -1184,7 +1144,7 @@ mod tests {
             run(Some(Compression::Zstd)),
             vec![(
                 0..4,
-                Slow(SlowPathCause::CodecChange {
+                Slow(SlowPathReason::CodecChange {
                     from: Compression::Lz4,
                     to: Compression::Zstd
                 })
@@ -1208,7 +1168,7 @@ mod tests {
         };
         assert_eq!(
             run(batch.len() - 1),
-            vec![(0..20, Slow(SlowPathCause::TooLarge))]
+            vec![(0..20, Slow(SlowPathReason::TooLarge))]
         );
         assert_eq!(run(batch.len()), vec![(0..20, Pass)]);
     }
@@ -1360,7 +1320,7 @@ mod tests {
         let after = data(44, 3, Compression::Lz4);
         let records = response(&[&below, &plain, &wrapped, &v0, &after]);
         let plan = plan_at(records, 38);
-        let legacy = |magic| Slow(SlowPathCause::LegacyFormat { magic });
+        let legacy = |magic| Slow(SlowPathReason::LegacyFormat { magic });
         assert_eq!(
             shape(&plan),
             vec![

@@ -49,7 +49,7 @@ pub mod sequencer;
 
 pub use fetch_plan::{
     FetchPlanError, FetchSettings, FetchedPartitionPlan, IsolationLevel, PlanCounters, PlanStep,
-    SkipCause, SlowPathCause, plan_fetch_partition, plan_partition,
+    SkipCause, plan_fetch_partition, plan_partition,
 };
 pub use ledger::{DispatchId, LedgerError, OffsetLedger, Receipt};
 pub use selection::{SelectionError, TopicSelector, TopicVerdict};

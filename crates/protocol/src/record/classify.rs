@@ -73,6 +73,12 @@ pub enum SlowPathReason {
     UnknownCodec,
     /// The batch is larger than the destination accepts: split it.
     TooLarge,
+    /// A message set entry in format v0 or v1: up-convert it. ([`classify`]
+    /// sees only v2 batches; the fetch side assigns this reason.)
+    LegacyFormat {
+        /// The entry's magic byte, 0 or 1.
+        magic: i8,
+    },
 }
 
 /// Why a batch is not mirrored.
