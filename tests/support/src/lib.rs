@@ -18,12 +18,14 @@
 #![forbid(unsafe_code)]
 
 mod broker;
+mod conformance_proxy;
 mod paths;
 mod python;
 mod scratch;
 mod zookeeper;
 
 pub use broker::{Broker, BrokerOptions, Scram, Storage};
+pub use conformance_proxy::{ConformanceProxy, ConformanceReport, start_broker_behind_proxy};
 pub use paths::{nisshi_bin, venv_python};
 pub use python::{librdkafka_create_topic, librdkafka_list_topics, run_python};
 pub use zookeeper::ZooKeeper;
