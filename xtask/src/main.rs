@@ -6,11 +6,13 @@
 //! - `record-proxy`: a TCP proxy that records every Kafka frame it forwards.
 //! - `fixtures`: capture golden protocol fixtures from librdkafka and nisshi.
 //! - `fuzz`: run the cargo-fuzz targets of `fuzz/` and summarize.
+//! - `dist`: build a fully static musl release binary of `kmirror`.
 //!
 //! Dependencies are std only on purpose: this crate must build fast on a
 //! busy machine and never pull in what the product crates do not need.
 
 mod brokers;
+mod dist;
 mod fixtures;
 mod fuzz;
 mod json;
@@ -55,6 +57,15 @@ Commands:
       corpus, and print target, seconds, runs and result. Fails naming the
       saved input if any target crashed. Installs cargo-fuzz if missing;
       needs the nightly toolchain. See fuzz/README.md.
+
+  dist
+      Build a fully static x86_64-unknown-linux-musl release binary of
+      kmirror (cargo build --profile dist --locked --target
+      x86_64-unknown-linux-musl -p kmirror-cli --bin kmirror), copy it to
+      target/dist/kmirror and verify it with `file` and `ldd`; print its size
+      and `kmirror --version`. Adds the rustup target if missing; needs
+      musl-gcc (Debian's musl-tools), which it installs with apt-get when
+      running as root or with passwordless sudo. See docs/dist.md.
 
   help
       Print this message.
@@ -103,6 +114,10 @@ fn run(args: &[String]) -> Result<()> {
             fixtures::run(&out, std::time::Duration::from_secs(timeout))
         }
         "fuzz" => fuzz::run(rest),
+        "dist" => {
+            no_options(rest)?;
+            dist::run()
+        }
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
