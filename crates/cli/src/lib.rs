@@ -27,6 +27,7 @@ pub mod args;
 pub mod exit;
 pub mod logging;
 pub mod preflight;
+pub mod run;
 pub mod settings;
 
 pub use exit::{CliError, Exit};

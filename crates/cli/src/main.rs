@@ -5,8 +5,8 @@
 //! usage error, 3 configuration error, 4 cannot connect, 70 internal error.
 //! Every error is one paragraph on stderr starting with `kmirror: error: `.
 //!
-//! The mirror engine is not in this build: after the preflight, `kmirror`
-//! says so and exits 1. In debug builds only, the environment variable
+//! After the preflight, the mirror runs until Ctrl+C or SIGTERM (or, with
+//! `--once`, until caught up). In debug builds only, the environment variable
 //! `KMIRROR_TEST_PANIC` makes it panic at start, so that tests can check
 //! the panic hook.
 #![forbid(unsafe_code)]
@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use kmirror_cli::args::{self, Args, Invocation};
 use kmirror_cli::settings::MirrorSettings;
-use kmirror_cli::{CliError, Exit, exit, logging, preflight};
+use kmirror_cli::{CliError, Exit, exit, logging, preflight, run};
 
 fn main() -> ExitCode {
     exit::install_panic_hook();
@@ -40,20 +40,21 @@ fn main() -> ExitCode {
 
 /// Everything after parsing.
 fn run(args: &Args) -> Result<(), CliError> {
+    let started = std::time::Instant::now();
     let settings = MirrorSettings::load(args)?;
     settings.notices.iter().for_each(logging::notice);
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| CliError::new(Exit::Failure, format!("cannot start the runtime: {e}")))?;
-    let report = runtime.block_on(preflight::check(&settings))?;
+    let summary = runtime.block_on(async {
+        let (report, source, destination) = preflight::check_connected(&settings).await?;
+        for line in report.lines() {
+            tracing::info!("{line}");
+        }
+        run::run(&settings, source, destination).await
+    })?;
     let mut stdout = std::io::stdout().lock();
-    for line in report.lines() {
-        let _ = writeln!(stdout, "{line}");
-    }
-    Err(CliError::new(
-        Exit::Failure,
-        "copying is not implemented in this build yet; the configuration and both clusters \
-         were checked",
-    ))
+    let _ = writeln!(stdout, "{}", run::summary_line(&summary, started.elapsed()));
+    Ok(())
 }

@@ -1,7 +1,6 @@
 //! The preflight: connect to both clusters and say what kmirror sees there.
 //!
-//! Until the mirror engine lands, this is all `kmirror` does after checking
-//! its configuration: it connects to the source and the destination
+//! Before mirroring, `kmirror` connects to the source and the destination
 //! ([`Cluster::connect`], which bootstraps and fetches metadata), counts the
 //! brokers, lists the source topics the selector picks and which of them
 //! already exist on the destination, and reports. Connection failures become
@@ -59,7 +58,22 @@ pub struct ClusterSummary {
 /// protocol failures, [`Exit::Config`] for settings the connection layer
 /// refuses.
 pub async fn check(settings: &MirrorSettings) -> Result<Preflight, CliError> {
-    let ((source, source_meta), (destination, destination_meta)) = tokio::try_join!(
+    check_connected(settings).await.map(|(report, _, _)| report)
+}
+
+/// [`check`], keeping the connected source and destination clusters for the
+/// mirror.
+///
+/// # Errors
+///
+/// As [`check`].
+pub async fn check_connected(
+    settings: &MirrorSettings,
+) -> Result<(Preflight, Cluster, Cluster), CliError> {
+    let (
+        (source, source_meta, source_cluster),
+        (destination, destination_meta, destination_cluster),
+    ) = tokio::try_join!(
         connect(&settings.source, &settings.consumer_file, "source"),
         connect(
             &settings.destination,
@@ -82,13 +96,14 @@ pub async fn check(settings: &MirrorSettings) -> Result<Preflight, CliError> {
         Some(exclude) => format!("{} excluding {exclude}", settings.selector.include()),
         None => settings.selector.include().to_string(),
     };
-    Ok(Preflight {
+    let report = Preflight {
         source,
         destination,
         pattern,
         selected,
         at_destination,
-    })
+    };
+    Ok((report, source_cluster, destination_cluster))
 }
 
 impl Preflight {
@@ -152,7 +167,7 @@ async fn connect(
     config: &kmirror_pool::ClientConfig,
     file: &Path,
     role: &str,
-) -> Result<(ClusterSummary, std::sync::Arc<ClusterMetadata>), CliError> {
+) -> Result<(ClusterSummary, std::sync::Arc<ClusterMetadata>, Cluster), CliError> {
     let file_name = file.display().to_string();
     let error = |e: PoolError| connect_error(role, &file_name, e);
     let cluster = Cluster::connect(config.clone()).await.map_err(error)?;
@@ -169,7 +184,7 @@ async fn connect(
         brokers: metadata.brokers.len(),
         topics: metadata.topics.len(),
     };
-    Ok((summary, metadata))
+    Ok((summary, metadata, cluster))
 }
 
 /// The error for a failed connection to the `role` cluster configured in

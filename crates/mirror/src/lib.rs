@@ -30,8 +30,8 @@
 //!   id, epoch and per-partition base sequence, keeps at most five batches
 //!   in flight per partition, and restarts sequences after an epoch bump.
 //!
-//! Fetch loops, produce pipelines, topic creation and the commit loop, which
-//! own sockets and time, build on these.
+//! [`engine`] is the runtime on top: [`Mirror`] with its fetch loops,
+//! produce lanes, topic creation and commits, which own sockets and time.
 #![forbid(unsafe_code)]
 // Nothing reachable from input may panic (clippy.toml allows these in
 // tests).
@@ -42,11 +42,16 @@
     clippy::panic
 )]
 
+pub mod engine;
 pub mod fetch_plan;
 pub mod ledger;
 pub mod selection;
 pub mod sequencer;
 
+pub use engine::{
+    FetchConfig, Metrics, MetricsSnapshot, Mirror, MirrorConfig, MirrorError, OffsetReset,
+    ProduceConfig, RunMode, RunSummary, Side, StopHandle,
+};
 pub use fetch_plan::{
     FetchPlanError, FetchSettings, FetchedPartitionPlan, IsolationLevel, PlanCounters, PlanStep,
     SkipCause, plan_fetch_partition, plan_partition,

@@ -118,21 +118,6 @@ impl Shared {
     }
 }
 
-/// Removes a waiter whose request future was dropped or timed out.
-struct ForgetOnDrop<'a> {
-    shared: &'a Shared,
-    correlation_id: i32,
-    armed: bool,
-}
-
-impl Drop for ForgetOnDrop<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.shared.take(self.correlation_id);
-        }
-    }
-}
-
 /// A pipelined connection to one broker (see the module documentation).
 pub struct BrokerConnection {
     shared: Arc<Shared>,
@@ -282,6 +267,16 @@ impl BrokerConnection {
     /// point is safe: the frame is either written whole or not at all, and a
     /// late response is discarded.
     pub async fn send<R: KafkaRequest>(&self, request: &R) -> Result<R::Response, PoolError> {
+        self.submit(request).await?.response().await
+    }
+
+    /// Queues `request` for writing and returns once it is queued, with a
+    /// handle to await its response. Requests submitted one after the other
+    /// from one task are written in that order, which is what an idempotent
+    /// producer with several requests in flight per partition needs; the
+    /// responses may then be awaited concurrently. Dropping the handle
+    /// discards the response.
+    pub async fn submit<R: KafkaRequest>(&self, request: &R) -> Result<InFlight<R>, PoolError> {
         let broker = self.broker();
         let version = self
             .versions
@@ -292,14 +287,33 @@ impl BrokerConnection {
             .encode_frame(version, correlation_id, self.client_id.as_deref())
             .map_err(|e| PoolError::protocol(broker, e))?;
         let deadline = Instant::now() + self.request_timeout;
-        if let Some(response) = request.response_without_reply() {
-            self.enqueue(frame, R::API, deadline).await?;
-            return Ok(response);
+        let mut in_flight = InFlight {
+            shared: self.shared.clone(),
+            api: R::API,
+            version,
+            correlation_id,
+            deadline,
+            timeout: self.request_timeout,
+            reply: None,
+            without_reply: request.response_without_reply(),
+            armed: false,
+        };
+        if in_flight.without_reply.is_none() {
+            let (reply, response) = oneshot::channel();
+            self.shared.register(
+                correlation_id,
+                Waiter {
+                    api: R::API,
+                    version,
+                    reply,
+                },
+            )?;
+            in_flight.reply = Some(response);
+            in_flight.armed = true;
         }
-        let body = self
-            .round_trip(R::API, version, correlation_id, frame, deadline)
-            .await?;
-        R::decode_response(body, version).map_err(|e| PoolError::protocol(broker, e))
+        // On failure `in_flight` drops here and forgets its waiter.
+        self.enqueue(frame, R::API, deadline).await?;
+        Ok(in_flight)
     }
 
     async fn enqueue(
@@ -310,7 +324,7 @@ impl BrokerConnection {
     ) -> Result<(), PoolError> {
         match tokio::time::timeout_at(deadline, self.outgoing.send(frame)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_closed)) => Err(self.lost_error()),
+            Ok(Err(_closed)) => Err(lost_error(&self.shared)),
             Err(_) => Err(PoolError::Timeout {
                 broker: self.broker().to_owned(),
                 api,
@@ -318,50 +332,73 @@ impl BrokerConnection {
             }),
         }
     }
+}
 
-    fn lost_error(&self) -> PoolError {
-        match self.shared.poisoned() {
-            Some(cause) => self.shared.lost(&cause),
-            None => PoolError::Shutdown,
-        }
+fn lost_error(shared: &Shared) -> PoolError {
+    match shared.poisoned() {
+        Some(cause) => shared.lost(&cause),
+        None => PoolError::Shutdown,
     }
+}
 
-    async fn round_trip(
-        &self,
-        api: ApiKey,
-        version: i16,
-        correlation_id: i32,
-        frame: Vec<Bytes>,
-        deadline: Instant,
-    ) -> Result<Bytes, PoolError> {
-        let (reply, response) = oneshot::channel();
-        self.shared.register(
-            correlation_id,
-            Waiter {
-                api,
-                version,
-                reply,
-            },
-        )?;
-        let mut guard = ForgetOnDrop {
-            shared: &self.shared,
-            correlation_id,
-            armed: true,
+/// A request written (or queued to be written) on a connection, whose
+/// response has not been awaited yet; see [`BrokerConnection::submit`].
+pub struct InFlight<R: KafkaRequest> {
+    shared: Arc<Shared>,
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    deadline: Instant,
+    timeout: Duration,
+    reply: Option<oneshot::Receiver<Reply>>,
+    without_reply: Option<R::Response>,
+    /// Whether dropping must forget the waiter.
+    armed: bool,
+}
+
+impl<R: KafkaRequest> std::fmt::Debug for InFlight<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlight")
+            .field("broker", &self.shared.broker)
+            .field("api", &self.api)
+            .field("correlation_id", &self.correlation_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: KafkaRequest> InFlight<R> {
+    /// Waits for the response (until `request.timeout.ms` after the
+    /// request was submitted) and decodes it.
+    pub async fn response(mut self) -> Result<R::Response, PoolError> {
+        if let Some(response) = self.without_reply.take() {
+            return Ok(response);
+        }
+        let Some(reply) = self.reply.take() else {
+            return Err(PoolError::Shutdown);
         };
-        self.enqueue(frame, api, deadline).await?;
-        let result = match tokio::time::timeout_at(deadline, response).await {
+        let result = match tokio::time::timeout_at(self.deadline, reply).await {
             Ok(Ok(reply)) => reply,
-            Ok(Err(_dropped)) => Err(self.lost_error()),
+            Ok(Err(_dropped)) => Err(lost_error(&self.shared)),
             Err(_) => Err(PoolError::Timeout {
-                broker: self.broker().to_owned(),
-                api,
-                after: self.request_timeout,
+                broker: self.shared.broker.clone(),
+                api: self.api,
+                after: self.timeout,
             }),
         };
         // Completed or failed through the waiter: nothing left to forget,
         // except on timeout, where the waiter must go.
-        guard.armed = matches!(result, Err(PoolError::Timeout { .. }));
-        result
+        self.armed = matches!(result, Err(PoolError::Timeout { .. }));
+        let body = result?;
+        R::decode_response(body, self.version)
+            .map_err(|e| PoolError::protocol(&self.shared.broker, e))
+    }
+}
+
+impl<R: KafkaRequest> Drop for InFlight<R> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.take(self.correlation_id);
+        }
     }
 }
 

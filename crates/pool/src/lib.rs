@@ -22,6 +22,6 @@ pub mod zookeeper;
 
 pub use cluster::Cluster;
 pub use config::{ClientConfig, ConfigError, Properties};
-pub use connection::BrokerConnection;
+pub use connection::{BrokerConnection, InFlight};
 pub use error::PoolError;
 pub use kmirror_protocol as protocol;

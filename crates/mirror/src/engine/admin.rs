@@ -1,0 +1,528 @@
+//! The control-plane requests the engine makes: group state and offsets on
+//! the source, topic configs and creation, and the producer id on the
+//! destination. Each request is built for the version the broker's
+//! connection negotiated, since several change shape between versions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use kafka_protocol::messages::{
+    self as kp, ApiKey, BrokerId, GroupId, ProducerId, TopicName, TransactionalId,
+};
+use kafka_protocol::protocol::StrBytes;
+use kmirror_pool::{BrokerConnection, Cluster, PoolError};
+use kmirror_protocol::ResponseError;
+
+use super::config::OffsetReset;
+use super::error::{MirrorError, Side};
+use crate::fetch_plan::IsolationLevel;
+
+/// A source (or destination) topic partition.
+pub type TopicPartition = (Arc<str>, i32);
+
+/// The topic configs worth copying to a destination topic kmirror creates:
+/// what shapes retention, compaction and record format. Placement and
+/// replication settings (and anything broker-specific) are left to the
+/// destination.
+pub const COPIED_TOPIC_CONFIGS: &[&str] = &[
+    "cleanup.policy",
+    "compression.type",
+    "delete.retention.ms",
+    "max.compaction.lag.ms",
+    "max.message.bytes",
+    "message.timestamp.type",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.difference.max.ms",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.ms",
+];
+
+/// DescribeConfigs' `config_source` for a topic's own setting.
+const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+/// DescribeConfigs' resource type of a topic.
+const TOPIC_RESOURCE: i8 = 2;
+
+fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+fn kafka_error(code: i16) -> Option<ResponseError> {
+    ResponseError::try_from_code(code)
+}
+
+fn pool_kafka(
+    conn: &BrokerConnection,
+    api: ApiKey,
+    error: ResponseError,
+    context: String,
+) -> PoolError {
+    PoolError::Kafka {
+        broker: conn.broker().to_owned(),
+        api,
+        error,
+        context: Some(context),
+    }
+}
+
+fn version(conn: &BrokerConnection, api: ApiKey) -> Result<i16, PoolError> {
+    conn.versions()
+        .version(api)
+        .map_err(|e| PoolError::Protocol {
+            broker: conn.broker().to_owned(),
+            source: Arc::new(e),
+        })
+}
+
+async fn coordinator_connection(
+    cluster: &Cluster,
+    group: &str,
+) -> Result<Arc<BrokerConnection>, PoolError> {
+    let id = cluster.coordinator(group).await?;
+    cluster.connection_to_broker(id).await
+}
+
+/// Refuses to go on if `group` has active members on the source: another
+/// consumer or kmirror would fight over its offsets.
+pub async fn ensure_group_idle(source: &Cluster, group: &str) -> Result<(), MirrorError> {
+    let conn = coordinator_connection(source, group)
+        .await
+        .map_err(MirrorError::source)?;
+    let request = kp::DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group))]);
+    let response = conn.send(&request).await.map_err(MirrorError::source)?;
+    for described in response.groups {
+        if let Some(error) = kafka_error(described.error_code) {
+            if error == ResponseError::GroupIdNotFound {
+                continue;
+            }
+            return Err(MirrorError::Refused {
+                side: Side::Source,
+                what: format!("DescribeGroups for group {group}"),
+                error,
+                hint: (error == ResponseError::GroupAuthorizationFailed).then(|| {
+                    "grant the mirror's principal Describe and Read on the group".to_owned()
+                }),
+            });
+        }
+        let state = described.group_state.to_string();
+        let idle = matches!(state.as_str(), "Empty" | "Dead" | "");
+        if !idle && !described.members.is_empty() {
+            return Err(MirrorError::GroupInUse {
+                group: group.to_owned(),
+                state,
+                members: described.members.len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The offsets `group` committed on the source for `partitions`; a
+/// partition without a commit is absent.
+pub async fn committed_offsets(
+    source: &Cluster,
+    group: &str,
+    partitions: &[TopicPartition],
+) -> Result<HashMap<TopicPartition, i64>, MirrorError> {
+    let conn = coordinator_connection(source, group)
+        .await
+        .map_err(MirrorError::source)?;
+    let version = version(&conn, ApiKey::OffsetFetch).map_err(MirrorError::source)?;
+    let mut by_topic: BTreeMap<Arc<str>, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in partitions {
+        by_topic.entry(topic.clone()).or_default().push(*partition);
+    }
+    let request = if version >= 8 {
+        let topics = by_topic
+            .iter()
+            .map(|(t, ps)| {
+                kp::offset_fetch_request::OffsetFetchRequestTopics::default()
+                    .with_name(TopicName(str_bytes(t)))
+                    .with_partition_indexes(ps.clone())
+            })
+            .collect();
+        kp::OffsetFetchRequest::default().with_groups(vec![
+            kp::offset_fetch_request::OffsetFetchRequestGroup::default()
+                .with_group_id(GroupId(str_bytes(group)))
+                .with_topics(Some(topics)),
+        ])
+    } else {
+        let topics = by_topic
+            .iter()
+            .map(|(t, ps)| {
+                kp::offset_fetch_request::OffsetFetchRequestTopic::default()
+                    .with_name(TopicName(str_bytes(t)))
+                    .with_partition_indexes(ps.clone())
+            })
+            .collect();
+        kp::OffsetFetchRequest::default()
+            .with_group_id(GroupId(str_bytes(group)))
+            .with_topics(Some(topics))
+    };
+    let response = conn.send(&request).await.map_err(MirrorError::source)?;
+    let refused = |error: ResponseError| MirrorError::Refused {
+        side: Side::Source,
+        what: format!("OffsetFetch for group {group}"),
+        error,
+        hint: None,
+    };
+    let mut out = HashMap::new();
+    let mut record = |topic: &str, partition: i32, offset: i64, code: i16| {
+        if let Some(error) = kafka_error(code) {
+            return Err(refused(error));
+        }
+        if offset >= 0
+            && let Some((t, _)) = partitions
+                .iter()
+                .find(|(t, p)| &**t == topic && *p == partition)
+        {
+            out.insert((t.clone(), partition), offset);
+        }
+        Ok(())
+    };
+    if version >= 8 {
+        for g in response.groups {
+            if let Some(error) = kafka_error(g.error_code) {
+                return Err(refused(error));
+            }
+            for t in g.topics {
+                for p in t.partitions {
+                    record(&t.name, p.partition_index, p.committed_offset, p.error_code)?;
+                }
+            }
+        }
+    } else {
+        if let Some(error) = kafka_error(response.error_code) {
+            return Err(refused(error));
+        }
+        for t in response.topics {
+            for p in t.partitions {
+                record(&t.name, p.partition_index, p.committed_offset, p.error_code)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Where `reset` puts each of `partitions` (ListOffsets to each leader):
+/// the log start for earliest, the end (the last stable offset under
+/// READ_COMMITTED) for latest.
+pub async fn list_offsets(
+    cluster: &Cluster,
+    side: Side,
+    partitions: &[TopicPartition],
+    reset: OffsetReset,
+    isolation: IsolationLevel,
+) -> Result<HashMap<TopicPartition, i64>, MirrorError> {
+    let wrap = |e| match side {
+        Side::Source => MirrorError::source(e),
+        Side::Destination => MirrorError::destination(e),
+    };
+    let timestamp = match reset {
+        OffsetReset::Earliest => -2,
+        OffsetReset::Latest | OffsetReset::None => -1,
+    };
+    let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
+    for tp in partitions {
+        let leader = cluster.leader_of(&tp.0, tp.1).await.map_err(wrap)?;
+        by_leader.entry(leader).or_default().push(tp.clone());
+    }
+    let mut out = HashMap::new();
+    for (leader, tps) in by_leader {
+        let conn = cluster.connection_to_broker(leader).await.map_err(wrap)?;
+        let mut by_topic: BTreeMap<Arc<str>, Vec<i32>> = BTreeMap::new();
+        for (t, p) in &tps {
+            by_topic.entry(t.clone()).or_default().push(*p);
+        }
+        let topics = by_topic
+            .iter()
+            .map(|(t, ps)| {
+                kp::list_offsets_request::ListOffsetsTopic::default()
+                    .with_name(TopicName(str_bytes(t)))
+                    .with_partitions(
+                        ps.iter()
+                            .map(|p| {
+                                kp::list_offsets_request::ListOffsetsPartition::default()
+                                    .with_partition_index(*p)
+                                    .with_timestamp(timestamp)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        let request = kp::ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_isolation_level(isolation.wire_value())
+            .with_topics(topics);
+        let response = conn.send(&request).await.map_err(wrap)?;
+        for t in response.topics {
+            for p in t.partitions {
+                if let Some(error) = kafka_error(p.error_code) {
+                    if error.is_retriable() {
+                        cluster.invalidate_metadata();
+                    }
+                    return Err(wrap(pool_kafka(
+                        &conn,
+                        ApiKey::ListOffsets,
+                        error,
+                        format!("{}-{}", &*t.name, p.partition_index),
+                    )));
+                }
+                if let Some((topic, _)) = tps
+                    .iter()
+                    .find(|(n, q)| **n == **t.name && *q == p.partition_index)
+                {
+                    out.insert((topic.clone(), p.partition_index), p.offset);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How one partition's commit went.
+pub type CommitResult = Result<(), ResponseError>;
+
+/// Commits `offsets` for `group` on the source as a standalone committer
+/// (generation -1, no member id), the way admin tools set a group's
+/// offsets. Returns each partition's outcome.
+pub async fn commit_offsets(
+    source: &Cluster,
+    group: &str,
+    offsets: &[(TopicPartition, i64)],
+) -> Result<Vec<(TopicPartition, CommitResult)>, PoolError> {
+    let conn = match coordinator_connection(source, group).await {
+        Ok(conn) => conn,
+        Err(e) => {
+            source.invalidate_coordinator(group);
+            return Err(e);
+        }
+    };
+    let mut by_topic: BTreeMap<Arc<str>, Vec<(i32, i64)>> = BTreeMap::new();
+    for ((t, p), o) in offsets {
+        by_topic.entry(t.clone()).or_default().push((*p, *o));
+    }
+    let topics = by_topic
+        .iter()
+        .map(|(t, ps)| {
+            kp::offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(str_bytes(t)))
+                .with_partitions(
+                    ps.iter()
+                        .map(|(p, o)| {
+                            kp::offset_commit_request::OffsetCommitRequestPartition::default()
+                                .with_partition_index(*p)
+                                .with_committed_offset(*o)
+                                .with_committed_metadata(Some(StrBytes::from_static_str("")))
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    let request = kp::OffsetCommitRequest::default()
+        .with_group_id(GroupId(str_bytes(group)))
+        .with_generation_id_or_member_epoch(-1)
+        .with_member_id(StrBytes::from_static_str(""))
+        .with_topics(topics);
+    let response = match conn.send(&request).await {
+        Ok(r) => r,
+        Err(e) => {
+            source.invalidate_coordinator(group);
+            return Err(e);
+        }
+    };
+    let mut out = Vec::new();
+    for t in response.topics {
+        for p in t.partitions {
+            let Some((tp, _)) = offsets
+                .iter()
+                .find(|((n, q), _)| **n == **t.name && *q == p.partition_index)
+            else {
+                continue;
+            };
+            let result = match kafka_error(p.error_code) {
+                None => Ok(()),
+                Some(e) => {
+                    if matches!(
+                        e,
+                        ResponseError::NotCoordinator | ResponseError::CoordinatorNotAvailable
+                    ) {
+                        source.invalidate_coordinator(group);
+                    }
+                    Err(e)
+                }
+            };
+            out.push((tp.clone(), result));
+        }
+    }
+    Ok(out)
+}
+
+/// The topic's own (non-default) settings among [`COPIED_TOPIC_CONFIGS`].
+pub async fn copied_topic_configs(
+    source: &Cluster,
+    topic: &str,
+) -> Result<Vec<(String, String)>, MirrorError> {
+    let request = kp::DescribeConfigsRequest::default().with_resources(vec![
+        kp::describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(TOPIC_RESOURCE)
+            .with_resource_name(str_bytes(topic))
+            .with_configuration_keys(None),
+    ]);
+    let leader = source
+        .leader_of(topic, 0)
+        .await
+        .map_err(MirrorError::source)?;
+    let response = source
+        .send_to_broker(leader, &request)
+        .await
+        .map_err(MirrorError::source)?;
+    let mut out = Vec::new();
+    for result in response.results {
+        if let Some(error) = kafka_error(result.error_code) {
+            tracing::warn!(%topic, %error, "cannot read the source topic's configs; the destination topic gets the destination's defaults");
+            return Ok(Vec::new());
+        }
+        for c in result.configs {
+            let own = c.config_source == DYNAMIC_TOPIC_CONFIG;
+            if own
+                && !c.is_sensitive
+                && COPIED_TOPIC_CONFIGS.contains(&c.name.as_str())
+                && let Some(value) = c.value
+            {
+                out.push((c.name.to_string(), value.to_string()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Creates `topic` on the destination with `partitions` partitions and
+/// `configs`. A topic that appeared meanwhile (TOPIC_ALREADY_EXISTS) is
+/// fine: the caller reads its partition count from the metadata.
+pub async fn create_topic(
+    destination: &Cluster,
+    topic: &str,
+    partitions: i32,
+    replication_factor: Option<i16>,
+    configs: &[(String, String)],
+) -> Result<(), MirrorError> {
+    let metadata = destination
+        .metadata()
+        .await
+        .map_err(MirrorError::destination)?;
+    let target = if metadata.brokers.contains_key(&metadata.controller_id) {
+        metadata.controller_id
+    } else {
+        metadata.brokers.keys().next().copied().unwrap_or(-1)
+    };
+    let conn = destination
+        .connection_to_broker(target)
+        .await
+        .map_err(MirrorError::destination)?;
+    let version = version(&conn, ApiKey::CreateTopics).map_err(MirrorError::destination)?;
+    // -1 (the broker's default) needs CreateTopics v4+.
+    let replication = replication_factor.unwrap_or(if version >= 4 { -1 } else { 1 });
+    let request = kp::CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![
+            kp::create_topics_request::CreatableTopic::default()
+                .with_name(TopicName(str_bytes(topic)))
+                .with_num_partitions(partitions)
+                .with_replication_factor(replication)
+                .with_configs(
+                    configs
+                        .iter()
+                        .map(|(k, v)| {
+                            kp::create_topics_request::CreatableTopicConfig::default()
+                                .with_name(str_bytes(k))
+                                .with_value(Some(str_bytes(v)))
+                        })
+                        .collect(),
+                ),
+        ]);
+    let response = conn
+        .send(&request)
+        .await
+        .map_err(MirrorError::destination)?;
+    for result in response.topics {
+        match kafka_error(result.error_code) {
+            None | Some(ResponseError::TopicAlreadyExists) => {}
+            Some(error) => {
+                let detail = result
+                    .error_message
+                    .map(|m| m.to_string())
+                    .unwrap_or_default();
+                return Err(MirrorError::Refused {
+                    side: Side::Destination,
+                    what: format!("CreateTopics for {topic} ({partitions} partitions) {detail}"),
+                    error,
+                    hint: Some(match error {
+                        ResponseError::TopicAuthorizationFailed
+                        | ResponseError::ClusterAuthorizationFailed => {
+                            "grant the mirror's principal Create on the destination, or create the topic there yourself".to_owned()
+                        }
+                        ResponseError::InvalidReplicationFactor => {
+                            "the destination has fewer brokers than the replication factor; create the topic yourself".to_owned()
+                        }
+                        _ => "create the destination topic yourself with the partition count of the source".to_owned(),
+                    }),
+                });
+            }
+        }
+    }
+    destination.invalidate_metadata();
+    Ok(())
+}
+
+/// An idempotent producer id and epoch from the destination; with
+/// `current`, asks to bump that producer's epoch (InitProducerId v3+),
+/// else for a new id.
+pub async fn init_producer_id(
+    destination: &Cluster,
+    current: Option<(i64, i16)>,
+) -> Result<(i64, i16), PoolError> {
+    let metadata = destination.metadata().await?;
+    let mut last = None;
+    for id in metadata.brokers.keys() {
+        let conn = match destination.connection_to_broker(*id).await {
+            Ok(c) => c,
+            Err(e) => {
+                last = Some(e);
+                continue;
+            }
+        };
+        let version = version(&conn, ApiKey::InitProducerId)?;
+        let (pid, epoch) = match current {
+            Some((pid, epoch)) if version >= 3 => (pid, epoch),
+            _ => (-1, -1),
+        };
+        let request = kp::InitProducerIdRequest::default()
+            .with_transactional_id(None::<TransactionalId>)
+            .with_transaction_timeout_ms(i32::MAX)
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(epoch);
+        match conn.send(&request).await {
+            Ok(r) => match kafka_error(r.error_code) {
+                None => return Ok((r.producer_id.0, r.producer_epoch)),
+                Some(error) => {
+                    last = Some(pool_kafka(
+                        &conn,
+                        ApiKey::InitProducerId,
+                        error,
+                        "idempotent producer".into(),
+                    ));
+                    if !error.is_retriable() && error != ResponseError::InvalidProducerEpoch {
+                        break;
+                    }
+                }
+            },
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or(PoolError::Shutdown))
+}

@@ -1,0 +1,177 @@
+//! What the engine is told: both clusters, the topics, and the consumer and
+//! producer settings that matter to a mirror. The binary fills it from
+//! MirrorMaker's flags and `.properties` files; a library user builds it in
+//! code.
+
+use std::time::Duration;
+
+use kmirror_pool::ClientConfig;
+use kmirror_protocol::Compression;
+
+use crate::fetch_plan::IsolationLevel;
+use crate::selection::TopicSelector;
+
+/// Where to start a partition the group has no committed offset for, and
+/// what to do when a fetch position is out of range (`auto.offset.reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetReset {
+    /// The log start offset (the default, as in MirrorMaker 2; MirrorMaker
+    /// 1 used `latest`).
+    Earliest,
+    /// The end of the log: only records produced from now on.
+    Latest,
+    /// Refuse to start (or stop) with an error naming the partition.
+    None,
+}
+
+/// Whether the engine runs until stopped or only until it has caught up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// Mirror until stopped; pick up new topics as they appear.
+    Continuous,
+    /// Mirror every selected partition up to the end offsets seen at start
+    /// (the last stable offset under READ_COMMITTED), commit, return: a
+    /// one-off migration.
+    Once,
+}
+
+/// Consumer-side settings (the `--consumer.config` file).
+#[derive(Debug, Clone)]
+pub struct FetchConfig {
+    /// `group.id`: where the mirror's progress is committed on the source.
+    pub group_id: String,
+    /// `auto.offset.reset`.
+    pub offset_reset: OffsetReset,
+    /// `isolation.level` (READ_COMMITTED by default).
+    pub isolation: IsolationLevel,
+    /// `fetch.max.bytes`: the most one Fetch response should carry.
+    pub max_bytes: u32,
+    /// `max.partition.fetch.bytes`: the most per partition and response.
+    pub max_partition_bytes: u32,
+    /// `fetch.max.wait.ms`.
+    pub max_wait: Duration,
+    /// `fetch.min.bytes`.
+    pub min_bytes: u32,
+    /// `check.crcs`.
+    pub check_crcs: bool,
+}
+
+impl FetchConfig {
+    /// Kafka's consumer defaults, READ_COMMITTED, reset to earliest.
+    pub fn new(group_id: impl Into<String>) -> Self {
+        Self {
+            group_id: group_id.into(),
+            offset_reset: OffsetReset::Earliest,
+            isolation: IsolationLevel::ReadCommitted,
+            max_bytes: 50 * 1024 * 1024,
+            max_partition_bytes: 1024 * 1024,
+            max_wait: Duration::from_millis(500),
+            min_bytes: 1,
+            check_crcs: true,
+        }
+    }
+}
+
+/// Producer-side settings (the `--producer.config` file).
+#[derive(Debug, Clone)]
+pub struct ProduceConfig {
+    /// `acks`: -1 (all, the default), 1, or 0.
+    pub acks: i16,
+    /// `compression.type`: `None` keeps every batch's codec (passthrough);
+    /// a codec re-encodes batches whose codec differs.
+    pub compression: Option<Compression>,
+    /// The level for `compression` (`compression.<codec>.level`).
+    pub compression_level: Option<i32>,
+    /// `batch.size`: the target size of batches the slow path builds.
+    pub batch_size: usize,
+    /// `max.request.size`: the most one Produce request carries (a single
+    /// larger batch is still sent alone).
+    pub max_request_size: usize,
+    /// `buffer.memory`: bytes fetched but not yet acknowledged by the
+    /// destination; fetching pauses when they are used up.
+    pub buffer_memory: usize,
+    /// `delivery.timeout.ms`: how long a batch may be retried before it
+    /// counts as failed; `None` retries forever.
+    pub delivery_timeout: Option<Duration>,
+    /// `max.in.flight.requests.per.connection` (1..=5): batches in flight
+    /// per destination partition.
+    pub max_in_flight: usize,
+    /// `retry.backoff.ms`.
+    pub retry_backoff: Duration,
+    /// Replication factor for destination topics kmirror creates; `None`
+    /// uses the destination's default.
+    pub replication_factor: Option<i16>,
+}
+
+impl Default for ProduceConfig {
+    fn default() -> Self {
+        Self {
+            acks: -1,
+            compression: None,
+            compression_level: None,
+            batch_size: 16 * 1024,
+            max_request_size: 1024 * 1024,
+            buffer_memory: 64 * 1024 * 1024,
+            delivery_timeout: None,
+            max_in_flight: 5,
+            retry_backoff: Duration::from_millis(100),
+            replication_factor: None,
+        }
+    }
+}
+
+/// Everything the engine needs.
+#[derive(Debug, Clone)]
+pub struct MirrorConfig {
+    /// The source cluster's client settings.
+    pub source: ClientConfig,
+    /// The destination cluster's client settings.
+    pub destination: ClientConfig,
+    /// Which source topics are mirrored.
+    pub selector: TopicSelector,
+    /// Consumer-side settings.
+    pub fetch: FetchConfig,
+    /// Producer-side settings.
+    pub produce: ProduceConfig,
+    /// Parallel pipelines (`--num.streams`): the assigned partitions are
+    /// spread over this many, each with its own fetch loops, producer id
+    /// and commits.
+    pub streams: usize,
+    /// `--offset.commit.interval.ms`.
+    pub commit_interval: Duration,
+    /// `--abort.on.send.failure`: a batch the destination refuses for good
+    /// stops the mirror (after committing what was acknowledged) when true;
+    /// when false it is logged, counted and skipped.
+    pub abort_on_send_failure: bool,
+    /// Continuous or once.
+    pub mode: RunMode,
+    /// How often source topics are listed again to find new ones.
+    pub topic_refresh_interval: Duration,
+    /// How long a graceful stop waits for in-flight batches to be
+    /// acknowledged before it commits what was and returns.
+    pub drain_timeout: Duration,
+}
+
+impl MirrorConfig {
+    /// A configuration with Kafka's and MirrorMaker's defaults.
+    pub fn new(
+        source: ClientConfig,
+        destination: ClientConfig,
+        selector: TopicSelector,
+        group_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            source,
+            destination,
+            selector,
+            fetch: FetchConfig::new(group_id),
+            produce: ProduceConfig::default(),
+            streams: 1,
+            commit_interval: Duration::from_secs(60),
+            abort_on_send_failure: true,
+            mode: RunMode::Continuous,
+            topic_refresh_interval: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Why the engine stopped, or could not start: each error names the cluster,
+//! topic and partition it concerns and what to do about it.
+
+use kmirror_pool::PoolError;
+use kmirror_protocol::ResponseError;
+
+use crate::fetch_plan::FetchPlanError;
+
+/// Which cluster an error concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The cluster read from.
+    Source,
+    /// The cluster written to.
+    Destination,
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::Source => "source",
+            Side::Destination => "destination",
+        })
+    }
+}
+
+/// An error that stops the mirror.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    /// A cluster could not be reached or refused a request for good.
+    #[error("{side} cluster: {source}")]
+    Cluster {
+        /// Which cluster.
+        side: Side,
+        /// What failed.
+        #[source]
+        source: PoolError,
+    },
+    /// The consumer group has active members: another consumer (or another
+    /// kmirror) reads with it, and committing from here would fight it.
+    #[error(
+        "consumer group {group} on the source has {members} active member(s) ({state}); another \
+         consumer or kmirror is using it. Stop it, or give this kmirror its own group.id in the \
+         consumer config"
+    )]
+    GroupInUse {
+        /// The group.
+        group: String,
+        /// Its state.
+        state: String,
+        /// Its member count.
+        members: usize,
+    },
+    /// A request concerning a group, topic or partition was refused with an
+    /// error that retrying cannot fix.
+    #[error("{side} cluster refused {what}: {error}{}", hint_text(.hint))]
+    Refused {
+        /// Which cluster.
+        side: Side,
+        /// The request and what it concerned.
+        what: String,
+        /// The error.
+        error: ResponseError,
+        /// What to do about it.
+        hint: Option<String>,
+    },
+    /// A partition has no committed offset (or an out-of-range one) and
+    /// `auto.offset.reset=none`.
+    #[error(
+        "{topic}-{partition}: {why} and auto.offset.reset=none; set auto.offset.reset=earliest or \
+         latest in the consumer config, or commit a start offset for the group"
+    )]
+    NoStartOffset {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// Why there is no usable offset.
+        why: String,
+    },
+    /// The source sent record data that cannot be mirrored faithfully.
+    #[error("{topic}-{partition} on source broker {broker}: {source}")]
+    SourceData {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The broker's address.
+        broker: String,
+        /// What was wrong.
+        #[source]
+        source: FetchPlanError,
+    },
+    /// The destination refused a batch for good and
+    /// `--abort.on.send.failure` is true.
+    #[error(
+        "the destination refused source offsets {start}..{end} of {topic}-{partition} (destination \
+         partition {destination_partition}): {reason}. Acknowledged progress was committed; fix \
+         the cause, or run with --abort.on.send.failure false to log and skip such batches"
+    )]
+    SendFailed {
+        /// The source topic.
+        topic: String,
+        /// The source partition.
+        partition: i32,
+        /// The destination partition.
+        destination_partition: i32,
+        /// First source offset of the refused range.
+        start: i64,
+        /// One past the last.
+        end: i64,
+        /// What the destination said.
+        reason: String,
+    },
+    /// A destination topic exists with a configuration kmirror cannot
+    /// mirror into.
+    #[error("destination topic {topic}: {reason}")]
+    Destination {
+        /// The topic.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
+    /// A bug: an invariant of the engine broke. Nothing was committed past
+    /// acknowledged data.
+    #[error("internal error: {0}; please report it")]
+    Internal(String),
+}
+
+fn hint_text(hint: &Option<String>) -> String {
+    hint.as_deref()
+        .map(|h| format!("; {h}"))
+        .unwrap_or_default()
+}
+
+impl MirrorError {
+    pub(crate) fn source(source: PoolError) -> Self {
+        MirrorError::Cluster {
+            side: Side::Source,
+            source,
+        }
+    }
+
+    pub(crate) fn destination(source: PoolError) -> Self {
+        MirrorError::Cluster {
+            side: Side::Destination,
+            source,
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! The slow path: decode a fetched entry's records and build new batches,
+//! for everything passthrough cannot carry (offset gaps, records below the
+//! fetch position, codec changes, old message formats, a different
+//! partition count at the destination).
+//!
+//! Records keep key, value, headers (in order, repeats kept) and their
+//! absolute timestamps; batches are written CreateTime with dense offset
+//! deltas and a placeholder producer stamp, which the producer replaces
+//! with its own when it sends them ([`ProduceBatch::restamp`]).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use kmirror_protocol::partitioner::partition_for_key;
+use kmirror_protocol::record::legacy::{LegacyRecord, read_legacy_entry};
+use kmirror_protocol::record::{BatchBuilder, LogEntry, ProduceBatch, ProducerStamp};
+use kmirror_protocol::{Compression, RecordError};
+
+/// The most a single entry may decompress to.
+pub const DECOMPRESSION_CAP: usize = 256 * 1024 * 1024;
+
+/// Where a source partition's records go at the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Destination partition = source partition (equal partition counts).
+    SamePartition,
+    /// By key, as Java's default partitioner does:
+    /// `(murmur2(key) & 0x7fffffff) % partitions`; records with a null key
+    /// stay on `source partition % partitions`, so their relative order
+    /// holds.
+    ByKey {
+        /// The destination's partition count.
+        partitions: u32,
+    },
+}
+
+impl Route {
+    fn partition(self, source_partition: i32, key: Option<&[u8]>) -> i32 {
+        match self {
+            Route::SamePartition => source_partition,
+            Route::ByKey { partitions } => {
+                let n = partitions.max(1);
+                let chosen = match key {
+                    Some(key) => partition_for_key(key, n),
+                    None => u32::try_from(source_partition).ok().map(|p| p % n),
+                };
+                chosen.and_then(|p| i32::try_from(p).ok()).unwrap_or(0)
+            }
+        }
+    }
+}
+
+/// One destination batch built by the slow path.
+#[derive(Debug, Clone)]
+pub struct Piece {
+    /// The destination partition.
+    pub partition: i32,
+    /// The batch, stamped with [`ProducerStamp::NONE`].
+    pub batch: ProduceBatch,
+    /// Its record count.
+    pub records: i32,
+}
+
+/// What the slow path writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Rebatch {
+    /// Where records go.
+    pub route: Route,
+    /// The codec of the new batches; `None` keeps the source entry's codec.
+    pub codec: Option<Compression>,
+    /// The codec's level.
+    pub level: Option<i32>,
+    /// Start a new batch once one holds this many (uncompressed) bytes.
+    pub batch_size: usize,
+}
+
+/// Decodes `entry` and re-batches its records whose offsets lie in `range`,
+/// read from `source_partition`. Returns the destination batches in the
+/// order they must be produced (per destination partition, in source
+/// offset order).
+pub fn rebatch(
+    entry: &LogEntry,
+    range: &Range<i64>,
+    source_partition: i32,
+    how: &Rebatch,
+) -> Result<Vec<Piece>, RecordError> {
+    let mut out = Builders::new(how);
+    match entry {
+        LogEntry::Batch(view) => {
+            let header = *view.header();
+            let codec = how.codec.map_or_else(|| header.compression(), Ok);
+            let codec = codec.map_err(|source| RecordError::Compression {
+                base_offset: header.base_offset,
+                source,
+            })?;
+            for record in view.records(DECOMPRESSION_CAP)? {
+                let record = record?;
+                let offset = record.offset(&header);
+                if !range.contains(&offset) {
+                    continue;
+                }
+                let partition = how.route.partition(source_partition, record.key.as_deref());
+                let builder = out.builder(partition, codec);
+                builder.push_record(&record, record.timestamp(&header))?;
+                out.seal_if_full(partition)?;
+            }
+        }
+        LogEntry::Legacy { bytes, .. } => {
+            let mut records: Vec<LegacyRecord> = Vec::new();
+            read_legacy_entry(bytes, DECOMPRESSION_CAP, &mut records)?;
+            let codec = how.codec.unwrap_or(Compression::None);
+            for r in records.iter().filter(|r| range.contains(&r.offset)) {
+                let partition = how.route.partition(source_partition, r.key.as_deref());
+                let builder = out.builder(partition, codec);
+                builder.push(
+                    r.timestamp,
+                    r.key.as_deref(),
+                    r.value.as_deref(),
+                    std::iter::empty(),
+                )?;
+                out.seal_if_full(partition)?;
+            }
+        }
+    }
+    out.finish()
+}
+
+/// Open builders per destination partition.
+struct Builders<'h> {
+    how: &'h Rebatch,
+    open: BTreeMap<i32, BatchBuilder>,
+    done: Vec<Piece>,
+}
+
+impl<'h> Builders<'h> {
+    fn new(how: &'h Rebatch) -> Self {
+        Self {
+            how,
+            open: BTreeMap::new(),
+            done: Vec::new(),
+        }
+    }
+
+    fn builder(&mut self, partition: i32, codec: Compression) -> &mut BatchBuilder {
+        let level = self.how.level;
+        self.open
+            .entry(partition)
+            .or_insert_with(|| BatchBuilder::new(codec).with_level(level))
+    }
+
+    fn seal_if_full(&mut self, partition: i32) -> Result<(), RecordError> {
+        let batch_size = self.how.batch_size;
+        if let Some(builder) = self.open.get_mut(&partition)
+            && builder.uncompressed_size() >= batch_size
+        {
+            let records = i32::try_from(builder.len()).unwrap_or(i32::MAX);
+            let batch = builder.build(ProducerStamp::NONE)?;
+            self.done.push(Piece {
+                partition,
+                batch,
+                records,
+            });
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<Piece>, RecordError> {
+        for (partition, mut builder) in self.open {
+            if builder.is_empty() {
+                continue;
+            }
+            let records = i32::try_from(builder.len()).unwrap_or(i32::MAX);
+            let batch = builder.build(ProducerStamp::NONE)?;
+            self.done.push(Piece {
+                partition,
+                batch,
+                records,
+            });
+        }
+        Ok(self.done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use kmirror_protocol::record::{RecordBatchView, decode_records};
+
+    use super::*;
+
+    fn source_batch(base_offset: i64, keys: &[Option<&str>]) -> LogEntry {
+        let mut b = BatchBuilder::new(Compression::Lz4);
+        for (i, k) in keys.iter().enumerate() {
+            let value = format!("v{i}");
+            let headers = [(b"h".as_slice(), Some(b"1".as_slice())), (b"h", None)];
+            b.push(
+                1_000 + i as i64,
+                k.map(str::as_bytes),
+                Some(value.as_bytes()),
+                headers.into_iter(),
+            )
+            .unwrap();
+        }
+        let built = b.build(ProducerStamp::NONE).unwrap();
+        let mut h = built.header();
+        h.base_offset = base_offset;
+        let bytes = Bytes::from(built.restamp(ProducerStamp::NONE).to_bytes().to_vec());
+        let mut raw = bytes.to_vec();
+        raw[..8].copy_from_slice(&h.base_offset.to_be_bytes());
+        LogEntry::Batch(RecordBatchView::new(Bytes::from(raw)).unwrap())
+    }
+
+    fn values(piece: &Piece) -> Vec<String> {
+        let view = RecordBatchView::new(piece.batch.to_bytes()).unwrap();
+        view.records(DECOMPRESSION_CAP)
+            .unwrap()
+            .map(|r| String::from_utf8(r.unwrap().value.unwrap().to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn records_below_the_range_are_dropped_and_the_rest_keep_their_fields() {
+        let entry = source_batch(100, &[Some("a"), None, Some("c"), Some("d")]);
+        let how = Rebatch {
+            route: Route::SamePartition,
+            codec: None,
+            level: None,
+            batch_size: 1 << 20,
+        };
+        let pieces = rebatch(&entry, &(102..104), 5, &how).unwrap();
+        assert_eq!(pieces.len(), 1);
+        assert_eq!(pieces[0].partition, 5);
+        assert_eq!(pieces[0].records, 2);
+        assert_eq!(values(&pieces[0]), ["v2", "v3"]);
+        let h = pieces[0].batch.header();
+        assert_eq!(h.compression().unwrap(), Compression::Lz4);
+        assert_eq!(h.base_timestamp, 1_002);
+        let view = RecordBatchView::new(pieces[0].batch.to_bytes()).unwrap();
+        let plain = kmirror_protocol::compression::decompress(
+            Compression::Lz4,
+            &view.payload(),
+            DECOMPRESSION_CAP,
+        )
+        .unwrap();
+        let first = decode_records(plain, view.header())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let headers: Vec<_> = first.headers.iter().collect();
+        assert_eq!(headers.len(), 2);
+        assert_eq!(headers[1].value, None);
+    }
+
+    #[test]
+    fn by_key_routing_matches_the_java_partitioner_and_null_keys_stay_put() {
+        let keys = [Some("k1"), Some("k2"), None, Some("k1"), Some("k3")];
+        let entry = source_batch(0, &keys);
+        let how = Rebatch {
+            route: Route::ByKey { partitions: 3 },
+            codec: Some(Compression::None),
+            level: None,
+            batch_size: 1 << 20,
+        };
+        let pieces = rebatch(&entry, &(0..5), 7, &how).unwrap();
+        let mut seen = 0;
+        for piece in &pieces {
+            for v in values(piece) {
+                let i: usize = v[1..].parse().unwrap();
+                let expected = match keys[i] {
+                    Some(k) => partition_for_key(k.as_bytes(), 3).unwrap() as i32,
+                    None => 7 % 3,
+                };
+                assert_eq!(piece.partition, expected, "record {i}");
+                seen += 1;
+            }
+            assert_eq!(
+                piece.batch.header().compression().unwrap(),
+                Compression::None
+            );
+        }
+        assert_eq!(seen, 5);
+    }
+
+    #[test]
+    fn batches_are_cut_at_the_batch_size_in_order() {
+        let entry = source_batch(0, &[Some("a"); 10]);
+        let how = Rebatch {
+            route: Route::SamePartition,
+            codec: None,
+            level: None,
+            batch_size: 1,
+        };
+        let pieces = rebatch(&entry, &(0..10), 0, &how).unwrap();
+        assert_eq!(pieces.len(), 10);
+        let all: Vec<String> = pieces.iter().flat_map(values).collect();
+        let expected: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
+        assert_eq!(all, expected);
+    }
+}
