@@ -21,6 +21,7 @@ mod broker;
 mod conformance_proxy;
 mod paths;
 mod python;
+mod records;
 mod scratch;
 mod zookeeper;
 
@@ -28,6 +29,11 @@ pub use broker::{Broker, BrokerOptions, Scram, Storage};
 pub use conformance_proxy::{ConformanceProxy, ConformanceReport, start_broker_behind_proxy};
 pub use paths::{nisshi_bin, venv_python};
 pub use python::{librdkafka_create_topic, librdkafka_list_topics, run_python};
+pub use records::{
+    Codec, ConsumedRecord, PartitionSummary, ProduceSpec, assert_same_records,
+    librdkafka_committed_offsets, librdkafka_consume_all, librdkafka_consume_summary,
+    librdkafka_end_offsets, librdkafka_produce, value_sequence,
+};
 pub use zookeeper::ZooKeeper;
 
 use std::net::{Ipv4Addr, TcpListener};
