@@ -1,7 +1,7 @@
 //! The built `kmirror` binary, run as a user runs it: every user mistake
 //! gives its exit code and one paragraph on stderr naming the problem and
-//! the fix (never a panic or a backtrace), and the HDInsight guide's command
-//! line reaches the preflight against real nisshi brokers.
+//! the fix (never a panic or a backtrace). The runs against real brokers
+//! are in `mirror.rs`.
 //!
 //! The broker tests need nisshi and the Python clients (`cargo xtask
 //! brokers`) and, for the guide's `zookeeper.connect`, Debian's ZooKeeper
@@ -12,7 +12,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use kmirror_test_support::{Broker, BrokerOptions, ZooKeeper, free_port, librdkafka_create_topic};
+use kmirror_test_support::free_port;
 
 /// The guide's command line, after the command name.
 const GUIDE_ARGS: &[&str] = &[
@@ -25,10 +25,6 @@ const GUIDE_ARGS: &[&str] = &[
     "--num.streams",
     "4",
 ];
-
-/// The honest end of this build's run.
-const NOT_IMPLEMENTED: &str = "kmirror: error: copying is not implemented in this build yet; \
-                               the configuration and both clusters were checked";
 
 /// A scratch directory that holds the `.properties` files; removed on drop.
 struct Scratch(PathBuf);
@@ -384,134 +380,5 @@ fn a_panic_is_one_line_and_exit_70() {
             && lines[0].ends_with(" (please report)"),
         "{}",
         run.context()
-    );
-}
-
-/// A broker registration as Kafka 2.x/3.x brokers write it in ZooKeeper.
-fn zookeeper_registration(port: u16) -> String {
-    format!(
-        r#"{{"listener_security_protocol_map":{{"PLAINTEXT":"PLAINTEXT"}},"endpoints":["PLAINTEXT://127.0.0.1:{port}"],"jmx_port":-1,"host":"127.0.0.1","timestamp":"1700000000000","port":{port},"version":4}}"#
-    )
-}
-
-/// Writes `/brokers/ids/1001` with zkCli.sh. Retried: on a loaded machine
-/// the CLI's first command may meet `ConnectionLoss` before its session is
-/// up (creating a parent that exists again is harmless).
-fn register_broker(zk: &ZooKeeper, registration: &str) {
-    let commands = format!(
-        "create /brokers ''\ncreate /brokers/ids ''\ncreate /brokers/ids/1001 '{registration}'\n"
-    );
-    let mut output = String::new();
-    for _ in 0..5 {
-        output = zk.cli(&commands);
-        if output.contains("Created /brokers/ids/1001\n")
-            || output.contains("Node already exists: /brokers/ids/1001")
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    panic!("zkCli.sh did not create /brokers/ids/1001:\n{output}");
-}
-
-/// The two preflight lines and the honest exit 1.
-fn assert_preflight(run: &Run, source: &Broker, destination: &Broker, already_there: &str) {
-    eprintln!("kmirror {}", run.context());
-    assert_eq!(run.code, Some(1), "{}", run.context());
-    run.no_panic();
-    let stdout: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(
-        stdout,
-        [
-            format!(
-                "source (consumer.properties): 1 broker at {}; 1 topic to mirror (pattern \
-                 testtopic): testtopic (8 partitions)",
-                source.addr()
-            ),
-            format!(
-                "destination (producer.properties): 1 broker at {}; {already_there}",
-                destination.addr()
-            ),
-        ],
-        "{}",
-        run.context()
-    );
-    let last = run.stderr.lines().last().unwrap_or_default();
-    assert_eq!(last, NOT_IMPLEMENTED, "{}", run.context());
-    assert_eq!(
-        run.stderr.matches("kmirror: error:").count(),
-        1,
-        "{}",
-        run.context()
-    );
-}
-
-/// The guide, step by step: `testtopic` with 8 partitions on the source,
-/// the two files exactly as the guide writes them (the source found through
-/// `zookeeper.connect`), and the guide's command line.
-#[test]
-fn the_guides_command_line_reaches_the_preflight() {
-    assert!(
-        ZooKeeper::is_installed(),
-        "ZooKeeper is not installed; `apt-get update && apt-get install -y zookeeper` (CI's \
-         .ci/run does this)"
-    );
-    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
-    let destination = Broker::start(BrokerOptions::memory().cluster_id("dest"));
-    librdkafka_create_topic(&source.addr(), "testtopic", 8, &[]);
-    librdkafka_create_topic(&source.addr(), "othertopic", 1, &[]);
-    let zk = ZooKeeper::start();
-    register_broker(&zk, &zookeeper_registration(source.port()));
-
-    let s = scratch_with(
-        &format!("zookeeper.connect={}\ngroup.id=mirrorgroup\n", zk.addr()),
-        &format!(
-            "bootstrap.servers={}\ncompression.type=none\n",
-            destination.addr()
-        ),
-    );
-    let run = s.kmirror(GUIDE_ARGS);
-    assert_preflight(
-        &run,
-        &source,
-        &destination,
-        "0 of the 1 topic to mirror already there",
-    );
-    // The notices about the guide's settings were logged.
-    for needle in [
-        "auto.offset.reset is not set",
-        "through zookeeper.connect",
-        "compression.type=none",
-    ] {
-        assert!(run.stderr.contains(needle), "{needle}: {}", run.context());
-    }
-}
-
-/// The same with `bootstrap.servers` in the consumer file, as modern setups
-/// write it, and the topic already on the destination.
-#[test]
-fn the_guides_command_line_with_bootstrap_servers() {
-    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
-    let destination = Broker::start(BrokerOptions::memory().cluster_id("dest"));
-    librdkafka_create_topic(&source.addr(), "testtopic", 8, &[]);
-    librdkafka_create_topic(&destination.addr(), "testtopic", 8, &[]);
-    let s = scratch_with(
-        &format!(
-            "bootstrap.servers={}\ngroup.id=mirrorgroup\n",
-            source.addr()
-        ),
-        &format!(
-            "bootstrap.servers={}\ncompression.type=none\n",
-            destination.addr()
-        ),
-    );
-    let mut args = GUIDE_ARGS.to_vec();
-    args.insert(0, "--once");
-    let run = s.kmirror(&args);
-    assert_preflight(
-        &run,
-        &source,
-        &destination,
-        "1 of the 1 topic to mirror already there: testtopic (8 partitions)",
     );
 }

@@ -1,0 +1,647 @@
+//! End to end: the built `kmirror` binary between two nisshi brokers, inputs
+//! produced by librdkafka, the destination read back by librdkafka and
+//! compared partition by partition, record by record. The destination sits
+//! behind a proxy that runs every Produce request through Apache Kafka's
+//! rules (`ConformanceChecker`), since nisshi alone is more lenient.
+//!
+//! Needs nisshi and the Python clients (`cargo xtask brokers`) and, for the
+//! guide's `zookeeper.connect`, Debian's ZooKeeper; CI's `.ci/run`
+//! installs them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use kmirror_test_support::{
+    Broker, BrokerOptions, Codec, ConformanceProxy, ProduceSpec, ZooKeeper, assert_same_records,
+    librdkafka_committed_offsets, librdkafka_consume_all, librdkafka_consume_summary,
+    librdkafka_create_topic, librdkafka_end_offsets, librdkafka_list_topics, librdkafka_produce,
+    start_broker_behind_proxy,
+};
+
+/// A scratch directory with the `.properties` files and kmirror's output.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(consumer: &str, producer: &str) -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "kmirror-mirror-test-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("consumer.properties"), consumer).unwrap();
+        std::fs::write(dir.join("producer.properties"), producer).unwrap();
+        Self(dir)
+    }
+
+    /// Starts `kmirror` with the two files and `args`; output goes to
+    /// `run-N.out` / `run-N.err`.
+    fn spawn(&self, args: &[&str]) -> Mirror {
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let n = RUNS.fetch_add(1, Ordering::Relaxed);
+        let out = self.0.join(format!("run-{n}.out"));
+        let err = self.0.join(format!("run-{n}.err"));
+        let child = Command::new(env!("CARGO_BIN_EXE_kmirror"))
+            .args([
+                "--consumer.config",
+                "consumer.properties",
+                "--producer.config",
+                "producer.properties",
+            ])
+            .args(args)
+            .current_dir(&self.0)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap();
+        Mirror {
+            child: Some(child),
+            out,
+            err,
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A running `kmirror`; killed on drop.
+struct Mirror {
+    child: Option<Child>,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+/// How a run ended.
+struct Exited {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Exited {
+    fn context(&self) -> String {
+        format!(
+            "exit {:?}\n--- stdout:\n{}--- stderr (last 6000 bytes):\n{}",
+            self.code,
+            self.stdout,
+            tail(&self.stderr, 6000)
+        )
+    }
+
+    fn assert_success(&self) {
+        assert_eq!(self.code, Some(0), "{}", self.context());
+        for bad in ["panicked", "ERROR", "kmirror: error"] {
+            assert!(!self.stderr.contains(bad), "{bad}: {}", self.context());
+        }
+    }
+
+    /// The counters of the final summary line.
+    fn summary(&self) -> Summary {
+        let line = self
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("kmirror: mirrored "))
+            .unwrap_or_else(|| panic!("no summary line: {}", self.context()));
+        let number_before = |needle: &str| -> u64 {
+            let end = line
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle:?} in {line}"));
+            let digits: String = line[..end]
+                .chars()
+                .rev()
+                .skip_while(|c| *c == ' ')
+                .take_while(char::is_ascii_digit)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            digits
+                .parse()
+                .unwrap_or_else(|_| panic!("{needle:?} in {line}"))
+        };
+        Summary {
+            records: number_before("records ("),
+            passthrough: number_before("batches passed through"),
+            slow: number_before("rebuilt on the slow path"),
+        }
+    }
+}
+
+struct Summary {
+    records: u64,
+    passthrough: u64,
+    slow: u64,
+}
+
+fn tail(text: &str, bytes: usize) -> &str {
+    let mut start = text.len().saturating_sub(bytes);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+impl Mirror {
+    fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    fn stderr_now(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    /// Waits for the process to end.
+    fn wait(mut self, timeout: Duration) -> Exited {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let exited = Exited {
+            code: status.and_then(|s| s.code()),
+            stdout: std::fs::read_to_string(&self.out).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&self.err).unwrap_or_default(),
+        };
+        assert!(
+            status.is_some(),
+            "kmirror did not exit within {timeout:?}: {}",
+            exited.context()
+        );
+        exited
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls until `topic` exists at `bootstrap` and its partitions hold
+/// `expected` records in total.
+fn wait_for_records(
+    bootstrap: &str,
+    topic: &str,
+    expected: i64,
+    timeout: Duration,
+    mirror: &Mirror,
+) {
+    let deadline = Instant::now() + timeout;
+    let mut last = 0;
+    while Instant::now() < deadline {
+        if librdkafka_list_topics(bootstrap).iter().any(|t| t == topic) {
+            last = librdkafka_end_offsets(bootstrap, topic)
+                .values()
+                .sum::<i64>();
+            if last >= expected {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    panic!(
+        "{topic} at {bootstrap} holds {last} of {expected} records after {timeout:?}; kmirror's \
+         stderr:\n{}",
+        tail(&mirror.stderr_now(), 6000)
+    );
+}
+
+/// The group's committed offsets equal the source's end offsets.
+fn assert_committed_to_the_end(source: &str, group: &str, topic: &str) {
+    let ends = librdkafka_end_offsets(source, topic);
+    let committed = librdkafka_committed_offsets(source, group, topic);
+    let expected: BTreeMap<i32, Option<i64>> =
+        ends.into_iter().map(|(p, o)| (p, Some(o))).collect();
+    assert_eq!(
+        committed, expected,
+        "committed offsets of {group} on {topic}"
+    );
+}
+
+fn partition_count(bootstrap: &str, topic: &str) -> usize {
+    librdkafka_end_offsets(bootstrap, topic).len()
+}
+
+/// A broker registration as Kafka brokers write it in ZooKeeper.
+fn register_in_zookeeper(zk: &ZooKeeper, port: u16) {
+    let registration = format!(
+        r#"{{"listener_security_protocol_map":{{"PLAINTEXT":"PLAINTEXT"}},"endpoints":["PLAINTEXT://127.0.0.1:{port}"],"jmx_port":-1,"host":"127.0.0.1","timestamp":"1700000000000","port":{port},"version":4}}"#
+    );
+    let commands = format!(
+        "create /brokers ''\ncreate /brokers/ids ''\ncreate /brokers/ids/1001 '{registration}'\n"
+    );
+    let mut output = String::new();
+    for _ in 0..5 {
+        output = zk.cli(&commands);
+        if output.contains("Created /brokers/ids/1001\n")
+            || output.contains("Node already exists: /brokers/ids/1001")
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    panic!("zkCli.sh did not create /brokers/ids/1001:\n{output}");
+}
+
+fn destination_behind_proxy(options: BrokerOptions) -> (Broker, ConformanceProxy) {
+    start_broker_behind_proxy(options.cluster_id("destination"))
+}
+
+/// The HDInsight guide, with only the command name changed: `testtopic`
+/// with 8 partitions, the source found through `zookeeper.connect`, the
+/// guide's two files and flags (`--num.streams 4`), lines produced while
+/// kmirror runs, Ctrl+C. kmirror exits 0, the destination topic was
+/// created with 8 partitions and holds every record as the source does,
+/// and the group's offsets on the source reached the end offsets.
+#[test]
+fn the_guides_scenario_end_to_end() {
+    assert!(
+        ZooKeeper::is_installed(),
+        "ZooKeeper is not installed; `apt-get install -y zookeeper` (CI's .ci/run does this)"
+    );
+    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
+    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
+    librdkafka_create_topic(&source.addr(), "testtopic", 8, &[]);
+    let zk = ZooKeeper::start();
+    register_in_zookeeper(&zk, source.port());
+    let scratch = Scratch::new(
+        &format!("zookeeper.connect={}\ngroup.id=mirrorgroup\n", zk.addr()),
+        &format!(
+            "bootstrap.servers={}\ncompression.type=none\n",
+            proxy.addr()
+        ),
+    );
+    let mirror = scratch.spawn(&["--whitelist", "testtopic", "--num.streams", "4"]);
+    let spec = ProduceSpec::default().count(2_000).keys(50).headers(true);
+    librdkafka_produce(&source.addr(), "testtopic", &spec);
+    wait_for_records(
+        &proxy.addr(),
+        "testtopic",
+        2_000,
+        Duration::from_secs(60),
+        &mirror,
+    );
+
+    mirror.signal("-INT");
+    let exited = mirror.wait(Duration::from_secs(60));
+    exited.assert_success();
+    assert!(
+        exited.stderr.contains("stop requested"),
+        "{}",
+        exited.context()
+    );
+    assert_eq!(partition_count(&proxy.addr(), "testtopic"), 8);
+    assert_same_records(
+        &librdkafka_consume_all(&source.addr(), "testtopic"),
+        &librdkafka_consume_all(&proxy.addr(), "testtopic"),
+    );
+    assert_committed_to_the_end(&source.addr(), "mirrorgroup", "testtopic");
+    let summary = exited.summary();
+    assert_eq!(summary.records, 2_000, "{}", exited.context());
+    assert!(
+        summary.passthrough > 0 && summary.slow == 0,
+        "{}",
+        exited.context()
+    );
+    proxy.assert_conformant();
+}
+
+/// Every codec, with null keys, null values, headers (repeats, empty and
+/// null values) and 900 KB values, arrives byte-identical, through the
+/// passthrough path only, and `--once` exits 0 with the offsets committed.
+#[test]
+fn every_codec_passes_through_byte_identical_with_once() {
+    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
+    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
+    let mut total = 0;
+    for codec in Codec::ALL {
+        let topic = format!("codec-{}", codec.name());
+        librdkafka_create_topic(&source.addr(), &topic, 3, &[]);
+        let spec = ProduceSpec::default()
+            .count(300)
+            .codec(codec)
+            .value_size(200)
+            .keys(20)
+            .null_key_every(7)
+            .null_value_every(11)
+            .headers(true)
+            .large_values(97, 900 * 1024)
+            .partitions(3)
+            .linger_ms(20);
+        total += librdkafka_produce(&source.addr(), &topic, &spec);
+    }
+    let scratch = Scratch::new(
+        &format!("bootstrap.servers={}\ngroup.id=codecs\n", source.addr()),
+        &format!("bootstrap.servers={}\n", proxy.addr()),
+    );
+    let exited = scratch
+        .spawn(&["--whitelist", "codec-.*", "--once", "--num.streams", "2"])
+        .wait(Duration::from_secs(180));
+    exited.assert_success();
+    let summary = exited.summary();
+    assert_eq!(summary.records, total, "{}", exited.context());
+    assert_eq!(summary.slow, 0, "{}", exited.context());
+    assert!(summary.passthrough >= 15, "{}", exited.context());
+    for codec in Codec::ALL {
+        let topic = format!("codec-{}", codec.name());
+        assert_eq!(partition_count(&proxy.addr(), &topic), 3);
+        assert_same_records(
+            &librdkafka_consume_all(&source.addr(), &topic),
+            &librdkafka_consume_all(&proxy.addr(), &topic),
+        );
+        assert_committed_to_the_end(&source.addr(), "codecs", &topic);
+    }
+    proxy.assert_conformant();
+}
+
+/// A topic created on the source while kmirror runs is found at the next
+/// metadata refresh and mirrored; SIGTERM stops kmirror with exit 0.
+#[test]
+fn a_topic_created_while_running_is_mirrored() {
+    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
+    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
+    librdkafka_create_topic(&source.addr(), "early", 2, &[]);
+    let scratch = Scratch::new(
+        &format!(
+            "bootstrap.servers={}\ngroup.id=watcher\nmetadata.max.age.ms=1000\n",
+            source.addr()
+        ),
+        &format!("bootstrap.servers={}\n", proxy.addr()),
+    );
+    let mirror = scratch.spawn(&["--whitelist", "early|late.*"]);
+    librdkafka_produce(&source.addr(), "early", &ProduceSpec::default().count(50));
+    wait_for_records(&proxy.addr(), "early", 50, Duration::from_secs(60), &mirror);
+
+    librdkafka_create_topic(&source.addr(), "late-1", 4, &[]);
+    let spec = ProduceSpec::default()
+        .count(400)
+        .codec(Codec::Zstd)
+        .headers(true);
+    librdkafka_produce(&source.addr(), "late-1", &spec);
+    wait_for_records(
+        &proxy.addr(),
+        "late-1",
+        400,
+        Duration::from_secs(60),
+        &mirror,
+    );
+
+    mirror.signal("-TERM");
+    let exited = mirror.wait(Duration::from_secs(60));
+    exited.assert_success();
+    assert_eq!(partition_count(&proxy.addr(), "late-1"), 4);
+    assert_same_records(
+        &librdkafka_consume_all(&source.addr(), "late-1"),
+        &librdkafka_consume_all(&proxy.addr(), "late-1"),
+    );
+    assert_committed_to_the_end(&source.addr(), "watcher", "late-1");
+    assert_committed_to_the_end(&source.addr(), "watcher", "early");
+    proxy.assert_conformant();
+}
+
+/// Records at the destination so far (0 before the topic exists).
+fn destination_count(bootstrap: &str, topic: &str) -> i64 {
+    if librdkafka_list_topics(bootstrap).iter().any(|t| t == topic) {
+        librdkafka_end_offsets(bootstrap, topic).values().sum()
+    } else {
+        0
+    }
+}
+
+/// Expected sequences per partition, from the source.
+fn source_sequences(source: &str, topic: &str) -> BTreeMap<i32, Vec<u64>> {
+    librdkafka_consume_summary(source, topic)
+        .into_iter()
+        .map(|(p, s)| (p, s.sequences))
+        .collect()
+}
+
+/// Nothing lost and per-partition order kept at the destination; returns
+/// the duplicates.
+fn assert_complete_in_order(source: &str, destination: &str, topic: &str) -> u64 {
+    let expected = source_sequences(source, topic);
+    let actual = librdkafka_consume_summary(destination, topic);
+    let mut duplicates = 0;
+    for (partition, sequences) in &expected {
+        let got = actual
+            .get(partition)
+            .unwrap_or_else(|| panic!("partition {partition} missing at the destination"));
+        let missing = got.missing(sequences.iter().copied());
+        assert!(
+            missing.is_empty(),
+            "partition {partition}: {} records lost, first {:?}",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
+        assert_eq!(
+            got.first_reorder(),
+            None,
+            "partition {partition}: order broken"
+        );
+        // Only the source's own records, in the source's order.
+        let distinct: Vec<u64> = {
+            let mut seen = std::collections::BTreeSet::new();
+            got.sequences
+                .iter()
+                .copied()
+                .filter(|s| seen.insert(*s))
+                .collect()
+        };
+        assert_eq!(
+            &distinct, sequences,
+            "partition {partition}: distinct records differ"
+        );
+        duplicates += got.duplicates();
+    }
+    duplicates
+}
+
+/// kmirror killed with SIGKILL three times during a large copy, then run
+/// again to the end: nothing lost, per-partition order kept; duplicates
+/// (at-least-once) are counted and printed.
+#[test]
+fn sigkill_three_times_then_resume_loses_nothing() {
+    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
+    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
+    librdkafka_create_topic(&source.addr(), "big", 8, &[]);
+    let spec = ProduceSpec::default()
+        .count(200_000)
+        .value_size(1024)
+        .codec(Codec::None)
+        .keys(1_000)
+        .linger_ms(50)
+        .batch_size(32 * 1024);
+    librdkafka_produce(&source.addr(), "big", &spec);
+    // Small fetches, small requests and a small buffer make the copy slow
+    // enough to interrupt (and exercise the memory bound).
+    let scratch = Scratch::new(
+        &format!(
+            "bootstrap.servers={}\ngroup.id=crashy\nmax.partition.fetch.bytes=32768\nfetch.max.bytes=65536\n",
+            source.addr()
+        ),
+        &format!(
+            "bootstrap.servers={}\nmax.request.size=65536\nbuffer.memory=1048576\n",
+            proxy.addr()
+        ),
+    );
+    let args = [
+        "--whitelist",
+        "big",
+        "--once",
+        "--num.streams",
+        "1",
+        "--offset.commit.interval.ms",
+        "200",
+    ];
+    let mut killed_at = Vec::new();
+    for round in 0..3u64 {
+        let mirror = scratch.spawn(&args);
+        // Mid-copy: the whole copy takes several seconds.
+        std::thread::sleep(Duration::from_millis(300 + 200 * round));
+        mirror.signal("-KILL");
+        let exited = mirror.wait(Duration::from_secs(10));
+        assert_eq!(
+            exited.code,
+            None,
+            "killed by a signal: {}",
+            exited.context()
+        );
+        killed_at.push(destination_count(&proxy.addr(), "big"));
+    }
+    let copied_before_resume = killed_at.last().copied().unwrap_or(0);
+    assert!(
+        copied_before_resume < 200_000,
+        "the copy finished before the third kill ({killed_at:?}); make it larger"
+    );
+    let exited = scratch.spawn(&args).wait(Duration::from_secs(300));
+    exited.assert_success();
+    let duplicates = assert_complete_in_order(&source.addr(), &proxy.addr(), "big");
+    assert_committed_to_the_end(&source.addr(), "crashy", "big");
+    eprintln!(
+        "SIGKILL x3 at destination record counts {killed_at:?}: nothing lost, order kept, \
+         {duplicates} duplicates of 200000 records"
+    );
+    proxy.assert_conformant();
+}
+
+/// The destination broker (SQLite storage) restarted mid-copy: kmirror
+/// rides through it, and nothing is lost or reordered.
+#[test]
+fn a_destination_restart_mid_copy_loses_nothing() {
+    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
+    let (mut destination, proxy) = destination_behind_proxy(BrokerOptions::sqlite());
+    librdkafka_create_topic(&source.addr(), "steady", 4, &[]);
+    let spec = ProduceSpec::default()
+        .count(60_000)
+        .value_size(1024)
+        .codec(Codec::Snappy)
+        .keys(100)
+        .linger_ms(50)
+        .batch_size(32 * 1024);
+    librdkafka_produce(&source.addr(), "steady", &spec);
+    let scratch = Scratch::new(
+        &format!(
+            "bootstrap.servers={}\ngroup.id=steady\nmax.partition.fetch.bytes=32768\nfetch.max.bytes=65536\n",
+            source.addr()
+        ),
+        &format!(
+            "bootstrap.servers={}\nmax.request.size=65536\nrequest.timeout.ms=5000\n",
+            proxy.addr()
+        ),
+    );
+    let mirror = scratch.spawn(&["--whitelist", "steady", "--once"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let copied = destination_count(&proxy.addr(), "steady");
+        if copied > 0 || Instant::now() > deadline {
+            break;
+        }
+    }
+    let copied_at_restart = destination_count(&proxy.addr(), "steady");
+    destination.restart();
+    let exited = mirror.wait(Duration::from_secs(240));
+    exited.assert_success();
+    assert!(
+        copied_at_restart < 60_000,
+        "the copy was over before the restart; make it larger"
+    );
+    let summary = exited.summary();
+    assert!(
+        exited.stderr.contains("WARN"),
+        "kmirror saw no trouble: {}",
+        exited.context()
+    );
+    for line in exited.stderr.lines().filter(|l| l.contains("WARN")).take(5) {
+        eprintln!("{line}");
+    }
+    let duplicates = assert_complete_in_order(&source.addr(), &proxy.addr(), "steady");
+    assert_committed_to_the_end(&source.addr(), "steady", "steady");
+    eprintln!(
+        "destination restart after {copied_at_restart} records: nothing lost, order kept, \
+         {duplicates} duplicates of 60000 records, {} records acknowledged",
+        summary.records
+    );
+}
+
+/// A wrong password is a clear one-paragraph error with exit 4.
+#[test]
+fn a_wrong_password_is_a_clear_error() {
+    let source = Broker::start_with_scram_user("mirror", "right-password");
+    let destination = Broker::start(BrokerOptions::memory());
+    let scratch = Scratch::new(
+        &format!(
+            "bootstrap.servers={}\ngroup.id=g\nauto.offset.reset=earliest\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\nsasl.username=mirror\nsasl.password=wrong-password\n",
+            source.addr()
+        ),
+        &format!("bootstrap.servers={}\n", destination.addr()),
+    );
+    let exited = scratch
+        .spawn(&["--whitelist", "x"])
+        .wait(Duration::from_secs(60));
+    assert_eq!(exited.code, Some(4), "{}", exited.context());
+    let errors: Vec<&str> = exited
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("kmirror: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", exited.context());
+    for needle in [
+        "source cluster (consumer.properties)",
+        "SCRAM-SHA-256",
+        "sasl.username",
+    ] {
+        assert!(errors[0].contains(needle), "{needle}: {}", exited.context());
+    }
+    assert!(!exited.stderr.contains("panicked"), "{}", exited.context());
+}
