@@ -6,9 +6,9 @@
 //! | code | meaning |
 //! | ---- | ------- |
 //! | 0    | success: `--once` caught up and committed, or a clean stop (Ctrl+C, SIGTERM); also `--help`, `--version` |
-//! | 1    | a runtime failure, e.g. a send failure with `--abort.on.send.failure true`; this build also exits 1 after its preflight, because copying is not implemented yet |
+//! | 1    | a runtime failure: a batch the destination refused for good with `--abort.on.send.failure true` (after committing what was acknowledged), damaged source data, a request refused for good |
 //! | 2    | a usage error: a bad, missing, unknown or unsupported flag |
-//! | 3    | a configuration error: an unreadable `.properties` file, a bad value, a bad topic pattern |
+//! | 3    | a configuration error: an unreadable `.properties` file, a bad value, a bad topic pattern, a consumer group in use by another consumer, no start offset with `auto.offset.reset=none` |
 //! | 4    | cannot connect: unreachable cluster, TLS or authentication failure |
 //! | 70   | an internal error (a bug in kmirror; `EX_SOFTWARE` of `sysexits.h`) |
 //!
@@ -27,7 +27,7 @@ pub enum Exit {
     /// `--version`).
     Success,
     /// 1: a runtime failure (a send failure with `--abort.on.send.failure`,
-    /// or, in this build, the end of the preflight).
+    /// damaged source data, a request refused for good).
     Failure,
     /// 2: a usage error (a bad, missing, unknown or unsupported flag).
     Usage,

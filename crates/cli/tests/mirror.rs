@@ -645,3 +645,109 @@ fn a_wrong_password_is_a_clear_error() {
     }
     assert!(!exited.stderr.contains("panicked"), "{}", exited.context());
 }
+
+const ACTIVE_MEMBER: &str = r#"
+import sys, time
+from confluent_kafka import Consumer
+bootstrap, group, topic, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "session.timeout.ms": 30000})
+c.subscribe([topic])
+deadline = time.time() + seconds
+while time.time() < deadline:
+    c.poll(0.2)
+c.close()
+"#;
+
+/// A group with an active member (another consumer) is refused at start
+/// with a clear message, before anything is committed to it.
+#[test]
+fn a_group_in_use_is_refused() {
+    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
+    let destination = Broker::start(BrokerOptions::memory().cluster_id("destination"));
+    librdkafka_create_topic(&source.addr(), "shared", 1, &[]);
+    let python = kmirror_test_support::venv_python();
+    let mut member = Command::new(python)
+        .args([
+            "-c",
+            ACTIVE_MEMBER,
+            &source.addr(),
+            "busy-group",
+            "shared",
+            "60",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let scratch = Scratch::new(
+        &format!("bootstrap.servers={}\ngroup.id=busy-group\n", source.addr()),
+        &format!("bootstrap.servers={}\n", destination.addr()),
+    );
+    // The member needs a moment to join (nisshi's initial rebalance delay).
+    let deadline = Instant::now() + Duration::from_secs(45);
+    let exited = loop {
+        let exited = scratch
+            .spawn(&["--whitelist", "shared", "--once"])
+            .wait(Duration::from_secs(60));
+        if exited.code != Some(0) || Instant::now() > deadline {
+            break exited;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let _ = member.kill();
+    let _ = member.wait();
+    assert_eq!(exited.code, Some(3), "{}", exited.context());
+    assert!(
+        exited.stderr.contains(
+            "kmirror: error: consumer group busy-group on the source has 1 active member(s)"
+        ) && exited.stderr.contains("give this kmirror its own group.id"),
+        "{}",
+        exited.context()
+    );
+}
+
+const COMMIT_OFFSET: &str = r#"
+import sys
+from confluent_kafka import Consumer, TopicPartition
+bootstrap, group, topic, offset = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+c.commit(offsets=[TopicPartition(topic, 0, offset)], asynchronous=False)
+c.close()
+print("committed")
+"#;
+
+/// A committed offset beyond the end of the log (the topic was recreated,
+/// or the group belongs to another cluster) is reset per
+/// `auto.offset.reset` with a warning, and the copy goes on from there.
+#[test]
+fn an_out_of_range_offset_is_reset_with_a_warning() {
+    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
+    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
+    librdkafka_create_topic(&source.addr(), "reset", 1, &[]);
+    librdkafka_produce(&source.addr(), "reset", &ProduceSpec::default().count(30));
+    kmirror_test_support::run_python(COMMIT_OFFSET, &[&source.addr(), "lost", "reset", "5000"]);
+    let scratch = Scratch::new(
+        &format!(
+            "bootstrap.servers={}\ngroup.id=lost\nauto.offset.reset=earliest\n",
+            source.addr()
+        ),
+        &format!("bootstrap.servers={}\n", proxy.addr()),
+    );
+    let mirror = scratch.spawn(&["--whitelist", "reset"]);
+    wait_for_records(&proxy.addr(), "reset", 30, Duration::from_secs(60), &mirror);
+    mirror.signal("-INT");
+    let exited = mirror.wait(Duration::from_secs(60));
+    exited.assert_success();
+    assert!(
+        exited.stderr.contains("fetch position out of range"),
+        "{}",
+        exited.context()
+    );
+    assert_same_records(
+        &librdkafka_consume_all(&source.addr(), "reset"),
+        &librdkafka_consume_all(&proxy.addr(), "reset"),
+    );
+    assert_committed_to_the_end(&source.addr(), "lost", "reset");
+    proxy.assert_conformant();
+}

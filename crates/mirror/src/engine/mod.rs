@@ -23,6 +23,7 @@ use std::time::Duration;
 use kmirror_pool::Cluster;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 use self::admin::TopicPartition;
 use self::budget::MemoryBudget;
@@ -130,7 +131,11 @@ impl Mirror {
             senders.push(tx);
             let stream = Stream::new(index, ctx.clone());
             let stop = self.stop.tx.subscribe();
-            tasks.spawn(stream.run(rx, stop));
+            tasks.spawn(
+                stream
+                    .run(rx, stop)
+                    .instrument(tracing::info_span!("stream", index)),
+            );
         }
         let mut controller = Controller {
             config: self.config.clone(),

@@ -176,6 +176,7 @@ type RequestDraft = (Vec<ProduceTopic>, usize, Vec<(TopicPartition, i32)>);
 struct FetchJob {
     broker: i32,
     partitions: Vec<FetchedPartition>,
+    _reservation: Arc<Charge>,
 }
 
 struct FetchDone {
@@ -290,9 +291,6 @@ impl Stream {
         mut commands: mpsc::UnboundedReceiver<Command>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), MirrorError> {
-        let span = tracing::info_span!("stream", index = self.index);
-        let _enter = span.enter();
-        drop(_enter);
         let mut commit_tick = tokio::time::interval(self.ctx.config.commit_interval);
         commit_tick.reset();
         let mut progress_tick = tokio::time::interval(PROGRESS_INTERVAL);
@@ -316,7 +314,7 @@ impl Stream {
             }
             let wake = self.next_wakeup();
             let budget = self.ctx.budget.clone();
-            let budget_blocked = !self.stopping && budget.available() == 0;
+            let budget_blocked = !self.stopping && self.budget_short();
             tokio::select! {
                 command = commands.recv(), if !self.sealed => match command {
                     Some(Command::Assign(a)) => self.assign(a),
@@ -459,7 +457,7 @@ impl Stream {
         for at in retry {
             wake = wake.min(at);
         }
-        if self.ctx.budget.available() == 0 {
+        if self.budget_short() {
             wake = wake.min(now + Duration::from_millis(50));
         }
         if let Some(d) = self.drain_deadline {
@@ -579,6 +577,18 @@ impl Stream {
 
     // ---- fetch ----
 
+    /// The least budget worth a fetch: a quarter of the budget, or a whole
+    /// response if that is smaller.
+    fn useful_fetch(&self) -> usize {
+        let limit = usize::try_from(self.ctx.config.fetch.max_bytes).unwrap_or(usize::MAX);
+        limit.min(self.ctx.budget.limit() / 4).max(1)
+    }
+
+    /// Whether fetching waits for the destination to acknowledge data.
+    fn budget_short(&self) -> bool {
+        self.ctx.budget.available() < self.useful_fetch()
+    }
+
     fn start_fetches(&mut self) {
         if self.stopping || self.fatal.is_some() {
             return;
@@ -602,8 +612,9 @@ impl Stream {
                 slot.reset_to = None;
             }
         }
-        let available = self.ctx.budget.available();
-        if available == 0 {
+        let limit = usize::try_from(self.ctx.config.fetch.max_bytes).unwrap_or(usize::MAX);
+        let useful = self.useful_fetch();
+        if self.budget_short() {
             return;
         }
         let mut by_broker: BTreeMap<i32, Vec<FetchedPartition>> = BTreeMap::new();
@@ -626,6 +637,10 @@ impl Stream {
             ));
         }
         for (broker, partitions) in by_broker {
+            let available = self.ctx.budget.available();
+            if available < useful {
+                break;
+            }
             for (topic, _, partition, _) in &partitions {
                 if let Some(slot) = self.slots.get_mut(&(topic.clone(), *partition)) {
                     slot.fetching = true;
@@ -641,13 +656,17 @@ impl Stream {
                         .map_or(1 << 20, |s| s.fetch_size)
                 })
                 .collect();
-            let job = FetchJob { broker, partitions };
             let cluster = self.ctx.source.clone();
             let fetch = self.ctx.config.fetch.clone();
-            let max_bytes = usize::try_from(fetch.max_bytes)
-                .unwrap_or(usize::MAX)
-                .min(available)
-                .max(1);
+            let max_bytes = limit.min(available).max(1);
+            // Held until the response is in and charged for what it holds,
+            // so fetches in flight never promise more than the budget.
+            let reservation = self.ctx.budget.charge(max_bytes);
+            let job = FetchJob {
+                broker,
+                partitions,
+                _reservation: reservation,
+            };
             self.fetch_tasks.spawn(async move {
                 let conn = match cluster.connection_to_broker(job.broker).await {
                     Ok(conn) => conn,
@@ -774,7 +793,17 @@ impl Stream {
         let Some(slot) = self.slots.get_mut(key) else {
             return;
         };
-        if let Some(error) = ResponseError::try_from_code(p.error_code) {
+        // Apache Kafka answers OFFSET_OUT_OF_RANGE for a position past the
+        // high-water mark; some compatible brokers return nothing instead,
+        // which would stall the partition for ever.
+        let past_the_end =
+            p.error_code == 0 && p.high_watermark >= 0 && slot.position > p.high_watermark;
+        let code = if past_the_end {
+            ResponseError::OffsetOutOfRange.code()
+        } else {
+            p.error_code
+        };
+        if let Some(error) = ResponseError::try_from_code(code) {
             match error {
                 ResponseError::OffsetOutOfRange => {
                     let reset = config.fetch.offset_reset;
