@@ -7,11 +7,14 @@
 //! - `fixtures`: capture golden protocol fixtures from librdkafka and nisshi.
 //! - `fuzz`: run the cargo-fuzz targets of `fuzz/` and summarize.
 //! - `dist`: build a fully static musl release binary of `kmirror`.
+//! - `demo`: the HDInsight MirrorMaker guide's scenario, end to end, with
+//!   `kmirror` between two local nisshi brokers.
 //!
 //! Dependencies are std only on purpose: this crate must build fast on a
 //! busy machine and never pull in what the product crates do not need.
 
 mod brokers;
+mod demo;
 mod dist;
 mod fixtures;
 mod fuzz;
@@ -67,6 +70,22 @@ Commands:
       musl-gcc (Debian's musl-tools), which it installs with apt-get when
       running as root or with passwordless sudo. See docs/dist.md.
 
+  demo [--debug]
+      The HDInsight MirrorMaker guide's scenario, end to end on this machine:
+      runs `brokers` if nisshi or the venv is missing, builds kmirror (cargo
+      build --release -p kmirror-cli --bin kmirror; --debug for a debug
+      build), starts two nisshi brokers (source and destination, memory
+      storage, free loopback ports), creates testtopic with 8 partitions on
+      the source, writes the guide's consumer.properties and
+      producer.properties, starts `kmirror --consumer.config
+      consumer.properties --producer.config producer.properties --whitelist
+      testtopic --num.streams 4`, produces 10 keyed text lines on the source,
+      waits (up to 60 s) until the destination holds them, stops kmirror with
+      SIGINT (as Ctrl+C does) and checks that it exits 0, then shows what
+      arrived on the destination and the group's committed offsets on the
+      source. Fails if any of it goes wrong. Files and logs stay in
+      target/xtask/demo.
+
   help
       Print this message.
 ";
@@ -118,6 +137,7 @@ fn run(args: &[String]) -> Result<()> {
             no_options(rest)?;
             dist::run()
         }
+        "demo" => demo::run(demo::parse_options(rest)?),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -384,6 +384,17 @@ fn every_codec_passes_through_byte_identical_with_once() {
     proxy.assert_conformant();
 }
 
+const TOPIC_CONFIGS: &str = r#"
+import sys
+from confluent_kafka.admin import AdminClient, ConfigResource
+admin = AdminClient({"bootstrap.servers": sys.argv[1]})
+resource = ConfigResource("topic", sys.argv[2])
+for future in admin.describe_configs([resource]).values():
+    for name, entry in sorted(future.result().items()):
+        if not entry.is_default:
+            print(f"{name}={entry.value}")
+"#;
+
 /// A topic created on the source while kmirror runs is found at the next
 /// metadata refresh and mirrored; SIGTERM stops kmirror with exit 0.
 #[test]
@@ -402,7 +413,12 @@ fn a_topic_created_while_running_is_mirrored() {
     librdkafka_produce(&source.addr(), "early", &ProduceSpec::default().count(50));
     wait_for_records(&proxy.addr(), "early", 50, Duration::from_secs(60), &mirror);
 
-    librdkafka_create_topic(&source.addr(), "late-1", 4, &[]);
+    librdkafka_create_topic(
+        &source.addr(),
+        "late-1",
+        4,
+        &[("retention.ms", "123456"), ("cleanup.policy", "compact,delete")],
+    );
     let spec = ProduceSpec::default()
         .count(400)
         .codec(Codec::Zstd)
@@ -420,6 +436,12 @@ fn a_topic_created_while_running_is_mirrored() {
     let exited = mirror.wait(Duration::from_secs(60));
     exited.assert_success();
     assert_eq!(partition_count(&proxy.addr(), "late-1"), 4);
+    // The topic's own settings were copied to the topic kmirror created.
+    let configs = kmirror_test_support::run_python(TOPIC_CONFIGS, &[&proxy.addr(), "late-1"]);
+    assert!(
+        configs.contains("retention.ms=123456\n") && configs.contains("cleanup.policy=compact,delete\n"),
+        "{configs}"
+    );
     assert_same_records(
         &librdkafka_consume_all(&source.addr(), "late-1"),
         &librdkafka_consume_all(&proxy.addr(), "late-1"),
