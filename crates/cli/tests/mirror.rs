@@ -417,7 +417,10 @@ fn a_topic_created_while_running_is_mirrored() {
         &source.addr(),
         "late-1",
         4,
-        &[("retention.ms", "123456"), ("cleanup.policy", "compact,delete")],
+        &[
+            ("retention.ms", "123456"),
+            ("cleanup.policy", "compact,delete"),
+        ],
     );
     let spec = ProduceSpec::default()
         .count(400)
@@ -439,7 +442,8 @@ fn a_topic_created_while_running_is_mirrored() {
     // The topic's own settings were copied to the topic kmirror created.
     let configs = kmirror_test_support::run_python(TOPIC_CONFIGS, &[&proxy.addr(), "late-1"]);
     assert!(
-        configs.contains("retention.ms=123456\n") && configs.contains("cleanup.policy=compact,delete\n"),
+        configs.contains("retention.ms=123456\n")
+            && configs.contains("cleanup.policy=compact,delete\n"),
         "{configs}"
     );
     assert_same_records(
@@ -772,4 +776,95 @@ fn an_out_of_range_offset_is_reset_with_a_warning() {
     );
     assert_committed_to_the_end(&source.addr(), "lost", "reset");
     proxy.assert_conformant();
+}
+
+const ONE_BY_ONE: &str = r#"
+import sys
+from confluent_kafka import Producer
+bootstrap, topic = sys.argv[1], sys.argv[2]
+sizes = [int(s) for s in sys.argv[3:]]
+p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "message.max.bytes": 2000000})
+for i, size in enumerate(sizes):
+    value = (f"value-{i}:".encode() + b"x" * size)[:max(size, 8)]
+    p.produce(topic, key=f"key-{i}".encode(), value=value, partition=0)
+    # One record per batch.
+    p.flush(30)
+print("produced", len(sizes))
+"#;
+
+/// A batch the destination refuses for good (a record over the destination
+/// topic's `max.message.bytes`): with `--abort.on.send.failure` (the
+/// default) kmirror exits 1 naming topic, partition and offsets, and the
+/// committed offset stays below the refused batch; with `false` it skips
+/// the batch, counts it, and copies the rest.
+#[test]
+fn a_refused_batch_aborts_or_is_skipped_as_configured() {
+    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
+    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
+    librdkafka_create_topic(&source.addr(), "oversize", 1, &[]);
+    librdkafka_create_topic(
+        &proxy.addr(),
+        "oversize",
+        1,
+        &[("max.message.bytes", "1000")],
+    );
+    let mut sizes = vec!["100"; 5];
+    sizes.push("5000");
+    sizes.extend(["100"; 5]);
+    let mut args = vec![source.addr(), "oversize".to_owned()];
+    args.extend(sizes.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    kmirror_test_support::run_python(ONE_BY_ONE, &args);
+
+    let scratch = Scratch::new(
+        &format!("bootstrap.servers={}\ngroup.id=strict\n", source.addr()),
+        &format!("bootstrap.servers={}\n", proxy.addr()),
+    );
+    let exited = scratch
+        .spawn(&["--whitelist", "oversize", "--once"])
+        .wait(Duration::from_secs(60));
+    assert_eq!(exited.code, Some(1), "{}", exited.context());
+    let errors: Vec<&str> = exited
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("kmirror: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", exited.context());
+    for needle in [
+        "source offsets 5..6 of oversize-0",
+        "MessageTooLarge",
+        "--abort.on.send.failure false",
+    ] {
+        assert!(
+            errors[0].to_uppercase().contains(&needle.to_uppercase()),
+            "{needle}: {}",
+            exited.context()
+        );
+    }
+    assert_eq!(
+        librdkafka_committed_offsets(&source.addr(), "strict", "oversize"),
+        BTreeMap::from([(0, Some(5))]),
+        "committed up to the refused batch"
+    );
+
+    let scratch = Scratch::new(
+        &format!("bootstrap.servers={}\ngroup.id=lenient\n", source.addr()),
+        &format!("bootstrap.servers={}\n", proxy.addr()),
+    );
+    let exited = scratch
+        .spawn(&[
+            "--whitelist",
+            "oversize",
+            "--once",
+            "--abort.on.send.failure",
+            "false",
+        ])
+        .wait(Duration::from_secs(60));
+    assert_eq!(exited.code, Some(0), "{}", exited.context());
+    assert!(
+        exited.stdout.contains("1 refused (1 records skipped)"),
+        "{}",
+        exited.context()
+    );
+    assert_committed_to_the_end(&source.addr(), "lenient", "oversize");
 }

@@ -1278,7 +1278,7 @@ impl Stream {
                                 let message = p
                                     .error_message
                                     .as_deref()
-                                    .map(|m| format!(": {m}"))
+                                    .map(|m| format!(": {}", m.trim_end_matches('.')))
                                     .unwrap_or_default();
                                 let records = p.record_errors.len();
                                 let extra = if records > 0 {
