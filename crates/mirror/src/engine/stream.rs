@@ -49,6 +49,9 @@ const MAX_REQUESTS_PER_BROKER: usize = 5;
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 /// Upper bound for a partition's fetch size raised for an oversized batch.
 const MAX_PARTITION_FETCH: usize = 64 * 1024 * 1024;
+/// The most often metadata is refreshed while a leader is unknown (a
+/// deleted topic must not cause a request storm).
+const MIN_METADATA_INTERVAL: Duration = Duration::from_millis(250);
 /// Final commit attempts before giving up (the offsets then stay where the
 /// last successful commit left them: duplicates, never loss).
 const FINAL_COMMIT_ATTEMPTS: u32 = 5;
@@ -475,7 +478,7 @@ impl Stream {
             .config
             .produce
             .retry_backoff
-            .max(Duration::from_millis(50));
+            .max(MIN_METADATA_INTERVAL);
         let source_needed = self.source_meta.is_none()
             || (!self.stopping && self.slots.values().any(|s| s.leader.is_none()));
         if source_needed
@@ -1213,6 +1216,7 @@ impl Stream {
             return;
         }
         let mut answers: Vec<(TopicPartition, i32, Outcome)> = Vec::with_capacity(done.tag.len());
+        let acks_none = self.ctx.config.produce.acks == 0;
         match done.result {
             Err(e) => {
                 tracing::warn!(broker = done.broker, error = %e, "produce request failed; retrying its batches");
@@ -1233,6 +1237,10 @@ impl Stream {
                         .flat_map(|(_, ps)| ps.iter())
                         .find(|p| p.index == key.1);
                     let outcome = match part {
+                        // acks=0: the broker sends no response; the batch
+                        // counts as written once sent, as in Kafka's
+                        // producer.
+                        None if acks_none => Outcome::Acknowledged,
                         None => Outcome::Retry(
                             "the partition is missing from the Produce response".into(),
                         ),
