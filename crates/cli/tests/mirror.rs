@@ -868,3 +868,103 @@ fn a_refused_batch_aborts_or_is_skipped_as_configured() {
     );
     assert_committed_to_the_end(&source.addr(), "lenient", "oversize");
 }
+
+/// Source with 8 partitions, destination pre-created with `n`: every keyed
+/// record lands where librdkafka's `murmur2_random` partitioner (Java's
+/// default) puts its key, null keys stay on `source partition % n`, per-key
+/// order holds, and nothing is lost or duplicated.
+fn remap_to(n: i32) {
+    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
+    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
+    let topic = format!("remap-{n}");
+    librdkafka_create_topic(&source.addr(), &topic, 8, &[]);
+    librdkafka_create_topic(&proxy.addr(), &topic, n, &[]);
+    let spec = ProduceSpec::default()
+        .count(3_000)
+        .keys(200)
+        .null_key_every(13)
+        .headers(true)
+        .codec(Codec::Lz4);
+    librdkafka_produce(&source.addr(), &topic, &spec);
+    // Where librdkafka's murmur2_random puts each key with n partitions.
+    let reference = format!("reference-{n}");
+    librdkafka_create_topic(&source.addr(), &reference, n, &[]);
+    librdkafka_produce(
+        &source.addr(),
+        &reference,
+        &ProduceSpec::default().count(200).keys(200),
+    );
+    let mut expected_partition = BTreeMap::new();
+    for (partition, records) in librdkafka_consume_all(&source.addr(), &reference) {
+        for r in records {
+            expected_partition.insert(r.key.unwrap(), partition);
+        }
+    }
+    assert_eq!(expected_partition.len(), 200);
+
+    let scratch = Scratch::new(
+        &format!("bootstrap.servers={}\ngroup.id=remap\n", source.addr()),
+        &format!("bootstrap.servers={}\n", proxy.addr()),
+    );
+    let exited = scratch
+        .spawn(&["--whitelist", &topic, "--once"])
+        .wait(Duration::from_secs(120));
+    exited.assert_success();
+    let summary = exited.summary();
+    assert_eq!(summary.records, 3_000, "{}", exited.context());
+    assert_eq!(summary.passthrough, 0, "{}", exited.context());
+    assert!(exited.stderr.contains("partition counts differ"), "{}", exited.context());
+
+    let source_records = librdkafka_consume_all(&source.addr(), &topic);
+    let destination_records = librdkafka_consume_all(&proxy.addr(), &topic);
+    let source_partition_of: BTreeMap<Vec<u8>, i32> = source_records
+        .iter()
+        .flat_map(|(p, rs)| rs.iter().map(move |r| (r.value.clone().unwrap(), *p)))
+        .collect();
+    let mut seen = 0;
+    let mut by_key: BTreeMap<Vec<u8>, Vec<Vec<u8>>> = BTreeMap::new();
+    for (partition, records) in &destination_records {
+        for r in records {
+            seen += 1;
+            let value = r.value.clone().unwrap();
+            match &r.key {
+                Some(key) => {
+                    assert_eq!(
+                        Some(partition),
+                        expected_partition.get(key),
+                        "key {:?}",
+                        String::from_utf8_lossy(key)
+                    );
+                    by_key.entry(key.clone()).or_default().push(value);
+                }
+                None => {
+                    let from = source_partition_of[&value];
+                    assert_eq!(*partition, from % n, "null key from source partition {from}");
+                }
+            }
+        }
+    }
+    assert_eq!(seen, 3_000, "every record once");
+    // Per-key order: as in the source partition the key lived in.
+    for (key, values) in by_key {
+        let source_order: Vec<Vec<u8>> = source_records
+            .values()
+            .flatten()
+            .filter(|r| r.key.as_deref() == Some(&key[..]))
+            .map(|r| r.value.clone().unwrap())
+            .collect();
+        assert_eq!(values, source_order, "order of key {:?}", String::from_utf8_lossy(&key));
+    }
+    assert_committed_to_the_end(&source.addr(), "remap", &topic);
+    proxy.assert_conformant();
+}
+
+#[test]
+fn fewer_destination_partitions_place_records_by_key() {
+    remap_to(3);
+}
+
+#[test]
+fn more_destination_partitions_place_records_by_key() {
+    remap_to(12);
+}

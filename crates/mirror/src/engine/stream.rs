@@ -923,13 +923,16 @@ impl Stream {
             }
         };
         let counters = plan.counters();
-        self.ctx.metrics.add_plan(
-            counters.passthrough_batches,
-            counters.slow_path_batches,
-            counters.skipped_batches,
-        );
-        let next = plan.next_position();
         let route = slot.route;
+        // Placing records by key decodes every batch, qualifying or not.
+        let (passthrough, slow) = match route {
+            Route::SamePartition => (counters.passthrough_batches, counters.slow_path_batches),
+            Route::ByKey { .. } => (0, counters.passthrough_batches + counters.slow_path_batches),
+        };
+        self.ctx
+            .metrics
+            .add_plan(passthrough, slow, counters.skipped_batches);
+        let next = plan.next_position();
         for step in plan.into_steps() {
             if let Err(e) = self.dispatch(key, route, step, charge) {
                 self.fail(e);
