@@ -913,7 +913,11 @@ fn remap_to(n: i32) {
     let summary = exited.summary();
     assert_eq!(summary.records, 3_000, "{}", exited.context());
     assert_eq!(summary.passthrough, 0, "{}", exited.context());
-    assert!(exited.stderr.contains("partition counts differ"), "{}", exited.context());
+    assert!(
+        exited.stderr.contains("partition counts differ"),
+        "{}",
+        exited.context()
+    );
 
     let source_records = librdkafka_consume_all(&source.addr(), &topic);
     let destination_records = librdkafka_consume_all(&proxy.addr(), &topic);
@@ -939,7 +943,11 @@ fn remap_to(n: i32) {
                 }
                 None => {
                     let from = source_partition_of[&value];
-                    assert_eq!(*partition, from % n, "null key from source partition {from}");
+                    assert_eq!(
+                        *partition,
+                        from % n,
+                        "null key from source partition {from}"
+                    );
                 }
             }
         }
@@ -953,7 +961,12 @@ fn remap_to(n: i32) {
             .filter(|r| r.key.as_deref() == Some(&key[..]))
             .map(|r| r.value.clone().unwrap())
             .collect();
-        assert_eq!(values, source_order, "order of key {:?}", String::from_utf8_lossy(&key));
+        assert_eq!(
+            values,
+            source_order,
+            "order of key {:?}",
+            String::from_utf8_lossy(&key)
+        );
     }
     assert_committed_to_the_end(&source.addr(), "remap", &topic);
     proxy.assert_conformant();
@@ -967,4 +980,37 @@ fn fewer_destination_partitions_place_records_by_key() {
 #[test]
 fn more_destination_partitions_place_records_by_key() {
     remap_to(12);
+}
+
+/// A source batch larger than the destination topic's `max.message.bytes`
+/// is split on record boundaries; the records arrive identical.
+#[test]
+fn a_batch_over_the_destination_limit_is_split() {
+    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
+    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
+    librdkafka_create_topic(&source.addr(), "wide", 2, &[]);
+    librdkafka_create_topic(&proxy.addr(), "wide", 2, &[("max.message.bytes", "4000")]);
+    let spec = ProduceSpec::default()
+        .count(400)
+        .value_size(300)
+        .headers(true)
+        .partitions(2)
+        .linger_ms(200);
+    librdkafka_produce(&source.addr(), "wide", &spec);
+    let scratch = Scratch::new(
+        &format!("bootstrap.servers={}\ngroup.id=wide\n", source.addr()),
+        &format!("bootstrap.servers={}\n", proxy.addr()),
+    );
+    let exited = scratch
+        .spawn(&["--whitelist", "wide", "--once"])
+        .wait(Duration::from_secs(60));
+    exited.assert_success();
+    let summary = exited.summary();
+    assert!(summary.slow > 0, "{}", exited.context());
+    assert_same_records(
+        &librdkafka_consume_all(&source.addr(), "wide"),
+        &librdkafka_consume_all(&proxy.addr(), "wide"),
+    );
+    assert_committed_to_the_end(&source.addr(), "wide", "wide");
+    proxy.assert_conformant();
 }

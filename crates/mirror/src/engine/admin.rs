@@ -362,43 +362,88 @@ pub async fn commit_offsets(
     Ok(out)
 }
 
-/// The topic's own (non-default) settings among [`COPIED_TOPIC_CONFIGS`].
-pub async fn copied_topic_configs(
-    source: &Cluster,
+/// One entry of a topic's DescribeConfigs answer.
+struct ConfigEntry {
+    name: String,
+    value: Option<String>,
+    source: i8,
+    sensitive: bool,
+}
+
+/// Every config of `topic`, or the error code the broker gave.
+async fn describe_topic(
+    cluster: &Cluster,
     topic: &str,
-) -> Result<Vec<(String, String)>, MirrorError> {
+) -> Result<Result<Vec<ConfigEntry>, ResponseError>, PoolError> {
     let request = kp::DescribeConfigsRequest::default().with_resources(vec![
         kp::describe_configs_request::DescribeConfigsResource::default()
             .with_resource_type(TOPIC_RESOURCE)
             .with_resource_name(str_bytes(topic))
             .with_configuration_keys(None),
     ]);
-    let leader = source
-        .leader_of(topic, 0)
-        .await
-        .map_err(MirrorError::source)?;
-    let response = source
-        .send_to_broker(leader, &request)
-        .await
-        .map_err(MirrorError::source)?;
+    let leader = cluster.leader_of(topic, 0).await?;
+    let response = cluster.send_to_broker(leader, &request).await?;
     let mut out = Vec::new();
     for result in response.results {
         if let Some(error) = kafka_error(result.error_code) {
+            return Ok(Err(error));
+        }
+        out.extend(result.configs.into_iter().map(|c| ConfigEntry {
+            name: c.name.to_string(),
+            value: c.value.map(|v| v.to_string()),
+            source: c.config_source,
+            sensitive: c.is_sensitive,
+        }));
+    }
+    Ok(Ok(out))
+}
+
+/// The topic's own (non-default) settings among [`COPIED_TOPIC_CONFIGS`].
+pub async fn copied_topic_configs(
+    source: &Cluster,
+    topic: &str,
+) -> Result<Vec<(String, String)>, MirrorError> {
+    let entries = match describe_topic(source, topic)
+        .await
+        .map_err(MirrorError::source)?
+    {
+        Ok(entries) => entries,
+        Err(error) => {
             tracing::warn!(%topic, %error, "cannot read the source topic's configs; the destination topic gets the destination's defaults");
             return Ok(Vec::new());
         }
-        for c in result.configs {
-            let own = c.config_source == DYNAMIC_TOPIC_CONFIG;
-            if own
-                && !c.is_sensitive
+    };
+    Ok(entries
+        .into_iter()
+        .filter(|c| {
+            c.source == DYNAMIC_TOPIC_CONFIG
+                && !c.sensitive
                 && COPIED_TOPIC_CONFIGS.contains(&c.name.as_str())
-                && let Some(value) = c.value
-            {
-                out.push((c.name.to_string(), value.to_string()));
-            }
+        })
+        .filter_map(|c| c.value.map(|v| (c.name, v)))
+        .collect())
+}
+
+/// The destination topic's effective `max.message.bytes` (its own setting
+/// or the broker's default), if the broker says.
+pub async fn max_message_bytes(destination: &Cluster, topic: &str) -> Option<usize> {
+    let entries = match describe_topic(destination, topic).await {
+        Ok(Ok(entries)) => entries,
+        Ok(Err(error)) => {
+            tracing::debug!(%topic, %error, "no max.message.bytes from the destination");
+            return None;
         }
-    }
-    Ok(out)
+        Err(e) => {
+            tracing::debug!(%topic, error = %e, "no max.message.bytes from the destination");
+            return None;
+        }
+    };
+    entries
+        .into_iter()
+        .find(|c| c.name == "max.message.bytes")
+        .and_then(|c| c.value)
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|v| *v > 0)
 }
 
 /// Creates `topic` on the destination with `partitions` partitions and

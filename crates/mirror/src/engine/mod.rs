@@ -143,6 +143,7 @@ impl Mirror {
             destination: self.destination.clone(),
             assigned: HashSet::new(),
             routes: HashMap::new(),
+            max_batch_bytes: HashMap::new(),
             next_stream: 0,
             topics: Vec::new(),
         };
@@ -209,6 +210,7 @@ struct Controller {
     destination: Cluster,
     assigned: HashSet<TopicPartition>,
     routes: HashMap<Arc<str>, Route>,
+    max_batch_bytes: HashMap<Arc<str>, Option<usize>>,
     next_stream: usize,
     topics: Vec<String>,
 }
@@ -289,6 +291,8 @@ impl Controller {
                 }
             };
             self.routes.insert(topic.clone(), route);
+            let max = admin::max_message_bytes(&self.destination, topic).await;
+            self.max_batch_bytes.insert(topic.clone(), max);
             self.topics.push(topic.to_string());
         }
         let tps: Vec<TopicPartition> = fresh
@@ -362,6 +366,7 @@ impl Controller {
                     committed: committed.get(&key).copied(),
                     target: targets.as_ref().and_then(|t| t.get(&key).copied()),
                     route,
+                    max_batch_bytes: self.max_batch_bytes.get(&topic).copied().flatten(),
                 };
                 let Some(stream) = streams.get(self.next_stream % streams.len().max(1)) else {
                     return Err(MirrorError::Internal("no stream to assign to".into()));

@@ -72,6 +72,17 @@ pub struct Rebatch {
     pub level: Option<i32>,
     /// Start a new batch once one holds this many (uncompressed) bytes.
     pub batch_size: usize,
+    /// The destination's limit on a batch (`max.message.bytes`): a batch
+    /// is sealed before a record that could take it over. A single record
+    /// over the limit still goes alone, for the destination to refuse.
+    pub max_batch_bytes: Option<usize>,
+}
+
+/// An upper bound of a record's size in a v2 batch: its fields plus the
+/// largest varints of its length, attributes, deltas and counts.
+fn record_bound(key: Option<&[u8]>, value: Option<&[u8]>, headers: usize) -> usize {
+    let sized = |b: Option<&[u8]>| 5 + b.map_or(0, <[u8]>::len);
+    5 + 1 + 10 + 5 + sized(key) + sized(value) + 5 + headers
 }
 
 /// Decodes `entry` and re-batches its records whose offsets lie in `range`,
@@ -100,6 +111,12 @@ pub fn rebatch(
                     continue;
                 }
                 let partition = how.route.partition(source_partition, record.key.as_deref());
+                let bound = record_bound(
+                    record.key.as_deref(),
+                    record.value.as_deref(),
+                    record.headers.encoded_len(),
+                );
+                out.make_room(partition, bound)?;
                 let builder = out.builder(partition, codec);
                 builder.push_record(&record, record.timestamp(&header))?;
                 out.seal_if_full(partition)?;
@@ -111,6 +128,10 @@ pub fn rebatch(
             let codec = how.codec.unwrap_or(Compression::None);
             for r in records.iter().filter(|r| range.contains(&r.offset)) {
                 let partition = how.route.partition(source_partition, r.key.as_deref());
+                out.make_room(
+                    partition,
+                    record_bound(r.key.as_deref(), r.value.as_deref(), 0),
+                )?;
                 let builder = out.builder(partition, codec);
                 builder.push(
                     r.timestamp,
@@ -148,10 +169,37 @@ impl<'h> Builders<'h> {
             .or_insert_with(|| BatchBuilder::new(codec).with_level(level))
     }
 
+    /// Seals the partition's open batch if `bound` more bytes could take it
+    /// over the destination's limit.
+    fn make_room(&mut self, partition: i32, bound: usize) -> Result<(), RecordError> {
+        let Some(max) = self.how.max_batch_bytes else {
+            return Ok(());
+        };
+        let over = self
+            .open
+            .get(&partition)
+            .is_some_and(|b| !b.is_empty() && b.uncompressed_size() + bound > max);
+        if over {
+            self.seal(partition)?;
+        }
+        Ok(())
+    }
+
     fn seal_if_full(&mut self, partition: i32) -> Result<(), RecordError> {
         let batch_size = self.how.batch_size;
+        if self
+            .open
+            .get(&partition)
+            .is_some_and(|b| b.uncompressed_size() >= batch_size)
+        {
+            self.seal(partition)?;
+        }
+        Ok(())
+    }
+
+    fn seal(&mut self, partition: i32) -> Result<(), RecordError> {
         if let Some(builder) = self.open.get_mut(&partition)
-            && builder.uncompressed_size() >= batch_size
+            && !builder.is_empty()
         {
             let records = i32::try_from(builder.len()).unwrap_or(i32::MAX);
             let batch = builder.build(ProducerStamp::NONE)?;
@@ -226,6 +274,7 @@ mod tests {
             codec: None,
             level: None,
             batch_size: 1 << 20,
+            max_batch_bytes: None,
         };
         let pieces = rebatch(&entry, &(102..104), 5, &how).unwrap();
         assert_eq!(pieces.len(), 1);
@@ -261,6 +310,7 @@ mod tests {
             codec: Some(Compression::None),
             level: None,
             batch_size: 1 << 20,
+            max_batch_bytes: None,
         };
         let pieces = rebatch(&entry, &(0..5), 7, &how).unwrap();
         let mut seen = 0;
@@ -290,11 +340,32 @@ mod tests {
             codec: None,
             level: None,
             batch_size: 1,
+            max_batch_bytes: None,
         };
         let pieces = rebatch(&entry, &(0..10), 0, &how).unwrap();
         assert_eq!(pieces.len(), 10);
         let all: Vec<String> = pieces.iter().flat_map(values).collect();
         let expected: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
+        assert_eq!(all, expected);
+    }
+
+    #[test]
+    fn a_batch_over_the_destination_limit_is_split_on_record_boundaries() {
+        let entry = source_batch(0, &[Some("a"); 40]);
+        let how = Rebatch {
+            route: Route::SamePartition,
+            codec: Some(Compression::None),
+            level: None,
+            batch_size: 1 << 20,
+            max_batch_bytes: Some(400),
+        };
+        let pieces = rebatch(&entry, &(0..40), 0, &how).unwrap();
+        assert!(pieces.len() > 1);
+        for piece in &pieces {
+            assert!(piece.batch.len() <= 400, "{} bytes", piece.batch.len());
+        }
+        let all: Vec<String> = pieces.iter().flat_map(values).collect();
+        let expected: Vec<String> = (0..40).map(|i| format!("v{i}")).collect();
         assert_eq!(all, expected);
     }
 }

@@ -76,6 +76,8 @@ pub(crate) struct Assignment {
     pub committed: Option<i64>,
     pub target: Option<i64>,
     pub route: Route,
+    /// The destination topic's `max.message.bytes`, if known.
+    pub max_batch_bytes: Option<usize>,
 }
 
 /// What the controller tells a stream.
@@ -91,6 +93,7 @@ struct Slot {
     partition: i32,
     topic_id: [u8; 16],
     route: Route,
+    max_batch_bytes: Option<usize>,
     ledger: OffsetLedger,
     position: i64,
     fetch_size: usize,
@@ -373,6 +376,7 @@ impl Stream {
                 partition: a.partition,
                 topic_id: a.topic_id,
                 route: a.route,
+                max_batch_bytes: a.max_batch_bytes,
                 ledger,
                 position: a.start,
                 fetch_size,
@@ -880,8 +884,9 @@ impl Stream {
             p.high_watermark
         };
         slot.end = end;
-        let policy =
-            PassthroughPolicy::at(slot.position).with_target_codec(config.produce.compression);
+        let policy = PassthroughPolicy::at(slot.position)
+            .with_target_codec(config.produce.compression)
+            .with_max_batch_bytes(slot.max_batch_bytes);
         let settings = FetchSettings::default()
             .with_isolation(config.fetch.isolation)
             .with_check_crcs(config.fetch.check_crcs);
@@ -985,7 +990,9 @@ impl Stream {
             PlanStep::Passthrough { range, batch } => (range, LogEntry::Batch(batch)),
             PlanStep::SlowPath { range, entry, .. } => (range, entry),
         };
+        let max_batch_bytes = self.slots.get(key).and_then(|s| s.max_batch_bytes);
         let how = Rebatch {
+            max_batch_bytes,
             route,
             codec: config.produce.compression,
             level: config.produce.compression_level,

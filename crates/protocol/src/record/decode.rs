@@ -84,6 +84,12 @@ impl RecordHeaders {
         &self.raw
     }
 
+    /// Bytes the headers take in a record's wire encoding (without their
+    /// count).
+    pub fn encoded_len(&self) -> usize {
+        self.raw.len()
+    }
+
     /// The headers in order.
     pub fn iter(&self) -> HeaderIter {
         HeaderIter {
