@@ -1014,3 +1014,110 @@ fn a_batch_over_the_destination_limit_is_split() {
     assert_committed_to_the_end(&source.addr(), "wide", "wide");
     proxy.assert_conformant();
 }
+
+/// The codecs of every batch of `topic` at `bootstrap`, read with
+/// kmirror's own Fetch (librdkafka does not say what a batch's codec was).
+fn batch_codecs(bootstrap: &str, topic: &str) -> std::collections::BTreeSet<&'static str> {
+    use kmirror_protocol::kafka_protocol::messages::{self as kp, TopicName};
+    use kmirror_protocol::kafka_protocol::protocol::StrBytes;
+    use kmirror_protocol::record::{LogEntry, RecordBatches};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut config = kmirror_pool::ClientConfig::default();
+        config.bootstrap_servers = vec![bootstrap.to_owned()];
+        let cluster = kmirror_pool::Cluster::connect(config).await.unwrap();
+        let metadata = cluster.metadata().await.unwrap();
+        let info = &metadata.topics[topic];
+        let mut codecs = std::collections::BTreeSet::new();
+        for p in &info.partitions {
+            let conn = cluster
+                .connection_to_broker(p.leader.unwrap())
+                .await
+                .unwrap();
+            let version = conn.versions().version(kp::ApiKey::Fetch).unwrap();
+            let mut t = kp::fetch_request::FetchTopic::default().with_partitions(vec![
+                kp::fetch_request::FetchPartition::default()
+                    .with_partition(p.partition)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(64 * 1024 * 1024),
+            ]);
+            t = if version >= 13 {
+                t.with_topic_id(uuid::Uuid::from_bytes(info.id))
+            } else {
+                t.with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+            };
+            let request = kp::FetchRequest::default()
+                .with_max_wait_ms(500)
+                .with_min_bytes(1)
+                .with_max_bytes(64 * 1024 * 1024)
+                .with_topics(vec![t]);
+            let response = conn.send(&request).await.unwrap();
+            for t in response.topics {
+                for part in t.partitions {
+                    assert_eq!(
+                        part.error_code, 0,
+                        "fetch of {topic}-{}",
+                        part.partition_index
+                    );
+                    for entry in RecordBatches::new(part.records.unwrap_or_default()) {
+                        if let LogEntry::Batch(view) = entry.unwrap() {
+                            codecs.insert(view.header().compression().unwrap().name());
+                        }
+                    }
+                }
+            }
+        }
+        codecs
+    })
+}
+
+/// `compression.type` set in the producer config: lz4 batches are
+/// re-encoded to zstd (and to none); the records are identical.
+#[test]
+fn compression_type_reencodes_batches_in_another_codec() {
+    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
+    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
+    librdkafka_create_topic(&source.addr(), "lz4-in", 3, &[]);
+    let spec = ProduceSpec::default()
+        .count(1_500)
+        .codec(Codec::Lz4)
+        .headers(true)
+        .null_key_every(5)
+        .null_value_every(9)
+        .partitions(3);
+    librdkafka_produce(&source.addr(), "lz4-in", &spec);
+    assert_eq!(batch_codecs(&source.addr(), "lz4-in"), ["lz4"].into());
+    // Each run appends one more copy to the same destination topic.
+    for (codec, group) in [("zstd", "to-zstd"), ("none", "to-none")] {
+        let scratch = Scratch::new(
+            &format!("bootstrap.servers={}\ngroup.id={group}\n", source.addr()),
+            &format!(
+                "bootstrap.servers={}\ncompression.type={codec}\n",
+                proxy.addr()
+            ),
+        );
+        let exited = scratch
+            .spawn(&["--whitelist", "lz4-in", "--once"])
+            .wait(Duration::from_secs(60));
+        exited.assert_success();
+        let summary = exited.summary();
+        assert_eq!(summary.passthrough, 0, "{}", exited.context());
+        assert!(summary.slow > 0, "{}", exited.context());
+        let codecs = batch_codecs(&proxy.addr(), "lz4-in");
+        assert!(codecs.contains(codec), "{codec}: {codecs:?}");
+        assert!(!codecs.contains("lz4"), "{codec}: {codecs:?}");
+        let source_records = librdkafka_consume_all(&source.addr(), "lz4-in");
+        let mut destination_records = librdkafka_consume_all(&proxy.addr(), "lz4-in");
+        // Compare the copy this run appended.
+        for (partition, records) in destination_records.iter_mut() {
+            let n = source_records[partition].len();
+            let extra = records.len() - n;
+            records.drain(..extra);
+        }
+        assert_same_records(&source_records, &destination_records);
+    }
+    proxy.assert_conformant();
+}
