@@ -1026,8 +1026,10 @@ fn batch_codecs(bootstrap: &str, topic: &str) -> std::collections::BTreeSet<&'st
         .build()
         .unwrap();
     runtime.block_on(async {
-        let mut config = kmirror_pool::ClientConfig::default();
-        config.bootstrap_servers = vec![bootstrap.to_owned()];
+        let config = kmirror_pool::ClientConfig {
+            bootstrap_servers: vec![bootstrap.to_owned()],
+            ..Default::default()
+        };
         let cluster = kmirror_pool::Cluster::connect(config).await.unwrap();
         let metadata = cluster.metadata().await.unwrap();
         let info = &metadata.topics[topic];
