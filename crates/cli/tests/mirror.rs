@@ -1123,3 +1123,68 @@ fn compression_type_reencodes_batches_in_another_codec() {
     }
     proxy.assert_conformant();
 }
+
+const TRANSACTIONS: &str = r#"
+import sys
+from confluent_kafka import Producer
+bootstrap, topic = sys.argv[1], sys.argv[2]
+p = Producer({"bootstrap.servers": bootstrap, "transactional.id": "kmirror-test-tx", "linger.ms": 5})
+p.init_transactions(30)
+committed = aborted = 0
+for tx in range(10):
+    p.begin_transaction()
+    for i in range(50):
+        n = tx * 50 + i
+        p.produce(topic, key=f"key-{n % 7}".encode(), value=f"value-{n}:tx{tx}".encode(), partition=n % 2)
+    if tx % 3 == 1:
+        p.abort_transaction(30)
+        aborted += 50
+    else:
+        p.commit_transaction(30)
+        committed += 50
+print(committed, aborted)
+"#;
+
+/// A transactional source (tansu, since nisshi refuses transactional
+/// producers) with committed and aborted transactions: only committed
+/// records arrive, and no control batch is ever produced.
+#[test]
+fn only_committed_transactions_are_mirrored_and_markers_never() {
+    let source = Broker::start(BrokerOptions::transactional_tansu().cluster_id("source"));
+    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
+    librdkafka_create_topic(&source.addr(), "tx", 2, &[]);
+    let out = kmirror_test_support::run_python(TRANSACTIONS, &[&source.addr(), "tx"]);
+    assert_eq!(out.trim(), "350 150", "{out}");
+    let scratch = Scratch::new(
+        &format!("bootstrap.servers={}\ngroup.id=tx\n", source.addr()),
+        &format!("bootstrap.servers={}\n", proxy.addr()),
+    );
+    let exited = scratch
+        .spawn(&["--whitelist", "tx", "--once"])
+        .wait(Duration::from_secs(120));
+    exited.assert_success();
+    let destination_records = librdkafka_consume_all(&proxy.addr(), "tx");
+    let values: Vec<String> = destination_records
+        .values()
+        .flatten()
+        .map(|r| String::from_utf8(r.value.clone().unwrap()).unwrap())
+        .collect();
+    assert_eq!(values.len(), 350, "only the committed records");
+    for value in &values {
+        let tx: u32 = value.rsplit("tx").next().unwrap().parse().unwrap();
+        assert_ne!(
+            tx % 3,
+            1,
+            "a record of an aborted transaction arrived: {value}"
+        );
+    }
+    assert_same_records(
+        &librdkafka_consume_all(&source.addr(), "tx"),
+        &destination_records,
+    );
+    let report = proxy.report();
+    assert_eq!(report.control_batches, 0, "{}", report.summary());
+    proxy.assert_conformant();
+    assert_committed_to_the_end(&source.addr(), "tx", "tx");
+    eprintln!("transactions: {}", exited.stdout.trim());
+}

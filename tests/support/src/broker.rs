@@ -56,12 +56,22 @@ pub struct BrokerOptions {
     port: Option<u16>,
     advertised: Option<String>,
     extra_args: Vec<String>,
+    tansu: bool,
 }
 
 impl BrokerOptions {
     /// Memory storage (the default).
     pub fn memory() -> Self {
         Self::default()
+    }
+
+    /// The tansu build of [`crate::tansu_bin`] instead of nisshi, with
+    /// memory storage: a broker that accepts transactional producers.
+    pub fn transactional_tansu() -> Self {
+        Self {
+            tansu: true,
+            ..Self::default()
+        }
     }
 
     /// SQLite storage in the broker's scratch directory.
@@ -297,6 +307,7 @@ impl Broker {
             .as_ref()
             .map_or_else(|| listener.clone(), |a| format!("tcp://{a}"));
         let storage = match self.options.storage {
+            Storage::Memory if self.options.tansu => "memory://tansu/".to_owned(),
             Storage::Memory => "memory://nisshi/".to_owned(),
             // nisshi reads the URL's path relative to its working directory
             // after dropping one slash: `sqlite:////abs/path` is absolute.
@@ -344,7 +355,11 @@ impl Broker {
     /// old listener's release, so an early "address in use" exit is retried
     /// until the deadline.
     fn spawn(&mut self) {
-        let nisshi = paths::nisshi_bin();
+        let nisshi = if self.options.tansu {
+            paths::tansu_bin()
+        } else {
+            paths::nisshi_bin()
+        };
         let args = self.args();
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         let deadline = Instant::now() + START_TIMEOUT;

