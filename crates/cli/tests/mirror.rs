@@ -1188,3 +1188,326 @@ fn only_committed_transactions_are_mirrored_and_markers_never() {
     assert_committed_to_the_end(&source.addr(), "tx", "tx");
     eprintln!("transactions: {}", exited.stdout.trim());
 }
+
+/// Sends `batches` to partition 0 of `topic`, one Produce request each,
+/// with kmirror's own encoder.
+fn produce_raw(bootstrap: &str, topic: &str, batches: Vec<kmirror_protocol::record::ProduceBatch>) {
+    use kmirror_protocol::kafka_protocol::protocol::StrBytes;
+    use kmirror_protocol::messages::produce::{ProducePartition, ProduceRequest, ProduceTopic};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let config = kmirror_pool::ClientConfig {
+            bootstrap_servers: vec![bootstrap.to_owned()],
+            ..Default::default()
+        };
+        let cluster = kmirror_pool::Cluster::connect(config).await.unwrap();
+        for batch in batches {
+            let request = ProduceRequest {
+                transactional_id: None,
+                acks: -1,
+                timeout_ms: 10_000,
+                topics: vec![ProduceTopic {
+                    name: StrBytes::from_string(topic.to_owned()),
+                    partitions: vec![ProducePartition { index: 0, batch }],
+                }],
+            };
+            let response = cluster.send_to_leader(topic, 0, &request).await.unwrap();
+            for (_, partitions) in response.topics {
+                for p in partitions {
+                    assert_eq!(
+                        p.error_code, 0,
+                        "raw produce to {topic}: {:?}",
+                        p.error_message
+                    );
+                }
+            }
+        }
+    });
+}
+
+/// A TCP proxy in front of the source that turns every Fetch response's
+/// batch whose first key is `gap-0` into the batch compaction would leave:
+/// the same offsets (base offset, lastOffsetDelta) and the same length, but
+/// only the records at offset deltas 0 and 3 (values resized to keep the
+/// length), so offsets base+1 and base+2 are a hole inside the batch. nisshi
+/// refuses gapped batches on Produce (`last_offset_delta + 1 does not equal
+/// record_count`) and does not compact, so this is how a compacted log
+/// reaches kmirror here.
+struct CompactingProxy {
+    addr: String,
+    rewritten: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CompactingProxy {
+    /// Binds the proxy's port (for the broker to advertise) before the
+    /// broker exists.
+    fn bind() -> std::net::TcpListener {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap()
+    }
+
+    fn serve(listener: std::net::TcpListener, upstream: String) -> Self {
+        let addr = listener.local_addr().unwrap().to_string();
+        let rewritten = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = rewritten.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let versions = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let v2 = versions.clone();
+                std::thread::spawn(move || forward_requests(c2, s2, &v2));
+                let count = count.clone();
+                std::thread::spawn(move || forward_responses(server, client, &versions, &count));
+            }
+        });
+        Self { addr, rewritten }
+    }
+}
+
+fn read_frame(stream: &mut std::net::TcpStream) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).ok()?;
+    let mut frame = vec![0u8; i32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut frame).ok()?;
+    Some(frame)
+}
+
+fn write_frame(stream: &mut std::net::TcpStream, frame: &[u8]) -> Option<()> {
+    use std::io::Write;
+    stream.write_all(&(frame.len() as i32).to_be_bytes()).ok()?;
+    stream.write_all(frame).ok()
+}
+
+/// Client to broker: remembers each request's API and version by
+/// correlation id.
+fn forward_requests(
+    mut client: std::net::TcpStream,
+    mut server: std::net::TcpStream,
+    versions: &std::sync::Mutex<BTreeMap<i32, (i16, i16)>>,
+) {
+    while let Some(frame) = read_frame(&mut client) {
+        let api = i16::from_be_bytes([frame[0], frame[1]]);
+        let version = i16::from_be_bytes([frame[2], frame[3]]);
+        let correlation = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        versions.lock().unwrap().insert(correlation, (api, version));
+        if write_frame(&mut server, &frame).is_none() {
+            break;
+        }
+    }
+    let _ = server.shutdown(std::net::Shutdown::Both);
+}
+
+fn forward_responses(
+    mut server: std::net::TcpStream,
+    mut client: std::net::TcpStream,
+    versions: &std::sync::Mutex<BTreeMap<i32, (i16, i16)>>,
+    rewritten: &std::sync::atomic::AtomicUsize,
+) {
+    while let Some(mut frame) = read_frame(&mut server) {
+        let correlation = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
+        let request = versions.lock().unwrap().remove(&correlation);
+        if let Some((1, version)) = request {
+            rewritten.fetch_add(compact_in_place(&mut frame, version), Ordering::Relaxed);
+        }
+        if write_frame(&mut client, &frame).is_none() {
+            break;
+        }
+    }
+    let _ = client.shutdown(std::net::Shutdown::Both);
+}
+
+/// Rewrites the marked batches of one Fetch response frame in place;
+/// returns how many.
+fn compact_in_place(frame: &mut [u8], version: i16) -> usize {
+    use kmirror_protocol::messages::fetch::decode_fetch_response;
+    use kmirror_protocol::record::{LogEntry, RecordBatches};
+    // Response header: correlation id, plus tagged fields from v12.
+    let body_start = if version >= 12 { 5 } else { 4 };
+    let frame_bytes = bytes::Bytes::copy_from_slice(frame);
+    let base = frame_bytes.as_ptr() as usize;
+    let response = decode_fetch_response(frame_bytes.slice(body_start..), version).unwrap();
+    let mut patches = Vec::new();
+    for topic in &response.topics {
+        for partition in &topic.partitions {
+            let Some(records) = &partition.records else {
+                continue;
+            };
+            for entry in RecordBatches::new(records.clone()) {
+                let Ok(LogEntry::Batch(view)) = entry else {
+                    continue;
+                };
+                let header = *view.header();
+                let first_key = view
+                    .records(1 << 20)
+                    .ok()
+                    .and_then(|mut r| r.next())
+                    .and_then(Result::ok)
+                    .and_then(|r| r.key);
+                if header.record_count == 4 && first_key.as_deref() == Some(b"gap-0".as_slice()) {
+                    let at = view.as_bytes().as_ptr() as usize - base;
+                    patches.push((at, gapped_batch(view.as_bytes())));
+                }
+            }
+        }
+    }
+    for (at, bytes) in &patches {
+        frame[*at..*at + bytes.len()].copy_from_slice(bytes);
+    }
+    patches.len()
+}
+
+fn varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+/// One record with `delta` as its offset and timestamp delta.
+fn encode_record(delta: i64, key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut body = vec![0u8];
+    varint(&mut body, delta);
+    varint(&mut body, delta);
+    varint(&mut body, key.len() as i64);
+    body.extend_from_slice(key);
+    varint(&mut body, value.len() as i64);
+    body.extend_from_slice(value);
+    varint(&mut body, 0);
+    let mut out = Vec::new();
+    varint(&mut out, body.len() as i64);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// The value the proxy gives record `delta` of a rewritten batch.
+fn gapped_value(delta: i64, len: usize) -> Vec<u8> {
+    let mut v = format!("kept-{delta}:").into_bytes();
+    v.resize(len, b'c');
+    v
+}
+
+/// `original` (an uncompressed 4-record batch) with only the records at
+/// deltas 0 and 3, the same length, and a valid CRC.
+fn gapped_batch(original: &[u8]) -> Vec<u8> {
+    use kmirror_protocol::record::BATCH_HEADER_LEN;
+    let payload_len = original.len() - BATCH_HEADER_LEN;
+    let mut payload = None;
+    'search: for a in 20..payload_len {
+        let first = encode_record(0, b"gap-0", &gapped_value(0, a));
+        for b in [a, a + 1, a.saturating_sub(1)] {
+            let second = encode_record(3, b"gap-3", &gapped_value(3, b));
+            if first.len() + second.len() == payload_len {
+                payload = Some([first, second].concat());
+                break 'search;
+            }
+        }
+    }
+    let payload = payload.expect("no record sizes fill the batch");
+    let mut out = original[..BATCH_HEADER_LEN].to_vec();
+    out[57..61].copy_from_slice(&2i32.to_be_bytes()); // record count
+    out.extend_from_slice(&payload);
+    let crc = crc32c::crc32c(&out[21..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// A compacted source log (offsets removed inside a batch, as compaction
+/// leaves them) between ordinary librdkafka batches: the gapped batch takes
+/// the slow path, arrives with dense offsets and exactly its remaining
+/// records, and the commit reaches the end of the log, the hole included.
+#[test]
+fn a_compacted_source_with_offset_gaps_is_rebuilt_densely() {
+    use kmirror_protocol::record::{
+        BatchBuilder, ProducerStamp, RecordBatchView, rewrite_for_produce,
+    };
+    // The source advertises the compacting proxy, so every connection
+    // kmirror makes to it goes through the proxy.
+    let listener = CompactingProxy::bind();
+    let advertised = listener.local_addr().unwrap().to_string();
+    let source = Broker::start(
+        BrokerOptions::memory()
+            .cluster_id("source")
+            .advertised(advertised),
+    );
+    let compacting = CompactingProxy::serve(listener, source.addr());
+    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
+    librdkafka_create_topic(&source.addr(), "compacted", 1, &[]);
+    let spec = ProduceSpec::default().count(20).partitions(1);
+    librdkafka_produce(&source.addr(), "compacted", &spec);
+    // A dense 4-record batch with the marker keys, sent as is.
+    let mut builder = BatchBuilder::new(kmirror_protocol::Compression::None);
+    for i in 0..4 {
+        let value = vec![b'o'; 120];
+        builder
+            .push(
+                1_700_000_000_000 + i,
+                Some(format!("gap-{i}").as_bytes()),
+                Some(&value),
+                std::iter::empty(),
+            )
+            .unwrap();
+    }
+    let built = builder.build(ProducerStamp::NONE).unwrap();
+    let view = RecordBatchView::new(built.to_bytes()).unwrap();
+    produce_raw(
+        &source.addr(),
+        "compacted",
+        vec![rewrite_for_produce(&view, ProducerStamp::NONE)],
+    );
+    librdkafka_produce(&source.addr(), "compacted", &spec);
+
+    let scratch = Scratch::new(
+        &format!(
+            "bootstrap.servers={}\ngroup.id=compacted\n",
+            compacting.addr
+        ),
+        &format!("bootstrap.servers={}\n", proxy.addr()),
+    );
+    let exited = scratch
+        .spawn(&["--whitelist", "compacted", "--once"])
+        .wait(Duration::from_secs(60));
+    exited.assert_success();
+    assert!(
+        compacting.rewritten.load(Ordering::Relaxed) > 0,
+        "the proxy compacted nothing"
+    );
+    let summary = exited.summary();
+    assert_eq!(summary.records, 42, "{}", exited.context());
+    assert_eq!(summary.slow, 1, "{}", exited.context());
+
+    // Read through the proxy, librdkafka sees the compacted log too: the
+    // marked batch holds only its records at deltas 0 and 3.
+    let source_records = librdkafka_consume_all(&source.addr(), "compacted");
+    let offsets: Vec<i64> = source_records[&0].iter().map(|r| r.offset).collect();
+    assert_eq!(offsets.len(), 42);
+    assert!(
+        offsets.windows(2).any(|w| w[1] - w[0] == 3),
+        "a hole of two offsets in the source: {offsets:?}"
+    );
+    assert!(
+        source_records[&0].iter().any(|r| r
+            .value
+            .as_deref()
+            .is_some_and(|v| v.starts_with(b"kept-3:"))),
+        "the rewritten batch was read"
+    );
+    let destination_records = librdkafka_consume_all(&proxy.addr(), "compacted");
+    assert_same_records(&source_records, &destination_records);
+    let dense: Vec<i64> = destination_records[&0].iter().map(|r| r.offset).collect();
+    assert_eq!(
+        dense,
+        (0..42).collect::<Vec<i64>>(),
+        "dense offsets at the destination"
+    );
+    assert_committed_to_the_end(&source.addr(), "compacted", "compacted");
+    proxy.assert_conformant();
+}
