@@ -368,4 +368,93 @@ mod tests {
         let expected: Vec<String> = (0..40).map(|i| format!("v{i}")).collect();
         assert_eq!(all, expected);
     }
+
+    /// One v0/v1 message set entry (offset, size, CRC-32, message).
+    fn legacy_message(
+        offset: i64,
+        magic: i8,
+        attributes: i8,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Vec<u8> {
+        let mut body = vec![magic as u8, attributes as u8];
+        if magic == 1 {
+            body.extend_from_slice(&timestamp.to_be_bytes());
+        }
+        for field in [key, value] {
+            match field {
+                None => body.extend_from_slice(&(-1i32).to_be_bytes()),
+                Some(b) => {
+                    body.extend_from_slice(&(b.len() as i32).to_be_bytes());
+                    body.extend_from_slice(b);
+                }
+            }
+        }
+        let mut out = offset.to_be_bytes().to_vec();
+        out.extend_from_slice(&(body.len() as i32 + 4).to_be_bytes());
+        out.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn old_message_sets_are_planned_and_up_converted_from_the_fetch_position() {
+        use crate::fetch_plan::{FetchSettings, PlanStep, plan_partition};
+        use kmirror_protocol::record::{AbortedTransactionFilter, PassthroughPolicy};
+        // Offsets 10 (v0), 11 (v1), then a gzip v1 wrapper holding 12..14.
+        let mut set = legacy_message(10, 0, 0, 0, Some(b"a"), Some(b"v10"));
+        set.extend(legacy_message(11, 1, 0, 1_011, None, Some(b"v11")));
+        let mut inner = Vec::new();
+        for i in 0..3i64 {
+            let value = format!("v{}", 12 + i);
+            inner.extend(legacy_message(
+                i,
+                1,
+                0,
+                1_012 + i,
+                Some(b"k"),
+                Some(value.as_bytes()),
+            ));
+        }
+        let mut gz = Vec::new();
+        kmirror_protocol::compression::compress(Compression::Gzip, &inner, None, &mut gz).unwrap();
+        set.extend(legacy_message(14, 1, 1, 1_014, None, Some(&gz)));
+
+        // The fetch position is 11: offset 10 is below it.
+        let plan = plan_partition(
+            Bytes::from(set),
+            AbortedTransactionFilter::default(),
+            &PassthroughPolicy::at(11),
+            FetchSettings::default(),
+        )
+        .unwrap();
+        assert_eq!(plan.next_position(), 15);
+        let how = Rebatch {
+            route: Route::SamePartition,
+            codec: Some(Compression::Lz4),
+            level: None,
+            batch_size: 1 << 20,
+            max_batch_bytes: None,
+        };
+        let mut values = Vec::new();
+        let mut timestamps = Vec::new();
+        for step in plan.into_steps() {
+            let PlanStep::SlowPath { range, entry, .. } = step else {
+                panic!("an old message set entry must take the slow path: {step:?}");
+            };
+            for piece in rebatch(&entry, &range, 0, &how).unwrap() {
+                let view = RecordBatchView::new(piece.batch.to_bytes()).unwrap();
+                assert_eq!(view.header().magic, 2);
+                assert_eq!(view.header().compression().unwrap(), Compression::Lz4);
+                for record in view.records(DECOMPRESSION_CAP).unwrap() {
+                    let record = record.unwrap();
+                    timestamps.push(record.timestamp(view.header()));
+                    values.push(String::from_utf8(record.value.unwrap().to_vec()).unwrap());
+                }
+            }
+        }
+        assert_eq!(values, ["v11", "v12", "v13", "v14"]);
+        assert_eq!(timestamps, [1_011, 1_012, 1_013, 1_014]);
+    }
 }
