@@ -19,10 +19,11 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0   success: --once caught up and committed, or a clean stop (Ctrl+C, SIGTERM);
       also --help and --version
-  1   runtime failure, e.g. a send failure with --abort.on.send.failure true
-      (this build also exits 1 after its preflight: copying is not implemented yet)
+  1   runtime failure, e.g. a batch the destination refused for good with
+      --abort.on.send.failure true (after committing what was acknowledged)
   2   usage error: a bad, missing, unknown or unsupported flag
-  3   configuration error: unreadable file, bad value, bad topic pattern
+  3   configuration error: unreadable file, bad value, bad topic pattern,
+      consumer group in use by another consumer
   4   cannot connect: unreachable cluster, TLS or authentication failure
   70  internal error (a bug in kmirror; please report it)";
 

@@ -72,7 +72,7 @@ pub fn engine_config(settings: &MirrorSettings) -> MirrorConfig {
         delivery_timeout: producer.delivery_timeout,
         max_in_flight: usize::from(producer.max_in_flight.clamp(1, 5)),
         retry_backoff: settings.destination.retry_backoff,
-        replication_factor: None,
+        replication_factor: producer.replication_factor,
     };
     config.streams = usize::from(settings.run.num_streams.max(1));
     config.commit_interval = settings.run.offset_commit_interval;
@@ -96,16 +96,6 @@ pub async fn run(
     destination: kmirror_pool::Cluster,
 ) -> Result<RunSummary, CliError> {
     let config = engine_config(settings);
-    if let Some(codec) = config.produce.compression {
-        tracing::info!(
-            "compression.type={} is set in {}: batches in another codec are re-encoded on the \
-             slow path (passthrough stays on for batches already in {}); remove compression.type \
-             to keep every batch's codec and pass all of them through",
-            codec.name(),
-            settings.producer_file.display(),
-            codec.name()
-        );
-    }
     tracing::debug!(configs = ?COPIED_TOPIC_CONFIGS, "topic configs copied to topics kmirror creates");
     let once = config.mode == RunMode::Once;
     let mirror = Mirror::with_clusters(config, source, destination)

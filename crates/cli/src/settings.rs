@@ -41,6 +41,7 @@
 //! | `enable.idempotence` | `true` | `true`; `false` is ignored with a warning |
 //! | `retries` | 2147483647 | 0..=2147483647 |
 //! | `max.request.size` | 1048576 | 1..=2147483647 |
+//! | `replication.factor` | the destination's default (CreateTopics v4+), else 3 capped at the broker count | 1..=32767, or -1 for the destination's default |
 //!
 //! Values are trimmed; names of choices are case-insensitive.
 
@@ -84,6 +85,7 @@ pub const PRODUCER_KEYS: &[&str] = &[
     "enable.idempotence",
     "retries",
     "max.request.size",
+    "replication.factor",
 ];
 
 /// Everything a mirror run needs, checked.
@@ -246,6 +248,10 @@ pub struct ProducerSettings {
     pub retries: u32,
     /// Largest Produce request (`max.request.size`), 1..=`i32::MAX`.
     pub max_request_size: u32,
+    /// The replication factor of destination topics kmirror creates
+    /// (`replication.factor`, as MirrorMaker 2 names it); `None`: the
+    /// destination's default.
+    pub replication_factor: Option<i16>,
 }
 
 /// The settings from command-line flags.
@@ -876,6 +882,17 @@ fn read_producer(
         max_in_flight: u8::try_from(max_in_flight).unwrap_or(5),
         retries: u32::try_from(r.int("retries", INT_MAX, 0, INT_MAX)?).unwrap_or(u32::MAX),
         max_request_size: r.bytes("max.request.size", 1_048_576, 1)?,
+        replication_factor: match r.int_with(
+            "replication.factor",
+            -1,
+            -1,
+            i64::from(i16::MAX),
+            "a whole number from 1 to 32767, or -1 for the destination's default \
+             (default.replication.factor): the replication factor of topics kmirror creates",
+        )? {
+            n if n > 0 => i16::try_from(n).ok(),
+            _ => None,
+        },
     })
 }
 

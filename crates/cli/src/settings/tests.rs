@@ -106,6 +106,7 @@ fn the_guides_files_and_command_line() {
             max_in_flight: 5,
             retries: 2_147_483_647,
             max_request_size: 1_048_576,
+            replication_factor: None,
         }
     );
     assert_eq!(
@@ -161,7 +162,7 @@ fn every_key_is_read() {
          compression.lz4.level=17\ncompression.zstd.level=-5\nbatch.size=0\nlinger.ms=0\n\
          buffer.memory=1048576\ndelivery.timeout.ms=30000\n\
          max.in.flight.requests.per.connection=1\nenable.idempotence=true\nretries=0\n\
-         max.request.size=1\nrequest.timeout.ms=30000\n",
+         max.request.size=1\nreplication.factor=2\nrequest.timeout.ms=30000\n",
     )
     .unwrap();
     assert_eq!(
@@ -194,6 +195,7 @@ fn every_key_is_read() {
             max_in_flight: 1,
             retries: 0,
             max_request_size: 1,
+            replication_factor: Some(2),
         }
     );
     assert_eq!(

@@ -470,8 +470,12 @@ pub async fn create_topic(
         .await
         .map_err(MirrorError::destination)?;
     let version = version(&conn, ApiKey::CreateTopics).map_err(MirrorError::destination)?;
-    // -1 (the broker's default) needs CreateTopics v4+.
-    let replication = replication_factor.unwrap_or(if version >= 4 { -1 } else { 1 });
+    // -1 (the broker's default) needs CreateTopics v4+ (Kafka 2.4); before
+    // that, 3 (the usual production setting) capped at the broker count.
+    let brokers = i16::try_from(metadata.brokers.len())
+        .unwrap_or(i16::MAX)
+        .max(1);
+    let replication = replication_factor.unwrap_or(if version >= 4 { -1 } else { brokers.min(3) });
     let request = kp::CreateTopicsRequest::default()
         .with_timeout_ms(30_000)
         .with_topics(vec![

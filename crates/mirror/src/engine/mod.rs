@@ -117,19 +117,31 @@ impl Mirror {
     /// graceful way before it is returned.
     pub async fn run(self) -> Result<RunSummary, MirrorError> {
         let streams = self.config.streams.max(1);
-        let ctx = Arc::new(StreamContext {
-            source: self.source.clone(),
-            destination: self.destination.clone(),
-            config: self.config.clone(),
-            metrics: self.metrics.clone(),
-            budget: MemoryBudget::new(self.config.produce.buffer_memory),
-        });
+        let budget = MemoryBudget::new(self.config.produce.buffer_memory);
         let mut senders = Vec::with_capacity(streams);
         let mut tasks = JoinSet::new();
         for index in 0..streams {
+            // Each stream fetches over its own source connections, as
+            // Kafka's replica fetcher threads do: a broker answers one
+            // connection's requests in order, so streams sharing one would
+            // wait behind each other's long-polling fetches.
+            let source = if index == 0 {
+                self.source.clone()
+            } else {
+                Cluster::connect(self.config.source.clone())
+                    .await
+                    .map_err(MirrorError::source)?
+            };
+            let ctx = Arc::new(StreamContext {
+                source,
+                destination: self.destination.clone(),
+                config: self.config.clone(),
+                metrics: self.metrics.clone(),
+                budget: budget.clone(),
+            });
             let (tx, rx) = mpsc::unbounded_channel();
             senders.push(tx);
-            let stream = Stream::new(index, ctx.clone());
+            let stream = Stream::new(index, ctx);
             let stop = self.stop.tx.subscribe();
             tasks.spawn(
                 stream

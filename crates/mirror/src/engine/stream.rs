@@ -49,6 +49,8 @@ const MAX_REQUESTS_PER_BROKER: usize = 5;
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 /// Upper bound for a partition's fetch size raised for an oversized batch.
 const MAX_PARTITION_FETCH: usize = 64 * 1024 * 1024;
+/// The smallest fetch share of the budget.
+const MIN_FETCH_SHARE: usize = 64 * 1024;
 /// The most often metadata is refreshed while a leader is unknown (a
 /// deleted topic must not cause a request storm).
 const MIN_METADATA_INTERVAL: Duration = Duration::from_millis(250);
@@ -584,11 +586,20 @@ impl Stream {
 
     // ---- fetch ----
 
-    /// The least budget worth a fetch: a quarter of the budget, or a whole
-    /// response if that is smaller.
-    fn useful_fetch(&self) -> usize {
+    /// The most one fetch may ask for: `fetch.max.bytes`, capped at a fair
+    /// share of the budget so that every stream's long-polling fetch fits
+    /// in it with room left for data waiting on the destination (a fetch
+    /// reserves what it asks for until its response is in).
+    fn fetch_share(&self) -> usize {
         let limit = usize::try_from(self.ctx.config.fetch.max_bytes).unwrap_or(usize::MAX);
-        limit.min(self.ctx.budget.limit() / 4).max(1)
+        let streams = self.ctx.config.streams.max(1);
+        let share = (self.ctx.budget.limit() / (2 * streams)).max(MIN_FETCH_SHARE);
+        limit.min(share).max(1)
+    }
+
+    /// The least budget worth a fetch: half a share.
+    fn useful_fetch(&self) -> usize {
+        (self.fetch_share() / 2).max(1)
     }
 
     /// Whether fetching waits for the destination to acknowledge data.
@@ -619,7 +630,6 @@ impl Stream {
                 slot.reset_to = None;
             }
         }
-        let limit = usize::try_from(self.ctx.config.fetch.max_bytes).unwrap_or(usize::MAX);
         let useful = self.useful_fetch();
         if self.budget_short() {
             return;
@@ -665,7 +675,7 @@ impl Stream {
                 .collect();
             let cluster = self.ctx.source.clone();
             let fetch = self.ctx.config.fetch.clone();
-            let max_bytes = limit.min(available).max(1);
+            let max_bytes = self.fetch_share().min(available).max(1);
             // Held until the response is in and charged for what it holds,
             // so fetches in flight never promise more than the budget.
             let reservation = self.ctx.budget.charge(max_bytes);
@@ -760,6 +770,9 @@ impl Stream {
             .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
             .sum();
         self.ctx.metrics.add_fetched(total);
+        if total > 0 {
+            tracing::trace!(broker = %broker_addr, bytes = total, "fetched");
+        }
         let charge = (total > 0).then(|| self.ctx.budget.charge(total));
         for topic in response.topics {
             let name: Arc<str> = match &topic.topic {
