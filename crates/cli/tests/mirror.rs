@@ -551,9 +551,15 @@ fn sigkill_three_times_then_resume_loses_nothing() {
     ];
     let mut killed_at = Vec::new();
     for round in 0..3u64 {
+        let before = killed_at.last().copied().unwrap_or(0);
         let mirror = scratch.spawn(&args);
-        // Mid-copy: the whole copy takes several seconds.
-        std::thread::sleep(Duration::from_millis(300 + 200 * round));
+        // Mid-copy: once this run has copied something (a restart first
+        // waits for the killed run's group session to expire).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while destination_count(&proxy.addr(), "big") <= before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(100 * round));
         mirror.signal("-KILL");
         let exited = mirror.wait(Duration::from_secs(10));
         assert_eq!(
@@ -1510,4 +1516,42 @@ fn a_compacted_source_with_offset_gaps_is_rebuilt_densely() {
     );
     assert_committed_to_the_end(&source.addr(), "compacted", "compacted");
     proxy.assert_conformant();
+}
+
+/// kmirror is a member of its group while it runs: a second kmirror on the
+/// same group is refused at start instead of copying everything twice.
+#[test]
+fn a_second_kmirror_on_the_same_group_is_refused() {
+    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
+    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
+    librdkafka_create_topic(&source.addr(), "single", 2, &[]);
+    librdkafka_produce(&source.addr(), "single", &ProduceSpec::default().count(100));
+    let scratch = Scratch::new(
+        &format!("bootstrap.servers={}\ngroup.id=only-one\n", source.addr()),
+        &format!("bootstrap.servers={}\n", proxy.addr()),
+    );
+    let first = scratch.spawn(&["--whitelist", "single"]);
+    wait_for_records(
+        &proxy.addr(),
+        "single",
+        100,
+        Duration::from_secs(60),
+        &first,
+    );
+    let second = scratch
+        .spawn(&["--whitelist", "single", "--once"])
+        .wait(Duration::from_secs(60));
+    assert_eq!(second.code, Some(3), "{}", second.context());
+    assert!(
+        second.stderr.contains(
+            "kmirror: error: consumer group only-one on the source has 1 active member(s)"
+        ),
+        "{}",
+        second.context()
+    );
+    first.signal("-INT");
+    let exited = first.wait(Duration::from_secs(60));
+    exited.assert_success();
+    assert_eq!(exited.summary().records, 100, "{}", exited.context());
+    assert_committed_to_the_end(&source.addr(), "only-one", "single");
 }

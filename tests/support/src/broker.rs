@@ -336,6 +336,13 @@ impl Broker {
         if self.options.authentication {
             args.push("--authentication".to_owned());
         }
+        if !self.options.tansu {
+            // Groups form at once, as Kafka's own tests configure
+            // (group.initial.rebalance.delay.ms=0): every kmirror start
+            // joins its group.
+            args.push("--group-initial-rebalance-delay".to_owned());
+            args.push("0s".to_owned());
+        }
         args.extend(self.options.extra_args.iter().cloned());
         args
     }

@@ -88,7 +88,50 @@ async fn coordinator_connection(
 
 /// Refuses to go on if `group` has active members on the source: another
 /// consumer or kmirror would fight over its offsets.
-pub async fn ensure_group_idle(source: &Cluster, group: &str) -> Result<(), MirrorError> {
+///
+/// A member that is a kmirror (its subscription's user data says so) may
+/// be a crashed one whose session has not expired yet: kmirror waits up to
+/// `session` (the caller passes the longer of kmirror's session and
+/// rebalance timeouts; plus a margin) for it to go. A running kmirror heartbeats and
+/// stays, so it is still refused.
+pub async fn ensure_group_idle(
+    source: &Cluster,
+    group: &str,
+    session: std::time::Duration,
+) -> Result<(), MirrorError> {
+    let deadline = tokio::time::Instant::now() + session + std::time::Duration::from_secs(5);
+    let mut told = false;
+    loop {
+        let members = active_members(source, group).await?;
+        let Some((state, members)) = members else {
+            return Ok(());
+        };
+        // During a rebalance the coordinator shows no metadata: a kmirror
+        // that died while joining looks like that until it is dropped.
+        let all_kmirror = members
+            .iter()
+            .all(|m| m.is_empty() || super::group::is_kmirror_member(m));
+        if !all_kmirror || tokio::time::Instant::now() >= deadline {
+            return Err(MirrorError::GroupInUse {
+                group: group.to_owned(),
+                state,
+                members: members.len(),
+            });
+        }
+        if !told {
+            told = true;
+            tracing::info!(%group, wait = ?session, "the group has a kmirror member: waiting for its session to expire in case it crashed (a running kmirror keeps it and is refused)");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// The group's state and its members' subscription metadata, if it has
+/// active members.
+async fn active_members(
+    source: &Cluster,
+    group: &str,
+) -> Result<Option<(String, Vec<bytes::Bytes>)>, MirrorError> {
     let conn = coordinator_connection(source, group)
         .await
         .map_err(MirrorError::source)?;
@@ -111,14 +154,15 @@ pub async fn ensure_group_idle(source: &Cluster, group: &str) -> Result<(), Mirr
         let state = described.group_state.to_string();
         let idle = matches!(state.as_str(), "Empty" | "Dead" | "");
         if !idle && !described.members.is_empty() {
-            return Err(MirrorError::GroupInUse {
-                group: group.to_owned(),
-                state,
-                members: described.members.len(),
-            });
+            let members = described
+                .members
+                .into_iter()
+                .map(|m| m.member_metadata)
+                .collect();
+            return Ok(Some((state, members)));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The offsets `group` committed on the source for `partitions`; a
@@ -287,12 +331,13 @@ pub async fn list_offsets(
 /// How one partition's commit went.
 pub type CommitResult = Result<(), ResponseError>;
 
-/// Commits `offsets` for `group` on the source as a standalone committer
-/// (generation -1, no member id), the way admin tools set a group's
-/// offsets. Returns each partition's outcome.
+/// Commits `offsets` for `group` on the source as `member` (generation and
+/// member id), or without one (generation -1) the way admin tools set an
+/// empty group's offsets. Returns each partition's outcome.
 pub async fn commit_offsets(
     source: &Cluster,
     group: &str,
+    member: Option<(i32, &str)>,
     offsets: &[(TopicPartition, i64)],
 ) -> Result<Vec<(TopicPartition, CommitResult)>, PoolError> {
     let conn = match coordinator_connection(source, group).await {
@@ -325,8 +370,8 @@ pub async fn commit_offsets(
         .collect();
     let request = kp::OffsetCommitRequest::default()
         .with_group_id(GroupId(str_bytes(group)))
-        .with_generation_id_or_member_epoch(-1)
-        .with_member_id(StrBytes::from_static_str(""))
+        .with_generation_id_or_member_epoch(member.map_or(-1, |(generation, _)| generation))
+        .with_member_id(str_bytes(member.map_or("", |(_, id)| id)))
         .with_topics(topics);
     let response = match conn.send(&request).await {
         Ok(r) => r,

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod budget;
 pub mod config;
 pub mod error;
+mod group;
 pub mod metrics;
 pub mod slow_path;
 mod stream;
@@ -29,6 +30,7 @@ use self::admin::TopicPartition;
 use self::budget::MemoryBudget;
 pub use self::config::{FetchConfig, MirrorConfig, OffsetReset, ProduceConfig, RunMode};
 pub use self::error::{MirrorError, Side};
+pub use self::group::Membership;
 pub use self::metrics::{Metrics, MetricsSnapshot, PartitionProgress};
 use self::slow_path::Route;
 use self::stream::{Assignment, Command, Stream, StreamContext};
@@ -91,7 +93,12 @@ impl Mirror {
         source: Cluster,
         destination: Cluster,
     ) -> Result<Self, MirrorError> {
-        admin::ensure_group_idle(&source, &config.fetch.group_id).await?;
+        admin::ensure_group_idle(
+            &source,
+            &config.fetch.group_id,
+            group::SESSION_TIMEOUT.max(group::REBALANCE_TIMEOUT),
+        )
+        .await?;
         let (tx, _rx) = watch::channel(false);
         Ok(Self {
             config: Arc::new(config),
@@ -118,6 +125,32 @@ impl Mirror {
     pub async fn run(self) -> Result<RunSummary, MirrorError> {
         let streams = self.config.streams.max(1);
         let budget = MemoryBudget::new(self.config.produce.buffer_memory);
+        // Join the group first: from now on it shows kmirror as its member,
+        // and another kmirror on the same group is refused.
+        let subscribed: Vec<String> = self
+            .source
+            .metadata()
+            .await
+            .map_err(MirrorError::source)?
+            .topics
+            .values()
+            .filter(|t| !t.is_internal && self.config.selector.selects(&t.name))
+            .map(|t| t.name.clone())
+            .collect();
+        let mut member = group::GroupMember::new(
+            self.source.clone(),
+            self.config.fetch.group_id.clone(),
+            subscribed,
+        );
+        member.join().await?;
+        let membership = member.membership();
+        let (group_stop, group_stop_rx) = watch::channel(false);
+        let mut group_task = tokio::spawn(async move {
+            let result = member.keep_alive(group_stop_rx).await;
+            member.leave().await;
+            result
+        });
+        let mut group_done = false;
         let mut senders = Vec::with_capacity(streams);
         let mut tasks = JoinSet::new();
         for index in 0..streams {
@@ -138,6 +171,7 @@ impl Mirror {
                 config: self.config.clone(),
                 metrics: self.metrics.clone(),
                 budget: budget.clone(),
+                membership: membership.clone(),
             });
             let (tx, rx) = mpsc::unbounded_channel();
             senders.push(tx);
@@ -203,6 +237,29 @@ impl Mirror {
                     }
                 }
                 _ = stop_rx.changed(), if !self.stop.is_stopped() => {}
+                joined = &mut group_task, if !group_done => {
+                    group_done = true;
+                    let error = match joined {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(e),
+                        Err(e) => Some(MirrorError::Internal(format!("group task: {e}"))),
+                    };
+                    if let Some(e) = error {
+                        tracing::error!(error = %e, "stopping");
+                        if first_error.is_none() {
+                            first_error = Some(e);
+                        }
+                        self.stop.stop();
+                    }
+                }
+            }
+        }
+        // Every stream committed: leave the group.
+        group_stop.send_replace(true);
+        if !group_done {
+            match group_task.await {
+                Ok(Err(e)) if first_error.is_none() => first_error = Some(e),
+                _ => {}
             }
         }
         match first_error {

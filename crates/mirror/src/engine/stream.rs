@@ -37,6 +37,7 @@ use super::admin::{self, TopicPartition};
 use super::budget::{Charge, MemoryBudget};
 use super::config::{MirrorConfig, OffsetReset};
 use super::error::{MirrorError, Side};
+use super::group::Membership;
 use super::metrics::{Metrics, PartitionProgress};
 use super::slow_path::{Rebatch, Route, rebatch};
 use crate::fetch_plan::{FetchPlanError, FetchSettings, PlanStep, plan_fetch_partition};
@@ -66,6 +67,8 @@ pub(crate) struct StreamContext {
     pub config: Arc<MirrorConfig>,
     pub metrics: Arc<Metrics>,
     pub budget: Arc<MemoryBudget>,
+    /// kmirror's identity in its group, for commits.
+    pub membership: watch::Receiver<Option<Membership>>,
 }
 
 /// A source partition handed to a stream.
@@ -1529,11 +1532,16 @@ impl Stream {
         if offsets.is_empty() {
             return;
         }
+        let Some(member) = self.ctx.membership.borrow().clone() else {
+            tracing::debug!("not committing while kmirror (re)joins its group");
+            return;
+        };
         self.commit_busy = true;
         let cluster = self.ctx.source.clone();
         let group = self.ctx.config.fetch.group_id.clone();
         self.control.spawn(async move {
-            let result = admin::commit_offsets(&cluster, &group, &offsets).await;
+            let member = Some((member.generation, member.member_id.as_str()));
+            let result = admin::commit_offsets(&cluster, &group, member, &offsets).await;
             ControlDone::Commit(offsets, result)
         });
     }
@@ -1563,24 +1571,14 @@ impl Stream {
                         slot.ledger.mark_committed(offset);
                     }
                 }
+                // The membership task rejoins (or stops the mirror if
+                // another member took part); the commit is retried.
                 Err(
                     e @ (ResponseError::UnknownMemberId
                     | ResponseError::IllegalGeneration
                     | ResponseError::RebalanceInProgress),
                 ) => {
-                    self.fail(MirrorError::Refused {
-                        side: Side::Source,
-                        what: format!(
-                            "OffsetCommit for group {} ({}-{})",
-                            self.ctx.config.fetch.group_id, key.0, key.1
-                        ),
-                        error: e,
-                        hint: Some(
-                            "a consumer joined the mirror's group; give kmirror its own group.id"
-                                .into(),
-                        ),
-                    });
-                    return;
+                    tracing::warn!(topic = %key.0, partition = key.1, error = %e, "offset commit refused while the group changes; retrying");
                 }
                 Err(e) if e.is_retriable() => {
                     tracing::warn!(topic = %key.0, partition = key.1, error = %e, "offset commit refused; retrying at the next interval");

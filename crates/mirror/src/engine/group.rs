@@ -1,0 +1,378 @@
+//! kmirror's membership in its consumer group on the source.
+//!
+//! kmirror joins `group.id` as an ordinary consumer-protocol member (the
+//! `range` protocol, subscribed to the mirrored topics), assigns every
+//! partition to itself, and heartbeats while it runs. Standard tools then
+//! show the group as active with one member, and a second kmirror (or any
+//! consumer) started on the same group is refused by the check at start
+//! ([`super::admin::ensure_group_idle`]). If another member joins while
+//! kmirror runs, kmirror stops: two readers of one group would copy
+//! records twice and overwrite each other's commits. Commits carry the
+//! member id and generation, as Kafka requires of a group with members.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{self as kp, ApiKey, GroupId};
+use kafka_protocol::protocol::StrBytes;
+use kmirror_pool::{BrokerConnection, Cluster, PoolError};
+use kmirror_protocol::ResponseError;
+use tokio::sync::watch;
+
+use super::error::{MirrorError, Side};
+
+/// The protocol type of consumer groups.
+const PROTOCOL_TYPE: &str = "consumer";
+/// The assignment strategy kmirror announces.
+const PROTOCOL_NAME: &str = "range";
+/// How long the coordinator waits for a heartbeat before it drops kmirror.
+pub(crate) const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often kmirror heartbeats.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
+/// How long a rebalance may take.
+pub(crate) const REBALANCE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The identity commits carry: generation and member id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    /// The group generation kmirror joined.
+    pub generation: i32,
+    /// kmirror's member id.
+    pub member_id: String,
+}
+
+/// The member kmirror is in its group.
+#[derive(Debug)]
+pub(crate) struct GroupMember {
+    source: Cluster,
+    group: String,
+    topics: Vec<String>,
+    state: watch::Sender<Option<Membership>>,
+    member_id: String,
+}
+
+fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+fn refused(group: &str, what: &str, error: ResponseError) -> MirrorError {
+    MirrorError::Refused {
+        side: Side::Source,
+        what: format!("{what} for group {group}"),
+        error,
+        hint: matches!(error, ResponseError::GroupAuthorizationFailed)
+            .then(|| "grant the mirror's principal Read on the group".to_owned()),
+    }
+}
+
+/// The user data of kmirror's subscription: how another kmirror recognises
+/// a kmirror member.
+const USER_DATA: &[u8] = b"kmirror";
+
+/// `ConsumerProtocolSubscription` v0: the topics and [`USER_DATA`].
+fn subscription(topics: &[String]) -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i16(0);
+    b.put_i32(i32::try_from(topics.len()).unwrap_or(i32::MAX));
+    for t in topics {
+        b.put_i16(i16::try_from(t.len()).unwrap_or(i16::MAX));
+        b.put_slice(t.as_bytes());
+    }
+    b.put_i32(i32::try_from(USER_DATA.len()).unwrap_or(0));
+    b.put_slice(USER_DATA);
+    b.freeze()
+}
+
+/// Whether a member's subscription metadata (from DescribeGroups) is a
+/// kmirror's: it ends with [`USER_DATA`] as its length-prefixed user data.
+pub(crate) fn is_kmirror_member(metadata: &[u8]) -> bool {
+    let n = USER_DATA.len();
+    metadata.len() >= n + 4
+        && metadata.ends_with(USER_DATA)
+        && metadata
+            .get(metadata.len() - n - 4..metadata.len() - n)
+            .is_some_and(|len| len == (n as i32).to_be_bytes())
+}
+
+/// `ConsumerProtocolAssignment` v0 with no partitions: kmirror copies
+/// what its own controller assigns; the group assignment only says who
+/// holds the group.
+fn empty_assignment() -> Bytes {
+    let mut b = BytesMut::new();
+    b.put_i16(0);
+    b.put_i32(0);
+    b.put_i32(-1);
+    b.freeze()
+}
+
+impl GroupMember {
+    /// A member of `group` subscribed (for tools that show it) to `topics`.
+    pub(crate) fn new(source: Cluster, group: String, topics: Vec<String>) -> Self {
+        let (state, _) = watch::channel(None);
+        Self {
+            source,
+            group,
+            topics,
+            state,
+            member_id: String::new(),
+        }
+    }
+
+    /// The identity for commits, `None` while (re)joining.
+    pub(crate) fn membership(&self) -> watch::Receiver<Option<Membership>> {
+        self.state.subscribe()
+    }
+
+    async fn connection(&self) -> Result<Arc<BrokerConnection>, MirrorError> {
+        let id = self
+            .source
+            .coordinator(&self.group)
+            .await
+            .map_err(MirrorError::source)?;
+        self.source
+            .connection_to_broker(id)
+            .await
+            .map_err(MirrorError::source)
+    }
+
+    fn version(conn: &BrokerConnection, api: ApiKey) -> Result<i16, MirrorError> {
+        conn.versions().version(api).map_err(|e| {
+            MirrorError::source(PoolError::Protocol {
+                broker: conn.broker().to_owned(),
+                source: Arc::new(e),
+            })
+        })
+    }
+
+    /// Joins the group as its only member and takes the assignment.
+    /// Another member in the group is [`MirrorError::GroupInUse`].
+    pub(crate) async fn join(&mut self) -> Result<(), MirrorError> {
+        self.state.send_replace(None);
+        for _attempt in 0..10 {
+            let conn = self.connection().await?;
+            let version = Self::version(&conn, ApiKey::JoinGroup)?;
+            let mut request = kp::JoinGroupRequest::default()
+                .with_group_id(GroupId(str_bytes(&self.group)))
+                .with_session_timeout_ms(millis(SESSION_TIMEOUT))
+                .with_member_id(str_bytes(&self.member_id))
+                .with_protocol_type(str_bytes(PROTOCOL_TYPE))
+                .with_protocols(vec![
+                    kp::join_group_request::JoinGroupRequestProtocol::default()
+                        .with_name(str_bytes(PROTOCOL_NAME))
+                        .with_metadata(subscription(&self.topics)),
+                ]);
+            if version >= 1 {
+                request = request.with_rebalance_timeout_ms(millis(REBALANCE_TIMEOUT));
+            }
+            let response = match conn.send(&request).await {
+                Ok(r) => r,
+                Err(e) if e.is_retriable() => {
+                    self.source.invalidate_coordinator(&self.group);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                Err(e) => return Err(MirrorError::source(e)),
+            };
+            match ResponseError::try_from_code(response.error_code) {
+                None => {}
+                Some(ResponseError::MemberIdRequired) => {
+                    self.member_id = response.member_id.to_string();
+                    continue;
+                }
+                Some(ResponseError::UnknownMemberId) => {
+                    self.member_id.clear();
+                    continue;
+                }
+                Some(
+                    ResponseError::NotCoordinator
+                    | ResponseError::CoordinatorNotAvailable
+                    | ResponseError::CoordinatorLoadInProgress
+                    | ResponseError::RebalanceInProgress,
+                ) => {
+                    self.source.invalidate_coordinator(&self.group);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                Some(error) => return Err(refused(&self.group, "JoinGroup", error)),
+            }
+            self.member_id = response.member_id.to_string();
+            let leader = response.leader.to_string() == self.member_id;
+            if leader && response.members.len() > 1 {
+                let members = response.members.len() - 1;
+                self.leave().await;
+                return Err(MirrorError::GroupInUse {
+                    group: self.group.clone(),
+                    state: "joined by another member while kmirror joined".into(),
+                    members,
+                });
+            }
+            let generation = response.generation_id;
+            let sync_version = Self::version(&conn, ApiKey::SyncGroup)?;
+            let mut sync = kp::SyncGroupRequest::default()
+                .with_group_id(GroupId(str_bytes(&self.group)))
+                .with_generation_id(generation)
+                .with_member_id(str_bytes(&self.member_id));
+            if sync_version >= 5 {
+                sync = sync
+                    .with_protocol_type(Some(str_bytes(PROTOCOL_TYPE)))
+                    .with_protocol_name(Some(str_bytes(PROTOCOL_NAME)));
+            }
+            if leader {
+                sync = sync.with_assignments(vec![
+                    kp::sync_group_request::SyncGroupRequestAssignment::default()
+                        .with_member_id(str_bytes(&self.member_id))
+                        .with_assignment(empty_assignment()),
+                ]);
+            }
+            let synced = conn.send(&sync).await.map_err(MirrorError::source)?;
+            match ResponseError::try_from_code(synced.error_code) {
+                None => {}
+                Some(
+                    ResponseError::RebalanceInProgress
+                    | ResponseError::IllegalGeneration
+                    | ResponseError::NotCoordinator,
+                ) => continue,
+                Some(ResponseError::UnknownMemberId) => {
+                    self.member_id.clear();
+                    continue;
+                }
+                Some(error) => return Err(refused(&self.group, "SyncGroup", error)),
+            }
+            if !leader {
+                // Someone else leads the group: another consumer is in it.
+                self.leave().await;
+                return Err(MirrorError::GroupInUse {
+                    group: self.group.clone(),
+                    state: "led by another member".into(),
+                    members: 1,
+                });
+            }
+            tracing::info!(group = %self.group, generation, member_id = %self.member_id, "joined the consumer group");
+            self.state.send_replace(Some(Membership {
+                generation,
+                member_id: self.member_id.clone(),
+            }));
+            return Ok(());
+        }
+        Err(MirrorError::Refused {
+            side: Side::Source,
+            what: format!("JoinGroup for group {}", self.group),
+            error: ResponseError::RebalanceInProgress,
+            hint: Some("the group kept rebalancing; is another consumer joining it?".into()),
+        })
+    }
+
+    /// Heartbeats until `stop`; rejoins when the coordinator asks. Returns
+    /// an error when another member takes part in the group.
+    pub(crate) async fn keep_alive(
+        &mut self,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), MirrorError> {
+        let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
+        tick.reset();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = stop.changed() => {
+                    if changed.is_err() || *stop.borrow() {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            }
+            let Some(membership) = self.state.borrow().clone() else {
+                self.join().await?;
+                continue;
+            };
+            let request = kp::HeartbeatRequest::default()
+                .with_group_id(GroupId(str_bytes(&self.group)))
+                .with_generation_id(membership.generation)
+                .with_member_id(str_bytes(&membership.member_id));
+            let response = match self.connection().await {
+                Ok(conn) => conn.send(&request).await,
+                Err(e) => {
+                    tracing::warn!(group = %self.group, error = %e, "heartbeat failed; retrying");
+                    continue;
+                }
+            };
+            match response {
+                Ok(r) => match ResponseError::try_from_code(r.error_code) {
+                    None => {}
+                    Some(ResponseError::RebalanceInProgress) => {
+                        tracing::warn!(group = %self.group, "the group is rebalancing: another consumer is joining it");
+                        self.join().await?;
+                    }
+                    Some(ResponseError::UnknownMemberId | ResponseError::IllegalGeneration) => {
+                        tracing::warn!(group = %self.group, "the coordinator dropped kmirror from the group; joining again");
+                        self.member_id.clear();
+                        self.join().await?;
+                    }
+                    Some(
+                        ResponseError::NotCoordinator | ResponseError::CoordinatorNotAvailable,
+                    ) => self.source.invalidate_coordinator(&self.group),
+                    Some(error) => return Err(refused(&self.group, "Heartbeat", error)),
+                },
+                Err(e) => {
+                    tracing::warn!(group = %self.group, error = %e, "heartbeat failed; retrying");
+                    self.source.invalidate_coordinator(&self.group);
+                }
+            }
+        }
+    }
+
+    /// Leaves the group (best effort), so that the next start does not
+    /// wait for the session to expire.
+    pub(crate) async fn leave(&self) {
+        if self.member_id.is_empty() {
+            return;
+        }
+        let Ok(conn) = self.connection().await else {
+            return;
+        };
+        let Ok(version) = Self::version(&conn, ApiKey::LeaveGroup) else {
+            return;
+        };
+        let mut request =
+            kp::LeaveGroupRequest::default().with_group_id(GroupId(str_bytes(&self.group)));
+        request = if version >= 3 {
+            request.with_members(vec![
+                kp::leave_group_request::MemberIdentity::default()
+                    .with_member_id(str_bytes(&self.member_id)),
+            ])
+        } else {
+            request.with_member_id(str_bytes(&self.member_id))
+        };
+        match conn.send(&request).await {
+            Ok(_) => tracing::debug!(group = %self.group, "left the consumer group"),
+            Err(e) => tracing::debug!(group = %self.group, error = %e, "LeaveGroup failed"),
+        }
+        self.state.send_replace(None);
+    }
+}
+
+fn millis(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscription_is_consumer_protocol_v0() {
+        let b = subscription(&["ab".to_owned()]);
+        let mut expected = vec![0, 0, 0, 0, 0, 1, 0, 2, b'a', b'b', 0, 0, 0, 7];
+        expected.extend_from_slice(b"kmirror");
+        assert_eq!(&b[..], &expected[..]);
+        assert!(is_kmirror_member(&b));
+        assert!(!is_kmirror_member(&subscription(&[])[..10]));
+        let mut other = b.to_vec();
+        other[13] = 8;
+        assert!(!is_kmirror_member(&other));
+        assert_eq!(
+            &empty_assignment()[..],
+            &[0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
+        );
+    }
+}
