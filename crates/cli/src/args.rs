@@ -126,6 +126,16 @@ pub struct Args {
     )]
     pub abort_on_send_failure: bool,
 
+    /// Slow-path rebuilds (decode, re-batch, compress) each stream runs at
+    /// once on worker threads; 0 rebuilds inline. Default: the number of
+    /// CPUs.
+    #[arg(
+        long = "slow-path-threads",
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(0..=256)
+    )]
+    pub slow_path_threads: Option<u16>,
+
     /// Migration mode: mirror up to the high-water marks seen at start,
     /// commit, and exit 0.
     #[arg(long = "once")]

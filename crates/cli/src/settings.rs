@@ -266,6 +266,9 @@ pub struct RunSettings {
     pub abort_on_send_failure: bool,
     /// Stop at the high-water marks seen at start (`--once`).
     pub once: bool,
+    /// Slow-path worker threads per stream (`--slow-path-threads`);
+    /// `None`: the number of CPUs.
+    pub slow_path_threads: Option<u16>,
 }
 
 /// How loud a [`Notice`] is.
@@ -472,6 +475,7 @@ impl FlagSettings {
                 offset_commit_interval: Duration::from_millis(args.offset_commit_interval_ms),
                 abort_on_send_failure: args.abort_on_send_failure,
                 once: args.once,
+                slow_path_threads: args.slow_path_threads,
             },
             notices,
         })

@@ -116,6 +116,7 @@ fn the_guides_files_and_command_line() {
             offset_commit_interval: Duration::from_secs(60),
             abort_on_send_failure: true,
             once: false,
+            slow_path_threads: None,
         }
     );
     assert_eq!(s.consumer_file, PathBuf::from("consumer.properties"));

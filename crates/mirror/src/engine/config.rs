@@ -150,6 +150,11 @@ pub struct MirrorConfig {
     /// How long a graceful stop waits for in-flight batches to be
     /// acknowledged before it commits what was and returns.
     pub drain_timeout: Duration,
+    /// Slow-path rebuilds (decode, re-batch, compress) each stream runs at
+    /// once on tokio's blocking pool, so that they do not hold up the
+    /// fetches and produce requests of other partitions; 0 rebuilds inline
+    /// in the stream's task.
+    pub slow_path_workers: usize,
 }
 
 impl MirrorConfig {
@@ -172,6 +177,7 @@ impl MirrorConfig {
             mode: RunMode::Continuous,
             topic_refresh_interval: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
+            slow_path_workers: std::thread::available_parallelism().map_or(2, usize::from),
         }
     }
 }

@@ -28,7 +28,7 @@ use kmirror_protocol::messages::produce::{
 use kmirror_protocol::record::{
     LogEntry, PassthroughPolicy, ProduceBatch, RecordBatchView, rewrite_verified,
 };
-use kmirror_protocol::{ResponseError, api::NegotiatedVersions};
+use kmirror_protocol::{RecordError, ResponseError, api::NegotiatedVersions};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -39,7 +39,7 @@ use super::config::{MirrorConfig, OffsetReset};
 use super::error::{MirrorError, Side};
 use super::group::Membership;
 use super::metrics::{Metrics, PartitionProgress};
-use super::slow_path::{Rebatch, Route, rebatch};
+use super::slow_path::{Piece, Rebatch, Route, rebatch};
 use crate::fetch_plan::{FetchPlanError, FetchSettings, PlanStep, plan_fetch_partition};
 use crate::ledger::{DispatchId, OffsetLedger};
 use crate::sequencer::ProducerSequencer;
@@ -110,6 +110,8 @@ struct Slot {
     /// An out-of-range reset waiting for the ledger to settle.
     reset_to: Option<i64>,
     resetting: bool,
+    /// Planned steps not yet dispatched, in offset order.
+    staged: VecDeque<StagedStep>,
 }
 
 impl Slot {
@@ -117,6 +119,38 @@ impl Slot {
         self.target.is_some_and(|t| self.ledger.committable() >= t)
     }
 }
+
+/// A plan step waiting its turn. A partition's steps reach the ledger and
+/// the destination queues in offset order, so steps behind a slow-path
+/// step that a worker is still rebuilding wait for it.
+#[derive(Debug)]
+enum Staged {
+    /// Ready to dispatch (passthrough, skip), or a slow-path step waiting
+    /// for a free worker.
+    Step(PlanStep),
+    /// A worker is rebuilding it (job id).
+    Rebuilding(u64),
+    /// Rebuilt by a worker.
+    Rebuilt {
+        range: Range<i64>,
+        pieces: Result<Vec<Piece>, RecordError>,
+    },
+}
+
+#[derive(Debug)]
+struct StagedStep {
+    staged: Staged,
+    /// Keeps the fetched response's bytes charged to the budget.
+    charge: Option<Arc<Charge>>,
+}
+
+/// A slow-path job's result: partition, job id, pieces.
+type JobDone = (
+    TopicPartition,
+    u64,
+    Range<i64>,
+    Result<Vec<Piece>, RecordError>,
+);
 
 #[derive(Debug)]
 enum Payload {
@@ -241,6 +275,9 @@ pub(crate) struct Stream {
     bump_needed: bool,
     fetch_brokers: HashSet<i32>,
     fetch_tasks: JoinSet<FetchDone>,
+    /// Slow-path rebuilds running on the blocking pool.
+    jobs: JoinSet<JobDone>,
+    next_job: u64,
     control: JoinSet<ControlDone>,
     source_meta_busy: bool,
     dest_meta_busy: bool,
@@ -275,6 +312,8 @@ impl Stream {
             bump_needed: false,
             fetch_brokers: HashSet::new(),
             fetch_tasks: JoinSet::new(),
+            jobs: JoinSet::new(),
+            next_job: 0,
             control: JoinSet::new(),
             source_meta_busy: false,
             dest_meta_busy: false,
@@ -341,6 +380,12 @@ impl Stream {
                     }
                 }
                 Some(done) = self.produce_done_rx.recv() => self.on_produce(done),
+                Some(done) = self.jobs.join_next(), if !self.jobs.is_empty() => {
+                    match done {
+                        Ok(done) => self.on_job(done),
+                        Err(e) => self.fail(MirrorError::Internal(format!("slow-path worker: {e}"))),
+                    }
+                }
                 Some(done) = self.control.join_next(), if !self.control.is_empty() => {
                     match done {
                         Ok(done) => self.on_control(done),
@@ -392,6 +437,7 @@ impl Stream {
                 target: a.target,
                 reset_to: None,
                 resetting: false,
+                staged: VecDeque::new(),
             },
         );
     }
@@ -425,7 +471,9 @@ impl Stream {
     /// While stopping: once drained (or out of time), the final commit;
     /// true when the stream may return.
     fn try_finish(&mut self) -> bool {
-        let drained = self.queues.values().all(DestQueue::is_empty);
+        let drained = self.queues.values().all(DestQueue::is_empty)
+            && self.jobs.is_empty()
+            && self.slots.values().all(|s| s.staged.is_empty());
         let out_of_time = self.drain_deadline.is_some_and(|d| Instant::now() >= d);
         if !drained && !out_of_time {
             return false;
@@ -619,6 +667,7 @@ impl Stream {
         for slot in self.slots.values_mut() {
             if let Some(to) = slot.reset_to
                 && slot.ledger.is_settled()
+                && slot.staged.is_empty()
                 && !slot.fetching
             {
                 if let Some(c) = slot.ledger.committed() {
@@ -954,14 +1003,141 @@ impl Stream {
             .metrics
             .add_plan(passthrough, slow, counters.skipped_batches);
         let next = plan.next_position();
-        for step in plan.into_steps() {
-            if let Err(e) = self.dispatch(key, route, step, charge) {
+        if let Some(slot) = self.slots.get_mut(key) {
+            slot.position = next;
+            slot.staged
+                .extend(plan.into_steps().into_iter().map(|step| StagedStep {
+                    staged: Staged::Step(step),
+                    charge: charge.cloned(),
+                }));
+        }
+        self.start_jobs();
+        self.drain_staged(key);
+    }
+
+    /// Whether `step` is decoded and rebuilt rather than passed through.
+    fn rebuilds(step: &PlanStep, route: Route) -> bool {
+        match step {
+            PlanStep::SlowPath { .. } => true,
+            PlanStep::Passthrough { .. } => route != Route::SamePartition,
+            PlanStep::Skip { .. } => false,
+        }
+    }
+
+    fn rebatch_settings(&self, key: &TopicPartition, route: Route) -> Rebatch {
+        let config = &self.ctx.config;
+        Rebatch {
+            max_batch_bytes: self.slots.get(key).and_then(|s| s.max_batch_bytes),
+            route,
+            codec: config.produce.compression,
+            level: config.produce.compression_level,
+            batch_size: config
+                .produce
+                .batch_size
+                .min(config.produce.max_request_size)
+                .max(1),
+        }
+    }
+
+    /// Hands staged slow-path steps to workers, oldest partitions' first,
+    /// while fewer than `slow_path_workers` run. With no workers the
+    /// stream rebuilds inline when it dispatches.
+    fn start_jobs(&mut self) {
+        let workers = self.ctx.config.slow_path_workers;
+        if workers == 0 {
+            return;
+        }
+        let keys: Vec<TopicPartition> = self.slots.keys().cloned().collect();
+        for key in keys {
+            if self.jobs.len() >= workers {
+                return;
+            }
+            let Some(route) = self.slots.get(&key).map(|s| s.route) else {
+                continue;
+            };
+            let how = self.rebatch_settings(&key, route);
+            let Some(slot) = self.slots.get_mut(&key) else {
+                continue;
+            };
+            for staged in slot.staged.iter_mut() {
+                if self.jobs.len() >= workers {
+                    break;
+                }
+                let Staged::Step(step) = &staged.staged else {
+                    continue;
+                };
+                if !Self::rebuilds(step, route) {
+                    continue;
+                }
+                let (range, entry) = match step {
+                    PlanStep::Passthrough { range, batch } => {
+                        (range.clone(), LogEntry::Batch(batch.clone()))
+                    }
+                    PlanStep::SlowPath { range, entry, .. } => (range.clone(), entry.clone()),
+                    PlanStep::Skip { .. } => continue,
+                };
+                let id = self.next_job;
+                self.next_job += 1;
+                staged.staged = Staged::Rebuilding(id);
+                let job_key = key.clone();
+                let blocking = tokio::task::spawn_blocking(move || {
+                    let pieces = rebatch(&entry, &range, job_key.1, &how);
+                    (job_key, id, range, pieces)
+                });
+                self.jobs.spawn(async move {
+                    match blocking.await {
+                        Ok(done) => done,
+                        Err(e) => std::panic::resume_unwind(e.into_panic()),
+                    }
+                });
+            }
+        }
+    }
+
+    fn on_job(&mut self, (key, id, range, pieces): JobDone) {
+        if let Some(slot) = self.slots.get_mut(&key)
+            && let Some(staged) = slot
+                .staged
+                .iter_mut()
+                .find(|s| matches!(s.staged, Staged::Rebuilding(j) if j == id))
+        {
+            staged.staged = Staged::Rebuilt { range, pieces };
+        }
+        self.start_jobs();
+        self.drain_staged(&key);
+    }
+
+    /// Dispatches the partition's staged steps from the front until one
+    /// is still waiting for a worker.
+    fn drain_staged(&mut self, key: &TopicPartition) {
+        let workers = self.ctx.config.slow_path_workers;
+        loop {
+            let Some(slot) = self.slots.get_mut(key) else {
+                return;
+            };
+            let route = slot.route;
+            let ready = match slot.staged.front().map(|s| &s.staged) {
+                None | Some(Staged::Rebuilding(_)) => false,
+                Some(Staged::Step(step)) => workers == 0 || !Self::rebuilds(step, route),
+                Some(Staged::Rebuilt { .. }) => true,
+            };
+            if !ready {
+                return;
+            }
+            let Some(StagedStep { staged, charge }) = slot.staged.pop_front() else {
+                return;
+            };
+            let result = match staged {
+                Staged::Step(step) => self.dispatch(key, route, step, charge.as_ref()),
+                Staged::Rebuilt { range, pieces } => {
+                    self.dispatch_pieces(key, range, pieces, charge.as_ref())
+                }
+                Staged::Rebuilding(_) => Ok(()),
+            };
+            if let Err(e) = result {
                 self.fail(e);
                 return;
             }
-        }
-        if let Some(slot) = self.slots.get_mut(key) {
-            slot.position = next;
         }
     }
 
@@ -975,7 +1151,6 @@ impl Stream {
         let internal = |e: crate::ledger::LedgerError| {
             MirrorError::Internal(format!("{}-{}: {e}", key.0, key.1))
         };
-        let config = self.ctx.config.clone();
         let (range, entry) = match step {
             PlanStep::Skip { range, .. } => {
                 let slot = self.slot_mut(key)?;
@@ -1006,19 +1181,23 @@ impl Stream {
             PlanStep::Passthrough { range, batch } => (range, LogEntry::Batch(batch)),
             PlanStep::SlowPath { range, entry, .. } => (range, entry),
         };
-        let max_batch_bytes = self.slots.get(key).and_then(|s| s.max_batch_bytes);
-        let how = Rebatch {
-            max_batch_bytes,
-            route,
-            codec: config.produce.compression,
-            level: config.produce.compression_level,
-            batch_size: config
-                .produce
-                .batch_size
-                .min(config.produce.max_request_size)
-                .max(1),
+        let how = self.rebatch_settings(key, route);
+        let pieces = rebatch(&entry, &range, key.1, &how);
+        self.dispatch_pieces(key, range, pieces, charge)
+    }
+
+    /// Records a rebuilt step in the ledger and queues its pieces.
+    fn dispatch_pieces(
+        &mut self,
+        key: &TopicPartition,
+        range: Range<i64>,
+        pieces: Result<Vec<Piece>, RecordError>,
+        charge: Option<&Arc<Charge>>,
+    ) -> Result<(), MirrorError> {
+        let internal = |e: crate::ledger::LedgerError| {
+            MirrorError::Internal(format!("{}-{}: {e}", key.0, key.1))
         };
-        let pieces = rebatch(&entry, &range, key.1, &how).map_err(|e| MirrorError::SourceData {
+        let pieces = pieces.map_err(|e| MirrorError::SourceData {
             topic: key.0.to_string(),
             partition: key.1,
             broker: "-".into(),
