@@ -1555,3 +1555,62 @@ fn a_second_kmirror_on_the_same_group_is_refused() {
     assert_eq!(exited.summary().records, 100, "{}", exited.context());
     assert_committed_to_the_end(&source.addr(), "only-one", "single");
 }
+
+/// A LogAppendTime source topic (its records carry the broker's append
+/// time): the records arrive with that time on every record, as CreateTime
+/// records. Passed through, a CreateTime destination would show the
+/// producer's original times instead.
+#[test]
+fn log_append_time_records_keep_the_source_append_time() {
+    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
+    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
+    librdkafka_create_topic(
+        &source.addr(),
+        "appended",
+        1,
+        &[("message.timestamp.type", "LogAppendTime")],
+    );
+    let spec = ProduceSpec::default()
+        .count(50)
+        .partitions(1)
+        .codec(Codec::Lz4)
+        .timestamps(1_600_000_000_000);
+    librdkafka_produce(&source.addr(), "appended", &spec);
+    let source_records = librdkafka_consume_all(&source.addr(), "appended");
+    assert!(
+        source_records[&0]
+            .iter()
+            .all(|r| r.timestamp_type == 2 && r.timestamp > 1_600_000_100_000),
+        "the source serves LogAppendTime records: {:?}",
+        source_records[&0].first()
+    );
+    // The destination topic is CreateTime (the setting is not copied over
+    // an existing topic).
+    librdkafka_create_topic(&proxy.addr(), "appended", 1, &[]);
+    let scratch = Scratch::new(
+        &format!("bootstrap.servers={}\ngroup.id=appended\n", source.addr()),
+        &format!("bootstrap.servers={}\n", proxy.addr()),
+    );
+    let exited = scratch
+        .spawn(&["--whitelist", "appended", "--once"])
+        .wait(Duration::from_secs(60));
+    exited.assert_success();
+    assert!(exited.summary().slow >= 1, "{}", exited.context());
+    let destination_records = librdkafka_consume_all(&proxy.addr(), "appended");
+    assert_eq!(destination_records[&0].len(), 50);
+    for (source, destination) in source_records[&0].iter().zip(&destination_records[&0]) {
+        assert_eq!(
+            destination.timestamp_type, 1,
+            "CreateTime at the destination"
+        );
+        assert_eq!(
+            destination.timestamp, source.timestamp,
+            "the source's append time"
+        );
+        assert_eq!(
+            (&destination.key, &destination.value),
+            (&source.key, &source.value)
+        );
+    }
+    proxy.assert_conformant();
+}

@@ -73,6 +73,12 @@ pub enum SlowPathReason {
     UnknownCodec,
     /// The batch is larger than the destination accepts: split it.
     TooLarge,
+    /// A LogAppendTime batch: its records' timestamps are the batch's
+    /// append time, which passthrough would lose (a CreateTime destination
+    /// topic reads base timestamp plus deltas, the producer's original
+    /// times; a LogAppendTime one refuses the batch with INVALID_TIMESTAMP).
+    /// Rebuild it as CreateTime with the append time on every record.
+    LogAppendTime,
     /// A message set entry in format v0 or v1: up-convert it. ([`classify`]
     /// sees only v2 batches; the fetch side assigns this reason.)
     LegacyFormat {
@@ -118,6 +124,9 @@ pub fn classify(header: &BatchHeader, policy: &PassthroughPolicy, aborted: bool)
     let Ok(codec) = header.compression() else {
         return Disposition::SlowPath(SlowPathReason::UnknownCodec);
     };
+    if header.timestamp_type() == super::TimestampType::LogAppendTime {
+        return Disposition::SlowPath(SlowPathReason::LogAppendTime);
+    }
     if let Some(to) = policy.target_codec
         && to != codec
     {
@@ -153,6 +162,15 @@ mod tests {
             base_sequence: -1,
             record_count: count,
         }
+    }
+
+    #[test]
+    fn a_log_append_time_batch_is_rebuilt_to_keep_its_timestamps() {
+        let p = PassthroughPolicy::at(0);
+        assert_eq!(
+            classify(&header(0, 5, 4, attributes::TIMESTAMP_TYPE), &p, false),
+            Disposition::SlowPath(SlowPathReason::LogAppendTime)
+        );
     }
 
     #[test]
