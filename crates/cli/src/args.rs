@@ -126,6 +126,13 @@ pub struct Args {
     )]
     pub abort_on_send_failure: bool,
 
+    /// Topics (a pattern like --whitelist's) whose records are placed by
+    /// key with Java's partitioner even when source and destination have
+    /// the same partition count (otherwise partition p goes to p and
+    /// batches pass through).
+    #[arg(long = "partition-by-key", value_name = "PATTERN")]
+    pub partition_by_key: Option<String>,
+
     /// Slow-path rebuilds (decode, re-batch, compress) each stream runs at
     /// once on worker threads; 0 rebuilds inline. Default: the number of
     /// CPUs.

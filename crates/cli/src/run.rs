@@ -86,6 +86,7 @@ pub fn engine_config(settings: &MirrorSettings) -> MirrorConfig {
     // (`metadata.max.age.ms`), as a Java consumer's pattern subscription
     // does.
     config.topic_refresh_interval = settings.source.metadata_max_age;
+    config.partition_by_key = settings.run.partition_by_key.clone();
     if let Some(threads) = settings.run.slow_path_threads {
         config.slow_path_workers = usize::from(threads);
     }

@@ -49,7 +49,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kmirror::selection::{SelectionError, TopicSelector};
+use kmirror::selection::{PatternFlag, SelectionError, TopicPattern, TopicSelector};
 use kmirror_pool::config::{ClientConfig, ConfigError, Properties};
 use kmirror_protocol::Compression;
 
@@ -255,7 +255,7 @@ pub struct ProducerSettings {
 }
 
 /// The settings from command-line flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunSettings {
     /// Parallel fetch/produce pipelines (`--num.streams`, 1..=1024).
     pub num_streams: u16,
@@ -266,6 +266,9 @@ pub struct RunSettings {
     pub abort_on_send_failure: bool,
     /// Stop at the high-water marks seen at start (`--once`).
     pub once: bool,
+    /// Topics placed by key even with equal partition counts
+    /// (`--partition-by-key`).
+    pub partition_by_key: Option<TopicPattern>,
     /// Slow-path worker threads per stream (`--slow-path-threads`);
     /// `None`: the number of CPUs.
     pub slow_path_threads: Option<u16>,
@@ -468,6 +471,11 @@ impl FlagSettings {
         };
         let selector = TopicSelector::new(include, args.blacklist.as_deref())
             .map_err(SettingsError::Selection)?;
+        let partition_by_key = match args.partition_by_key.as_deref() {
+            Some(raw) => TopicPattern::parse(PatternFlag::PartitionByKey, raw)
+                .map_err(SettingsError::Selection)?,
+            None => None,
+        };
         Ok(Self {
             selector,
             run: RunSettings {
@@ -476,6 +484,7 @@ impl FlagSettings {
                 abort_on_send_failure: args.abort_on_send_failure,
                 once: args.once,
                 slow_path_threads: args.slow_path_threads,
+                partition_by_key,
             },
             notices,
         })

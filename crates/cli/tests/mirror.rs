@@ -879,7 +879,7 @@ fn a_refused_batch_aborts_or_is_skipped_as_configured() {
 /// record lands where librdkafka's `murmur2_random` partitioner (Java's
 /// default) puts its key, null keys stay on `source partition % n`, per-key
 /// order holds, and nothing is lost or duplicated.
-fn remap_to(n: i32) {
+fn remap_to(n: i32, flags: &[&str]) {
     let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
     let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
     let topic = format!("remap-{n}");
@@ -912,15 +912,15 @@ fn remap_to(n: i32) {
         &format!("bootstrap.servers={}\ngroup.id=remap\n", source.addr()),
         &format!("bootstrap.servers={}\n", proxy.addr()),
     );
-    let exited = scratch
-        .spawn(&["--whitelist", &topic, "--once"])
-        .wait(Duration::from_secs(120));
+    let mut args = vec!["--whitelist", &topic, "--once"];
+    args.extend_from_slice(flags);
+    let exited = scratch.spawn(&args).wait(Duration::from_secs(120));
     exited.assert_success();
     let summary = exited.summary();
     assert_eq!(summary.records, 3_000, "{}", exited.context());
     assert_eq!(summary.passthrough, 0, "{}", exited.context());
     assert!(
-        exited.stderr.contains("partition counts differ"),
+        exited.stderr.contains("placed by key (Java's partitioner)"),
         "{}",
         exited.context()
     );
@@ -980,12 +980,19 @@ fn remap_to(n: i32) {
 
 #[test]
 fn fewer_destination_partitions_place_records_by_key() {
-    remap_to(3);
+    remap_to(3, &[]);
 }
 
 #[test]
 fn more_destination_partitions_place_records_by_key() {
-    remap_to(12);
+    remap_to(12, &[]);
+}
+
+/// `--partition-by-key` places records by key even with equal partition
+/// counts (8 and 8).
+#[test]
+fn partition_by_key_places_records_by_key_with_equal_counts() {
+    remap_to(8, &["--partition-by-key", "remap-.*"]);
 }
 
 /// A source batch larger than the destination topic's `max.message.bytes`

@@ -39,6 +39,9 @@ pub enum PatternFlag {
     Include,
     /// `--blacklist`, or its newer spelling `--exclude`.
     Exclude,
+    /// `--partition-by-key`: topics placed by key even with equal
+    /// partition counts.
+    PartitionByKey,
 }
 
 impl fmt::Display for PatternFlag {
@@ -46,6 +49,7 @@ impl fmt::Display for PatternFlag {
         f.write_str(match self {
             PatternFlag::Include => "--whitelist/--include",
             PatternFlag::Exclude => "--blacklist/--exclude",
+            PatternFlag::PartitionByKey => "--partition-by-key",
         })
     }
 }
@@ -172,6 +176,15 @@ pub struct TopicPattern {
     /// `^(?:normalized)$`.
     anchored: Regex,
 }
+
+/// Two patterns are equal when they are the same normalised regex.
+impl PartialEq for TopicPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.normalized == other.normalized
+    }
+}
+
+impl Eq for TopicPattern {}
 
 impl TopicPattern {
     /// Compiles `raw`, a pattern as the user gave it to `flag`. `Ok(None)`

@@ -117,6 +117,7 @@ fn the_guides_files_and_command_line() {
             abort_on_send_failure: true,
             once: false,
             slow_path_threads: None,
+            partition_by_key: None,
         }
     );
     assert_eq!(s.consumer_file, PathBuf::from("consumer.properties"));

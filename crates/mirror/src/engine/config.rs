@@ -9,7 +9,7 @@ use kmirror_pool::ClientConfig;
 use kmirror_protocol::Compression;
 
 use crate::fetch_plan::IsolationLevel;
-use crate::selection::TopicSelector;
+use crate::selection::{TopicPattern, TopicSelector};
 
 /// Where to start a partition the group has no committed offset for, and
 /// what to do when a fetch position is out of range (`auto.offset.reset`).
@@ -150,6 +150,11 @@ pub struct MirrorConfig {
     /// How long a graceful stop waits for in-flight batches to be
     /// acknowledged before it commits what was and returns.
     pub drain_timeout: Duration,
+    /// Topics whose records are placed by key at the destination (Java's
+    /// partitioner) even when both sides have the same partition count,
+    /// for a destination that must match what producers writing to it
+    /// directly would do. Other topics keep source partition p on p.
+    pub partition_by_key: Option<TopicPattern>,
     /// Slow-path rebuilds (decode, re-batch, compress) each stream runs at
     /// once on tokio's blocking pool, so that they do not hold up the
     /// fetches and produce requests of other partitions; 0 rebuilds inline
@@ -178,6 +183,7 @@ impl MirrorConfig {
             topic_refresh_interval: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
             slow_path_workers: std::thread::available_parallelism().map_or(2, usize::from),
+            partition_by_key: None,
         }
     }
 }

@@ -350,8 +350,18 @@ impl Controller {
                 .topics
                 .get(&**topic)
                 .map_or(source_count, |t| t.partitions.len());
-            let route = if dest_count == source_count {
+            let by_key = self
+                .config
+                .partition_by_key
+                .as_ref()
+                .is_some_and(|p| p.matches(topic));
+            let route = if dest_count == source_count && !by_key {
                 Route::SamePartition
+            } else if dest_count == source_count {
+                tracing::info!(%topic, partitions = dest_count, "--partition-by-key: records are placed by key (Java's partitioner), so passthrough is off for this topic");
+                Route::ByKey {
+                    partitions: u32::try_from(dest_count).unwrap_or(1),
+                }
             } else {
                 tracing::warn!(%topic, source_partitions = source_count, destination_partitions = dest_count,
                     "partition counts differ: records are placed by key (Java's partitioner), so passthrough is off for this topic");
