@@ -1,0 +1,89 @@
+//! Offset commits: what every partition's ledger allows, to the source
+//! group, as kmirror's member.
+
+use super::*;
+
+impl Stream {
+    pub(super) fn start_commit(&mut self) {
+        if self.commit_busy {
+            return;
+        }
+        let offsets: Vec<(TopicPartition, i64)> = self
+            .slots
+            .iter()
+            .filter_map(|(k, s)| s.ledger.commit_due().map(|o| (k.clone(), o)))
+            .collect();
+        if offsets.is_empty() {
+            return;
+        }
+        let Some(member) = self.ctx.membership.borrow().clone() else {
+            tracing::debug!("not committing while kmirror (re)joins its group");
+            return;
+        };
+        self.commit_busy = true;
+        let cluster = self.ctx.source.clone();
+        let group = self.ctx.config.fetch.group_id.clone();
+        self.control.spawn(async move {
+            let member = Some((member.generation, member.member_id.as_str()));
+            let result = admin::commit_offsets(&cluster, &group, member, &offsets).await;
+            ControlDone::Commit(offsets, result)
+        });
+    }
+
+    pub(super) fn on_commit(
+        &mut self,
+        offsets: Vec<(TopicPartition, i64)>,
+        result: Result<Vec<(TopicPartition, admin::CommitResult)>, PoolError>,
+    ) {
+        self.commit_busy = false;
+        let results = match result {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "offset commit failed; retrying at the next interval");
+                return;
+            }
+        };
+        let mut ok = 0usize;
+        for (key, result) in results {
+            let Some(&(_, offset)) = offsets.iter().find(|(k, _)| *k == key) else {
+                continue;
+            };
+            match result {
+                Ok(()) => {
+                    ok += 1;
+                    if let Some(slot) = self.slots.get_mut(&key) {
+                        slot.ledger.mark_committed(offset);
+                    }
+                }
+                // The membership task rejoins (or stops the mirror if
+                // another member took part); the commit is retried.
+                Err(
+                    e @ (ResponseError::UnknownMemberId
+                    | ResponseError::IllegalGeneration
+                    | ResponseError::RebalanceInProgress),
+                ) => {
+                    tracing::warn!(topic = %key.0, partition = key.1, error = %e, "offset commit refused while the group changes; retrying");
+                }
+                Err(e) if e.is_retriable() => {
+                    tracing::warn!(topic = %key.0, partition = key.1, error = %e, "offset commit refused; retrying at the next interval");
+                }
+                Err(e) => {
+                    self.fail(MirrorError::Refused {
+                        side: Side::Source,
+                        what: format!(
+                            "OffsetCommit for group {} ({}-{})",
+                            self.ctx.config.fetch.group_id, key.0, key.1
+                        ),
+                        error: e,
+                        hint: None,
+                    });
+                    return;
+                }
+            }
+        }
+        if ok > 0 {
+            self.ctx.metrics.committed();
+            tracing::debug!(stream = self.index, partitions = ok, "offsets committed");
+        }
+    }
+}

@@ -1,0 +1,656 @@
+//! One pipeline (`--num.streams` runs several): the source partitions
+//! assigned to it, one Fetch in flight per source broker covering every
+//! such partition the broker leads, a produce lane per destination broker,
+//! its own idempotent producer id, and its partitions' commits.
+//!
+//! The stream is a single task that owns all its state and reacts to
+//! events (assignments, fetch and produce completions, timers, stop), so
+//! no state is shared behind locks. I/O runs in spawned tasks: fetches,
+//! control requests, and the produce lanes, which write requests of one
+//! destination broker in the order the stream hands them over (the order
+//! Kafka's idempotence needs with several requests in flight) and await
+//! their responses concurrently.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::{self as kp, BrokerId, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use kmirror_pool::cluster::ClusterMetadata;
+use kmirror_pool::{Cluster, PoolError};
+use kmirror_protocol::messages::fetch::{FetchResponse, FetchTopicRef};
+use kmirror_protocol::messages::produce::{
+    ProducePartition, ProduceRequest, ProduceResponse, ProduceTopic,
+};
+use kmirror_protocol::record::{
+    LogEntry, PassthroughPolicy, ProduceBatch, RecordBatchView, rewrite_verified,
+};
+use kmirror_protocol::{RecordError, ResponseError, api::NegotiatedVersions};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::admin::{self, TopicPartition};
+use super::budget::{Charge, MemoryBudget};
+use super::config::{MirrorConfig, OffsetReset};
+use super::error::{MirrorError, Side};
+use super::group::Membership;
+use super::metrics::{Metrics, PartitionProgress};
+use super::slow_path::{Piece, Rebatch, Route, rebatch};
+use crate::fetch_plan::{FetchPlanError, FetchSettings, PlanStep, plan_fetch_partition};
+use crate::ledger::{DispatchId, OffsetLedger};
+use crate::sequencer::ProducerSequencer;
+
+mod commit;
+mod fetch;
+mod produce;
+mod staging;
+
+/// Produce requests in flight per destination broker.
+const MAX_REQUESTS_PER_BROKER: usize = 5;
+/// How often progress is published to the metrics.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
+/// Upper bound for a partition's fetch size raised for an oversized batch.
+const MAX_PARTITION_FETCH: usize = 64 * 1024 * 1024;
+/// The smallest fetch share of the budget.
+const MIN_FETCH_SHARE: usize = 64 * 1024;
+/// The most often metadata is refreshed while a leader is unknown (a
+/// deleted topic must not cause a request storm).
+const MIN_METADATA_INTERVAL: Duration = Duration::from_millis(250);
+/// Final commit attempts before giving up (the offsets then stay where the
+/// last successful commit left them: duplicates, never loss).
+const FINAL_COMMIT_ATTEMPTS: u32 = 5;
+
+/// What the engine's clients share with every stream.
+#[derive(Debug)]
+pub(crate) struct StreamContext {
+    pub source: Cluster,
+    pub destination: Cluster,
+    pub config: Arc<MirrorConfig>,
+    pub metrics: Arc<Metrics>,
+    pub budget: Arc<MemoryBudget>,
+    /// kmirror's identity in its group, for commits.
+    pub membership: watch::Receiver<Option<Membership>>,
+}
+
+/// A source partition handed to a stream.
+#[derive(Debug, Clone)]
+pub(crate) struct Assignment {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub topic_id: [u8; 16],
+    pub start: i64,
+    pub committed: Option<i64>,
+    pub target: Option<i64>,
+    pub route: Route,
+    /// The destination topic's `max.message.bytes`, if known.
+    pub max_batch_bytes: Option<usize>,
+}
+
+/// What the controller tells a stream.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Assign(Assignment),
+}
+
+/// A source partition's state.
+#[derive(Debug)]
+struct Slot {
+    topic: Arc<str>,
+    partition: i32,
+    topic_id: [u8; 16],
+    route: Route,
+    max_batch_bytes: Option<usize>,
+    ledger: OffsetLedger,
+    position: i64,
+    fetch_size: usize,
+    leader: Option<i32>,
+    fetching: bool,
+    retry_at: Option<Instant>,
+    end: i64,
+    target: Option<i64>,
+    /// An out-of-range reset waiting for the ledger to settle.
+    reset_to: Option<i64>,
+    resetting: bool,
+    /// Planned steps not yet dispatched, in offset order.
+    staged: VecDeque<StagedStep>,
+}
+
+impl Slot {
+    fn done(&self) -> bool {
+        self.target.is_some_and(|t| self.ledger.committable() >= t)
+    }
+}
+
+/// A plan step waiting its turn. A partition's steps reach the ledger and
+/// the destination queues in offset order, so steps behind a slow-path
+/// step that a worker is still rebuilding wait for it.
+#[derive(Debug)]
+enum Staged {
+    /// Ready to dispatch (passthrough, skip), or a slow-path step waiting
+    /// for a free worker.
+    Step(PlanStep),
+    /// A worker is rebuilding it (job id).
+    Rebuilding(u64),
+    /// Rebuilt by a worker.
+    Rebuilt {
+        range: Range<i64>,
+        pieces: Result<Vec<Piece>, RecordError>,
+    },
+}
+
+#[derive(Debug)]
+struct StagedStep {
+    staged: Staged,
+    /// Keeps the fetched response's bytes charged to the budget.
+    charge: Option<Arc<Charge>>,
+}
+
+/// A slow-path job's result: partition, job id, pieces.
+type JobDone = (
+    TopicPartition,
+    u64,
+    Range<i64>,
+    Result<Vec<Piece>, RecordError>,
+);
+
+#[derive(Debug)]
+enum Payload {
+    /// A fetched batch, passed through.
+    Fetched(RecordBatchView),
+    /// A batch the slow path built.
+    Built(ProduceBatch),
+}
+
+#[derive(Debug)]
+struct OutBatch {
+    source: TopicPartition,
+    dispatch: DispatchId,
+    range: Range<i64>,
+    payload: Payload,
+    stamped: Option<ProduceBatch>,
+    records: i32,
+    first_sent: Option<Instant>,
+    awaiting: bool,
+    /// Keeps the fetched response's bytes charged to the budget.
+    _charge: Option<Arc<Charge>>,
+}
+
+impl OutBatch {
+    fn base_sequence(&self) -> Option<i32> {
+        self.stamped.as_ref().map(|b| b.header().base_sequence)
+    }
+}
+
+/// One destination partition's batches, in the order they must be written.
+#[derive(Debug)]
+struct DestQueue {
+    leader: Option<i32>,
+    pending: VecDeque<OutBatch>,
+    /// Sent and not acknowledged, in sequence order.
+    sent: VecDeque<OutBatch>,
+    awaiting: usize,
+    /// A sent batch failed retriably: once none is awaited, every sent
+    /// batch goes again, in order, with its stamp.
+    resend: bool,
+    retry_at: Option<Instant>,
+}
+
+impl DestQueue {
+    fn new(leader: Option<i32>) -> Self {
+        Self {
+            leader,
+            pending: VecDeque::new(),
+            sent: VecDeque::new(),
+            awaiting: 0,
+            resend: false,
+            retry_at: None,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.sent.is_empty()
+    }
+}
+
+/// A partition in a fetch: topic, topic id, partition, position.
+type FetchedPartition = (Arc<str>, [u8; 16], i32, i64);
+
+/// A produce request being assembled: topics, size, and the batches'
+/// partitions and base sequences.
+type RequestDraft = (Vec<ProduceTopic>, usize, Vec<(TopicPartition, i32)>);
+
+struct FetchJob {
+    broker: i32,
+    partitions: Vec<FetchedPartition>,
+    _reservation: Arc<Charge>,
+}
+
+struct FetchDone {
+    job: FetchJob,
+    broker_addr: String,
+    result: Result<FetchResponse, PoolError>,
+}
+
+struct ProduceJob {
+    request: ProduceRequest,
+    tag: Vec<(TopicPartition, i32)>,
+    generation: u64,
+}
+
+struct ProduceDone {
+    broker: i32,
+    tag: Vec<(TopicPartition, i32)>,
+    generation: u64,
+    result: Result<ProduceResponse, PoolError>,
+}
+
+enum ControlDone {
+    SourceMetadata(Result<Arc<ClusterMetadata>, PoolError>),
+    DestinationMetadata(Result<Arc<ClusterMetadata>, PoolError>),
+    ProducerId(Result<(i64, i16), PoolError>),
+    Commit(
+        Vec<(TopicPartition, i64)>,
+        Result<Vec<(TopicPartition, admin::CommitResult)>, PoolError>,
+    ),
+    Reset(TopicPartition, Result<i64, MirrorError>),
+}
+
+/// How one produce answer is treated.
+enum Outcome {
+    Acknowledged,
+    Retry(String),
+    /// The producer's sequence state is gone: bump the epoch, resend.
+    Bump(String),
+    Failed(String),
+}
+
+pub(crate) struct Stream {
+    index: usize,
+    ctx: Arc<StreamContext>,
+    slots: BTreeMap<TopicPartition, Slot>,
+    queues: BTreeMap<TopicPartition, DestQueue>,
+    source_meta: Option<Arc<ClusterMetadata>>,
+    dest_meta: Option<Arc<ClusterMetadata>>,
+    sequencer: Option<ProducerSequencer>,
+    generation: u64,
+    bump_needed: bool,
+    fetch_brokers: HashSet<i32>,
+    fetch_tasks: JoinSet<FetchDone>,
+    /// Slow-path rebuilds running on the blocking pool.
+    jobs: JoinSet<JobDone>,
+    next_job: u64,
+    control: JoinSet<ControlDone>,
+    source_meta_busy: bool,
+    dest_meta_busy: bool,
+    source_meta_at: Option<Instant>,
+    dest_meta_at: Option<Instant>,
+    pid_busy: bool,
+    commit_busy: bool,
+    lanes: HashMap<i32, mpsc::UnboundedSender<ProduceJob>>,
+    lane_requests: HashMap<i32, usize>,
+    produce_done_tx: mpsc::UnboundedSender<ProduceDone>,
+    produce_done_rx: mpsc::UnboundedReceiver<ProduceDone>,
+    sealed: bool,
+    stopping: bool,
+    drain_deadline: Option<Instant>,
+    final_commit_attempts: u32,
+    final_commit_done: bool,
+    fatal: Option<MirrorError>,
+}
+
+impl Stream {
+    pub(crate) fn new(index: usize, ctx: Arc<StreamContext>) -> Self {
+        let (produce_done_tx, produce_done_rx) = mpsc::unbounded_channel();
+        Self {
+            index,
+            ctx,
+            slots: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            source_meta: None,
+            dest_meta: None,
+            sequencer: None,
+            generation: 0,
+            bump_needed: false,
+            fetch_brokers: HashSet::new(),
+            fetch_tasks: JoinSet::new(),
+            jobs: JoinSet::new(),
+            next_job: 0,
+            control: JoinSet::new(),
+            source_meta_busy: false,
+            dest_meta_busy: false,
+            source_meta_at: None,
+            dest_meta_at: None,
+            pid_busy: false,
+            commit_busy: false,
+            lanes: HashMap::new(),
+            lane_requests: HashMap::new(),
+            produce_done_tx,
+            produce_done_rx,
+            sealed: false,
+            stopping: false,
+            drain_deadline: None,
+            final_commit_attempts: 0,
+            final_commit_done: false,
+            fatal: None,
+        }
+    }
+
+    /// Runs until stopped (or, sealed in `--once` mode, caught up), then
+    /// drains, commits and returns.
+    pub(crate) async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), MirrorError> {
+        let mut commit_tick = tokio::time::interval(self.ctx.config.commit_interval);
+        commit_tick.reset();
+        let mut progress_tick = tokio::time::interval(PROGRESS_INTERVAL);
+        let mut stop_seen = *stop.borrow();
+        loop {
+            if stop_seen && !self.stopping {
+                self.begin_stop();
+            }
+            if self.sealed && !self.stopping && self.slots.values().all(Slot::done) {
+                tracing::info!(
+                    stream = self.index,
+                    "every partition reached its end offset"
+                );
+                self.begin_stop();
+            }
+            self.refresh_metadata_if_needed();
+            self.start_fetches();
+            self.pump_produce();
+            if self.stopping && self.try_finish() {
+                break;
+            }
+            let wake = self.next_wakeup();
+            let budget = self.ctx.budget.clone();
+            let budget_blocked = !self.stopping && self.budget_short();
+            tokio::select! {
+                command = commands.recv(), if !self.sealed => match command {
+                    Some(Command::Assign(a)) => self.assign(a),
+                    None => self.sealed = true,
+                },
+                changed = stop.changed(), if !stop_seen => {
+                    stop_seen = changed.is_err() || *stop.borrow();
+                }
+                Some(done) = self.fetch_tasks.join_next(), if !self.fetch_tasks.is_empty() => {
+                    match done {
+                        Ok(done) => self.on_fetch(done),
+                        Err(e) => self.fail(MirrorError::Internal(format!("fetch task: {e}"))),
+                    }
+                }
+                Some(done) = self.produce_done_rx.recv() => self.on_produce(done),
+                Some(done) = self.jobs.join_next(), if !self.jobs.is_empty() => {
+                    match done {
+                        Ok(done) => self.on_job(done),
+                        Err(e) => self.fail(MirrorError::Internal(format!("slow-path worker: {e}"))),
+                    }
+                }
+                Some(done) = self.control.join_next(), if !self.control.is_empty() => {
+                    match done {
+                        Ok(done) => self.on_control(done),
+                        Err(e) => self.fail(MirrorError::Internal(format!("control task: {e}"))),
+                    }
+                }
+                _ = commit_tick.tick(), if !self.stopping => self.start_commit(),
+                _ = progress_tick.tick() => self.publish_progress(),
+                _ = budget.released(), if budget_blocked => {}
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
+        self.publish_progress();
+        match self.fatal.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn assign(&mut self, a: Assignment) {
+        let key: TopicPartition = (a.topic.clone(), a.partition);
+        let leader = self
+            .source_meta
+            .as_ref()
+            .and_then(|m| m.leader(&a.topic, a.partition))
+            .map(|b| b.id);
+        let mut ledger = OffsetLedger::new(a.start);
+        if let Some(c) = a.committed {
+            ledger.mark_committed(c);
+        }
+        tracing::debug!(topic = %a.topic, partition = a.partition, start = a.start, target = ?a.target, "assigned");
+        let fetch_size =
+            usize::try_from(self.ctx.config.fetch.max_partition_bytes).unwrap_or(1 << 20);
+        self.slots.insert(
+            key,
+            Slot {
+                topic: a.topic,
+                partition: a.partition,
+                topic_id: a.topic_id,
+                route: a.route,
+                max_batch_bytes: a.max_batch_bytes,
+                ledger,
+                position: a.start,
+                fetch_size,
+                leader,
+                fetching: false,
+                retry_at: None,
+                end: a.start,
+                target: a.target,
+                reset_to: None,
+                resetting: false,
+                staged: VecDeque::new(),
+            },
+        );
+    }
+
+    fn fail(&mut self, error: MirrorError) {
+        tracing::error!(stream = self.index, error = %error, "stopping");
+        if self.fatal.is_none() {
+            self.fatal = Some(error);
+        }
+        self.begin_stop();
+    }
+
+    fn begin_stop(&mut self) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        self.drain_deadline = Some(Instant::now() + self.ctx.config.drain_timeout);
+        let waiting: usize = self
+            .queues
+            .values()
+            .map(|q| q.pending.len() + q.sent.len())
+            .sum();
+        tracing::info!(
+            stream = self.index,
+            batches = waiting,
+            "stopping: fetching stopped, draining in-flight batches"
+        );
+    }
+
+    /// While stopping: once drained (or out of time), the final commit;
+    /// true when the stream may return.
+    fn try_finish(&mut self) -> bool {
+        let drained = self.queues.values().all(DestQueue::is_empty)
+            && self.jobs.is_empty()
+            && self.slots.values().all(|s| s.staged.is_empty());
+        let out_of_time = self.drain_deadline.is_some_and(|d| Instant::now() >= d);
+        if !drained && !out_of_time {
+            return false;
+        }
+        if !drained && !self.final_commit_done && self.final_commit_attempts == 0 {
+            let left: usize = self
+                .queues
+                .values()
+                .map(|q| q.pending.len() + q.sent.len())
+                .sum();
+            tracing::warn!(
+                stream = self.index,
+                batches = left,
+                "drain timeout: committing what the destination acknowledged; the rest is mirrored again on the next start"
+            );
+        }
+        if self.commit_busy {
+            return false;
+        }
+        if self.final_commit_done {
+            return true;
+        }
+        let due = self.slots.values().any(|s| s.ledger.commit_due().is_some());
+        if !due || self.final_commit_attempts >= FINAL_COMMIT_ATTEMPTS {
+            self.final_commit_done = true;
+            return true;
+        }
+        self.final_commit_attempts += 1;
+        self.start_commit();
+        false
+    }
+
+    fn next_wakeup(&self) -> Instant {
+        let now = Instant::now();
+        let mut wake = now + Duration::from_secs(1);
+        let retry = self
+            .slots
+            .values()
+            .filter_map(|s| s.retry_at)
+            .chain(self.queues.values().filter_map(|q| q.retry_at));
+        for at in retry {
+            wake = wake.min(at);
+        }
+        if self.budget_short() {
+            wake = wake.min(now + Duration::from_millis(50));
+        }
+        if let Some(d) = self.drain_deadline {
+            wake = wake.min(d);
+        }
+        wake.max(now + Duration::from_millis(1))
+    }
+
+    fn refresh_metadata_if_needed(&mut self) {
+        let now = Instant::now();
+        let backoff = self
+            .ctx
+            .config
+            .produce
+            .retry_backoff
+            .max(MIN_METADATA_INTERVAL);
+        let source_needed = self.source_meta.is_none()
+            || (!self.stopping && self.slots.values().any(|s| s.leader.is_none()));
+        if source_needed
+            && !self.source_meta_busy
+            && self.source_meta_at.is_none_or(|t| now >= t + backoff)
+        {
+            self.source_meta_busy = true;
+            self.source_meta_at = Some(now);
+            let cluster = self.ctx.source.clone();
+            let first = self.source_meta.is_none();
+            self.control.spawn(async move {
+                let result = if first {
+                    cluster.metadata().await
+                } else {
+                    cluster.refresh_metadata().await
+                };
+                ControlDone::SourceMetadata(result)
+            });
+        }
+        let dest_needed = self.dest_meta.is_none()
+            || self
+                .queues
+                .values()
+                .any(|q| q.leader.is_none() && !q.is_empty());
+        if dest_needed
+            && !self.dest_meta_busy
+            && self.dest_meta_at.is_none_or(|t| now >= t + backoff)
+        {
+            self.dest_meta_busy = true;
+            self.dest_meta_at = Some(now);
+            let cluster = self.ctx.destination.clone();
+            let first = self.dest_meta.is_none();
+            self.control.spawn(async move {
+                let result = if first {
+                    cluster.metadata().await
+                } else {
+                    cluster.refresh_metadata().await
+                };
+                ControlDone::DestinationMetadata(result)
+            });
+        }
+    }
+
+    fn on_control(&mut self, done: ControlDone) {
+        match done {
+            ControlDone::SourceMetadata(result) => {
+                self.source_meta_busy = false;
+                match result {
+                    Ok(meta) => {
+                        for slot in self.slots.values_mut() {
+                            slot.leader = meta.leader(&slot.topic, slot.partition).map(|b| b.id);
+                        }
+                        self.source_meta = Some(meta);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "source metadata refresh failed; retrying")
+                    }
+                }
+            }
+            ControlDone::DestinationMetadata(result) => {
+                self.dest_meta_busy = false;
+                match result {
+                    Ok(meta) => {
+                        for ((topic, partition), q) in self.queues.iter_mut() {
+                            q.leader = meta.leader(topic, *partition).map(|b| b.id);
+                        }
+                        self.dest_meta = Some(meta);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "destination metadata refresh failed; retrying")
+                    }
+                }
+            }
+            ControlDone::ProducerId(result) => self.on_producer_id(result),
+            ControlDone::Commit(offsets, result) => self.on_commit(offsets, result),
+            ControlDone::Reset(key, result) => {
+                let Some(slot) = self.slots.get_mut(&key) else {
+                    return;
+                };
+                slot.resetting = false;
+                match result {
+                    Ok(offset) => slot.reset_to = Some(offset),
+                    Err(e) => {
+                        if matches!(e, MirrorError::NoStartOffset { .. }) {
+                            self.fail(e);
+                        } else {
+                            tracing::warn!(topic = %key.0, partition = key.1, error = %e, "offset reset failed; retrying");
+                            slot.retry_at =
+                                Some(Instant::now() + self.ctx.config.produce.retry_backoff);
+                            slot.reset_to = None;
+                            slot.resetting = false;
+                            // Ask again on the next fetch error.
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn publish_progress(&self) {
+        for ((topic, partition), slot) in &self.slots {
+            self.ctx.metrics.set_progress(
+                topic,
+                *partition,
+                PartitionProgress {
+                    position: slot.position,
+                    acknowledged: slot.ledger.committable(),
+                    committed: slot.ledger.committed(),
+                    end: slot.end.max(slot.position),
+                    target: slot.target,
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,499 @@
+//! The produce side of a stream: stamping batches with the idempotent
+//! producer's sequences when they are sent, building requests per
+//! destination broker, and the answers (acknowledged, resent, epoch bump,
+//! refused for good).
+
+use super::*;
+
+impl Stream {
+    pub(super) fn pump_produce(&mut self) {
+        if self.fatal.is_some() && self.sequencer.is_none() {
+            return;
+        }
+        if self.sequencer.is_none() || self.bump_needed {
+            let awaiting: usize = self.queues.values().map(|q| q.awaiting).sum();
+            let any_waiting = self.queues.values().any(|q| !q.is_empty());
+            if !self.pid_busy && awaiting == 0 && (any_waiting || self.sequencer.is_none()) {
+                self.pid_busy = true;
+                let cluster = self.ctx.destination.clone();
+                let current = self
+                    .sequencer
+                    .as_ref()
+                    .map(|s| (s.producer_id(), s.epoch()));
+                self.control.spawn(async move {
+                    ControlDone::ProducerId(admin::init_producer_id(&cluster, current).await)
+                });
+            }
+            return;
+        }
+        let now = Instant::now();
+        let backoff = self.ctx.config.produce.retry_backoff;
+        for q in self.queues.values_mut() {
+            if q.resend && q.awaiting == 0 {
+                while let Some(mut b) = q.sent.pop_back() {
+                    b.awaiting = false;
+                    q.pending.push_front(b);
+                }
+                q.resend = false;
+                q.retry_at = Some(now + backoff);
+            }
+        }
+        loop {
+            match self.build_requests(now) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    self.fail(e);
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Builds at most one request per destination broker, one batch per
+    /// partition, and hands them to the lanes. Returns how many were sent.
+    pub(super) fn build_requests(&mut self, now: Instant) -> Result<usize, MirrorError> {
+        let Some(sequencer) = self.sequencer.as_mut() else {
+            return Ok(0);
+        };
+        let max_request = self.ctx.config.produce.max_request_size;
+        let mut requests: BTreeMap<i32, RequestDraft> = BTreeMap::new();
+        for ((topic, partition), q) in self.queues.iter_mut() {
+            if q.pending.is_empty() || q.resend || q.retry_at.is_some_and(|t| now < t) {
+                continue;
+            }
+            let Some(leader) = q.leader else { continue };
+            if self.lane_requests.get(&leader).copied().unwrap_or(0) >= MAX_REQUESTS_PER_BROKER {
+                continue;
+            }
+            let Some(front) = q.pending.front() else {
+                continue;
+            };
+            if front.stamped.is_none() && !sequencer.can_send(topic, *partition) {
+                continue;
+            }
+            let size = match &front.payload {
+                Payload::Fetched(v) => v.as_bytes().len(),
+                Payload::Built(b) => b.len(),
+            };
+            let entry = requests
+                .entry(leader)
+                .or_insert_with(|| (Vec::new(), 0, Vec::new()));
+            if entry.1 > 0 && entry.1 + size > max_request {
+                continue;
+            }
+            let Some(mut batch) = q.pending.pop_front() else {
+                continue;
+            };
+            if batch.stamped.is_none() {
+                let stamp = sequencer
+                    .next(topic, *partition, batch.records)
+                    .map_err(|e| MirrorError::Internal(e.to_string()))?;
+                let stamped = match &batch.payload {
+                    Payload::Fetched(view) => {
+                        rewrite_verified(view, stamp).map_err(|e| MirrorError::SourceData {
+                            topic: batch.source.0.to_string(),
+                            partition: batch.source.1,
+                            broker: "-".into(),
+                            source: FetchPlanError::Malformed {
+                                offset: batch.range.start,
+                                source: e,
+                            },
+                        })?
+                    }
+                    Payload::Built(b) => b.restamp(stamp),
+                };
+                batch.stamped = Some(stamped);
+            }
+            let Some(stamped) = batch.stamped.clone() else {
+                continue;
+            };
+            let sequence = stamped.header().base_sequence;
+            batch.awaiting = true;
+            batch.first_sent.get_or_insert(now);
+            q.awaiting += 1;
+            q.sent.push_back(batch);
+            entry.1 += size;
+            entry.2.push(((topic.clone(), *partition), sequence));
+            let partition_entry = ProducePartition {
+                index: *partition,
+                batch: stamped,
+            };
+            match entry.0.iter_mut().find(|t| *t.name == **topic) {
+                Some(t) => t.partitions.push(partition_entry),
+                None => entry.0.push(ProduceTopic {
+                    name: StrBytes::from_string(topic.to_string()),
+                    partitions: vec![partition_entry],
+                }),
+            }
+        }
+        let sent = requests.len();
+        let config = &self.ctx.config;
+        let timeout_ms = i32::try_from(self.ctx.destination.config().request_timeout.as_millis())
+            .unwrap_or(30_000);
+        for (broker, (topics, _, tag)) in requests {
+            let request = ProduceRequest {
+                transactional_id: None,
+                acks: config.produce.acks,
+                timeout_ms,
+                topics,
+            };
+            let job = ProduceJob {
+                request,
+                tag,
+                generation: self.generation,
+            };
+            *self.lane_requests.entry(broker).or_insert(0) += 1;
+            self.ctx.metrics.request_sent();
+            let lane = self.lanes.entry(broker).or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(produce_lane(
+                    self.ctx.destination.clone(),
+                    broker,
+                    rx,
+                    self.produce_done_tx.clone(),
+                ));
+                tx
+            });
+            if let Err(mpsc::error::SendError(job)) = lane.send(job) {
+                return Err(MirrorError::Internal(format!(
+                    "produce lane to broker {broker} is gone ({} batches)",
+                    job.tag.len()
+                )));
+            }
+        }
+        Ok(sent)
+    }
+
+    pub(super) fn on_produce(&mut self, done: ProduceDone) {
+        if let Some(n) = self.lane_requests.get_mut(&done.broker) {
+            *n = n.saturating_sub(1);
+        }
+        if done.generation != self.generation {
+            return;
+        }
+        let mut answers: Vec<(TopicPartition, i32, Outcome)> = Vec::with_capacity(done.tag.len());
+        let acks_none = self.ctx.config.produce.acks == 0;
+        match done.result {
+            Err(e) => {
+                tracing::warn!(broker = done.broker, error = %e, "produce request failed; retrying its batches");
+                if e.invalidates_metadata() || !e.is_retriable() {
+                    self.ctx.destination.invalidate_metadata();
+                }
+                let reason = e.to_string();
+                for (key, seq) in done.tag {
+                    answers.push((key, seq, Outcome::Retry(reason.clone())));
+                }
+            }
+            Ok(response) => {
+                for (key, seq) in done.tag {
+                    let part = response
+                        .topics
+                        .iter()
+                        .filter(|(name, _)| **name == *key.0)
+                        .flat_map(|(_, ps)| ps.iter())
+                        .find(|p| p.index == key.1);
+                    let outcome = match part {
+                        // acks=0: the broker sends no response; the batch
+                        // counts as written once sent, as in Kafka's
+                        // producer.
+                        None if acks_none => Outcome::Acknowledged,
+                        None => Outcome::Retry(
+                            "the partition is missing from the Produce response".into(),
+                        ),
+                        Some(p) => match ResponseError::try_from_code(p.error_code) {
+                            None | Some(ResponseError::DuplicateSequenceNumber) => {
+                                Outcome::Acknowledged
+                            }
+                            Some(ResponseError::OutOfOrderSequenceNumber) => {
+                                let earlier = self
+                                    .queues
+                                    .get(&key)
+                                    .and_then(|q| q.sent.front())
+                                    .and_then(OutBatch::base_sequence)
+                                    != Some(seq);
+                                if earlier {
+                                    Outcome::Retry(
+                                        "out of order after an earlier failed batch".into(),
+                                    )
+                                } else {
+                                    Outcome::Bump("the destination lost this producer's sequence (OUT_OF_ORDER_SEQUENCE_NUMBER)".into())
+                                }
+                            }
+                            Some(
+                                e @ (ResponseError::UnknownProducerId
+                                | ResponseError::InvalidProducerEpoch
+                                | ResponseError::ProducerFenced),
+                            ) => Outcome::Bump(e.to_string()),
+                            Some(e) if e.is_retriable() => {
+                                if matches!(
+                                    e,
+                                    ResponseError::NotLeaderOrFollower
+                                        | ResponseError::UnknownTopicOrPartition
+                                        | ResponseError::LeaderNotAvailable
+                                ) {
+                                    self.ctx.destination.invalidate_metadata();
+                                    if let Some(q) = self.queues.get_mut(&key) {
+                                        q.leader = None;
+                                    }
+                                }
+                                Outcome::Retry(e.to_string())
+                            }
+                            Some(e) => {
+                                let message = p
+                                    .error_message
+                                    .as_deref()
+                                    .map(|m| format!(": {}", m.trim_end_matches('.')))
+                                    .unwrap_or_default();
+                                let records = p.record_errors.len();
+                                let extra = if records > 0 {
+                                    format!(" ({records} record errors)")
+                                } else {
+                                    String::new()
+                                };
+                                Outcome::Failed(format!("{e}{message}{extra}"))
+                            }
+                        },
+                    };
+                    answers.push((key, seq, outcome));
+                }
+            }
+        }
+        for (key, seq, outcome) in answers {
+            self.apply_outcome(&key, seq, outcome);
+        }
+    }
+
+    pub(super) fn apply_outcome(&mut self, key: &TopicPartition, seq: i32, outcome: Outcome) {
+        let now = Instant::now();
+        let delivery_timeout = self.ctx.config.produce.delivery_timeout;
+        let Some(q) = self.queues.get_mut(key) else {
+            return;
+        };
+        let Some(index) = q
+            .sent
+            .iter()
+            .position(|b| b.awaiting && b.base_sequence() == Some(seq))
+        else {
+            return;
+        };
+        let outcome = match outcome {
+            Outcome::Retry(reason) | Outcome::Bump(reason)
+                if delivery_timeout.is_some_and(|t| {
+                    q.sent
+                        .get(index)
+                        .and_then(|b| b.first_sent)
+                        .is_some_and(|f| now.duration_since(f) > t)
+                }) =>
+            {
+                Outcome::Failed(format!("delivery.timeout.ms expired; last error: {reason}"))
+            }
+            other => other,
+        };
+        match outcome {
+            Outcome::Acknowledged => {
+                let Some(batch) = q.sent.remove(index) else {
+                    return;
+                };
+                q.awaiting = q.awaiting.saturating_sub(1);
+                if let Some(s) = self.sequencer.as_mut() {
+                    let _ = s.acknowledged(&key.0, key.1, seq);
+                }
+                let latency = batch
+                    .first_sent
+                    .map_or(Duration::ZERO, |f| now.duration_since(f));
+                let bytes = batch.stamped.as_ref().map_or(0, |b| b.len() as u64);
+                self.ctx.metrics.batch_acknowledged(
+                    u64::try_from(batch.records).unwrap_or(0),
+                    bytes,
+                    latency,
+                );
+                if let Some(slot) = self.slots.get_mut(&batch.source)
+                    && let Err(e) = slot.ledger.acknowledged(batch.dispatch)
+                {
+                    self.fail(MirrorError::Internal(format!(
+                        "{}-{}: {e}",
+                        batch.source.0, batch.source.1
+                    )));
+                }
+            }
+            Outcome::Retry(reason) => {
+                if let Some(b) = q.sent.get_mut(index) {
+                    b.awaiting = false;
+                }
+                q.awaiting = q.awaiting.saturating_sub(1);
+                q.resend = true;
+                self.ctx.metrics.batch_retried();
+                tracing::debug!(topic = %key.0, partition = key.1, %reason, "batch will be resent");
+            }
+            Outcome::Bump(reason) => {
+                if let Some(b) = q.sent.get_mut(index) {
+                    b.awaiting = false;
+                }
+                q.awaiting = q.awaiting.saturating_sub(1);
+                q.resend = true;
+                if !self.bump_needed {
+                    tracing::warn!(topic = %key.0, partition = key.1, %reason, "bumping the producer epoch and resending unacknowledged batches");
+                }
+                self.bump_needed = true;
+            }
+            Outcome::Failed(reason) => {
+                let Some(batch) = q.sent.remove(index) else {
+                    return;
+                };
+                q.awaiting = q.awaiting.saturating_sub(1);
+                // The refused batch leaves a hole in the sequence.
+                self.bump_needed = true;
+                let abort = self.ctx.config.abort_on_send_failure;
+                let Some(slot) = self.slots.get_mut(&batch.source) else {
+                    return;
+                };
+                let ledger = if abort {
+                    slot.ledger.failed(batch.dispatch)
+                } else {
+                    slot.ledger.written_off(batch.dispatch)
+                };
+                if let Err(e) = ledger {
+                    self.fail(MirrorError::Internal(e.to_string()));
+                    return;
+                }
+                self.ctx.metrics.batch_failed(if abort {
+                    0
+                } else {
+                    u64::try_from(batch.records).unwrap_or(0)
+                });
+                let error = MirrorError::SendFailed {
+                    topic: batch.source.0.to_string(),
+                    partition: batch.source.1,
+                    destination_partition: key.1,
+                    start: batch.range.start,
+                    end: batch.range.end,
+                    reason,
+                };
+                if abort {
+                    self.fail(error);
+                } else {
+                    tracing::error!(error = %error, records = batch.records, "skipping the batch (abort.on.send.failure=false)");
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_producer_id(&mut self, result: Result<(i64, i16), PoolError>) {
+        self.pid_busy = false;
+        let (pid, epoch) = match result {
+            Ok(p) => p,
+            Err(e) => {
+                if e.is_retriable() || matches!(e, PoolError::Kafka { .. }) {
+                    tracing::warn!(error = %e, "InitProducerId failed; retrying");
+                    self.dest_meta_at = None;
+                    self.ctx.destination.invalidate_metadata();
+                } else {
+                    self.fail(MirrorError::destination(e));
+                }
+                return;
+            }
+        };
+        let max_in_flight = self.ctx.config.produce.max_in_flight;
+        match self.sequencer.as_mut() {
+            None => match ProducerSequencer::new(pid, epoch)
+                .and_then(|s| s.with_max_in_flight(max_in_flight))
+            {
+                Ok(s) => {
+                    tracing::debug!(
+                        stream = self.index,
+                        producer_id = pid,
+                        epoch,
+                        "idempotent producer ready"
+                    );
+                    self.sequencer = Some(s);
+                }
+                Err(e) => self.fail(MirrorError::Internal(e.to_string())),
+            },
+            Some(s) => {
+                let result = if pid == s.producer_id() && epoch <= s.epoch() {
+                    Err(crate::sequencer::SequenceError::EpochRegression {
+                        producer_id: pid,
+                        epoch,
+                        current: s.epoch(),
+                    })
+                } else {
+                    s.reset_producer(pid, epoch)
+                };
+                if let Err(e) = result {
+                    self.fail(MirrorError::Internal(e.to_string()));
+                    return;
+                }
+                self.generation += 1;
+                self.bump_needed = false;
+                self.ctx.metrics.epoch_bumped();
+                for q in self.queues.values_mut() {
+                    while let Some(mut b) = q.sent.pop_back() {
+                        b.awaiting = false;
+                        b.stamped = None;
+                        q.pending.push_front(b);
+                    }
+                    for b in q.pending.iter_mut() {
+                        b.stamped = None;
+                    }
+                    q.resend = false;
+                    q.awaiting = 0;
+                }
+                tracing::info!(
+                    stream = self.index,
+                    producer_id = pid,
+                    epoch,
+                    "producer epoch bumped; unacknowledged batches are sent again in order"
+                );
+            }
+        }
+    }
+}
+
+/// Writes one destination broker's Produce requests in the order received
+/// and reports each response as it arrives.
+async fn produce_lane(
+    cluster: Cluster,
+    broker: i32,
+    mut jobs: mpsc::UnboundedReceiver<ProduceJob>,
+    done: mpsc::UnboundedSender<ProduceDone>,
+) {
+    while let Some(job) = jobs.recv().await {
+        let ProduceJob {
+            request,
+            tag,
+            generation,
+        } = job;
+        let submitted = match cluster.connection_to_broker(broker).await {
+            Ok(conn) => conn.submit(&request).await,
+            Err(e) => Err(e),
+        };
+        match submitted {
+            Ok(in_flight) => {
+                let done = done.clone();
+                tokio::spawn(async move {
+                    let result = in_flight.response().await;
+                    let _ = done.send(ProduceDone {
+                        broker,
+                        tag,
+                        generation,
+                        result,
+                    });
+                });
+            }
+            Err(e) => {
+                if done
+                    .send(ProduceDone {
+                        broker,
+                        tag,
+                        generation,
+                        result: Err(e),
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! From plan steps to destination queues: each partition's steps are
+//! staged in offset order, slow-path rebuilds run on worker threads, and a
+//! step is dispatched (ledger, destination queue) only when every step
+//! before it was.
+
+use super::*;
+
+impl Stream {
+    /// Whether `step` is decoded and rebuilt rather than passed through.
+    pub(super) fn rebuilds(step: &PlanStep, route: Route) -> bool {
+        match step {
+            PlanStep::SlowPath { .. } => true,
+            PlanStep::Passthrough { .. } => route != Route::SamePartition,
+            PlanStep::Skip { .. } => false,
+        }
+    }
+
+    pub(super) fn rebatch_settings(&self, key: &TopicPartition, route: Route) -> Rebatch {
+        let config = &self.ctx.config;
+        Rebatch {
+            max_batch_bytes: self.slots.get(key).and_then(|s| s.max_batch_bytes),
+            route,
+            codec: config.produce.compression,
+            level: config.produce.compression_level,
+            batch_size: config
+                .produce
+                .batch_size
+                .min(config.produce.max_request_size)
+                .max(1),
+        }
+    }
+
+    /// Hands staged slow-path steps to workers, oldest partitions' first,
+    /// while fewer than `slow_path_workers` run. With no workers the
+    /// stream rebuilds inline when it dispatches.
+    pub(super) fn start_jobs(&mut self) {
+        let workers = self.ctx.config.slow_path_workers;
+        if workers == 0 {
+            return;
+        }
+        let keys: Vec<TopicPartition> = self.slots.keys().cloned().collect();
+        for key in keys {
+            if self.jobs.len() >= workers {
+                return;
+            }
+            let Some(route) = self.slots.get(&key).map(|s| s.route) else {
+                continue;
+            };
+            let how = self.rebatch_settings(&key, route);
+            let Some(slot) = self.slots.get_mut(&key) else {
+                continue;
+            };
+            for staged in slot.staged.iter_mut() {
+                if self.jobs.len() >= workers {
+                    break;
+                }
+                let Staged::Step(step) = &staged.staged else {
+                    continue;
+                };
+                if !Self::rebuilds(step, route) {
+                    continue;
+                }
+                let (range, entry) = match step {
+                    PlanStep::Passthrough { range, batch } => {
+                        (range.clone(), LogEntry::Batch(batch.clone()))
+                    }
+                    PlanStep::SlowPath { range, entry, .. } => (range.clone(), entry.clone()),
+                    PlanStep::Skip { .. } => continue,
+                };
+                let id = self.next_job;
+                self.next_job += 1;
+                staged.staged = Staged::Rebuilding(id);
+                let job_key = key.clone();
+                let blocking = tokio::task::spawn_blocking(move || {
+                    let pieces = rebatch(&entry, &range, job_key.1, &how);
+                    (job_key, id, range, pieces)
+                });
+                self.jobs.spawn(async move {
+                    match blocking.await {
+                        Ok(done) => done,
+                        Err(e) => std::panic::resume_unwind(e.into_panic()),
+                    }
+                });
+            }
+        }
+    }
+
+    pub(super) fn on_job(&mut self, (key, id, range, pieces): JobDone) {
+        if let Some(slot) = self.slots.get_mut(&key)
+            && let Some(staged) = slot
+                .staged
+                .iter_mut()
+                .find(|s| matches!(s.staged, Staged::Rebuilding(j) if j == id))
+        {
+            staged.staged = Staged::Rebuilt { range, pieces };
+        }
+        self.start_jobs();
+        self.drain_staged(&key);
+    }
+
+    /// Dispatches the partition's staged steps from the front until one
+    /// is still waiting for a worker.
+    pub(super) fn drain_staged(&mut self, key: &TopicPartition) {
+        let workers = self.ctx.config.slow_path_workers;
+        loop {
+            let Some(slot) = self.slots.get_mut(key) else {
+                return;
+            };
+            let route = slot.route;
+            let ready = match slot.staged.front().map(|s| &s.staged) {
+                None | Some(Staged::Rebuilding(_)) => false,
+                Some(Staged::Step(step)) => workers == 0 || !Self::rebuilds(step, route),
+                Some(Staged::Rebuilt { .. }) => true,
+            };
+            if !ready {
+                return;
+            }
+            let Some(StagedStep { staged, charge }) = slot.staged.pop_front() else {
+                return;
+            };
+            let result = match staged {
+                Staged::Step(step) => self.dispatch(key, route, step, charge.as_ref()),
+                Staged::Rebuilt { range, pieces } => {
+                    self.dispatch_pieces(key, range, pieces, charge.as_ref())
+                }
+                Staged::Rebuilding(_) => Ok(()),
+            };
+            if let Err(e) = result {
+                self.fail(e);
+                return;
+            }
+        }
+    }
+
+    pub(super) fn dispatch(
+        &mut self,
+        key: &TopicPartition,
+        route: Route,
+        step: PlanStep,
+        charge: Option<&Arc<Charge>>,
+    ) -> Result<(), MirrorError> {
+        let internal = |e: crate::ledger::LedgerError| {
+            MirrorError::Internal(format!("{}-{}: {e}", key.0, key.1))
+        };
+        let (range, entry) = match step {
+            PlanStep::Skip { range, .. } => {
+                let slot = self.slot_mut(key)?;
+                return slot.ledger.skipped(range).map_err(internal);
+            }
+            PlanStep::Passthrough { range, batch } if route == Route::SamePartition => {
+                let records = batch.header().record_count;
+                let bytes = batch.as_bytes().len();
+                let slot = self.slot_mut(key)?;
+                let dispatch = slot
+                    .ledger
+                    .dispatched(range.clone(), 1, bytes)
+                    .map_err(internal)?;
+                let out = OutBatch {
+                    source: key.clone(),
+                    dispatch,
+                    range,
+                    payload: Payload::Fetched(batch),
+                    stamped: None,
+                    records,
+                    first_sent: None,
+                    awaiting: false,
+                    _charge: charge.cloned(),
+                };
+                self.queue_mut(&key.0, key.1).pending.push_back(out);
+                return Ok(());
+            }
+            PlanStep::Passthrough { range, batch } => (range, LogEntry::Batch(batch)),
+            PlanStep::SlowPath { range, entry, .. } => (range, entry),
+        };
+        let how = self.rebatch_settings(key, route);
+        let pieces = rebatch(&entry, &range, key.1, &how);
+        self.dispatch_pieces(key, range, pieces, charge)
+    }
+
+    /// Records a rebuilt step in the ledger and queues its pieces.
+    pub(super) fn dispatch_pieces(
+        &mut self,
+        key: &TopicPartition,
+        range: Range<i64>,
+        pieces: Result<Vec<Piece>, RecordError>,
+        charge: Option<&Arc<Charge>>,
+    ) -> Result<(), MirrorError> {
+        let internal = |e: crate::ledger::LedgerError| {
+            MirrorError::Internal(format!("{}-{}: {e}", key.0, key.1))
+        };
+        let pieces = pieces.map_err(|e| MirrorError::SourceData {
+            topic: key.0.to_string(),
+            partition: key.1,
+            broker: "-".into(),
+            source: FetchPlanError::Malformed {
+                offset: range.start,
+                source: e,
+            },
+        })?;
+        let slot = self.slot_mut(key)?;
+        if pieces.is_empty() {
+            return slot.ledger.skipped(range).map_err(internal);
+        }
+        let bytes = pieces.iter().map(|p| p.batch.len()).sum();
+        let count = u32::try_from(pieces.len()).unwrap_or(u32::MAX);
+        let dispatch = slot
+            .ledger
+            .dispatched(range.clone(), count, bytes)
+            .map_err(internal)?;
+        for piece in pieces {
+            let out = OutBatch {
+                source: key.clone(),
+                dispatch,
+                range: range.clone(),
+                payload: Payload::Built(piece.batch),
+                stamped: None,
+                records: piece.records,
+                first_sent: None,
+                awaiting: false,
+                _charge: charge.cloned(),
+            };
+            self.queue_mut(&key.0, piece.partition)
+                .pending
+                .push_back(out);
+        }
+        Ok(())
+    }
+
+    pub(super) fn slot_mut(&mut self, key: &TopicPartition) -> Result<&mut Slot, MirrorError> {
+        self.slots
+            .get_mut(key)
+            .ok_or_else(|| MirrorError::Internal(format!("{}-{} is not assigned", key.0, key.1)))
+    }
+
+    pub(super) fn queue_mut(&mut self, topic: &Arc<str>, partition: i32) -> &mut DestQueue {
+        let leader = self
+            .dest_meta
+            .as_ref()
+            .and_then(|m| m.leader(topic, partition))
+            .map(|b| b.id);
+        self.queues
+            .entry((topic.clone(), partition))
+            .or_insert_with(|| DestQueue::new(leader))
+    }
+}
