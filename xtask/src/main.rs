@@ -9,15 +9,19 @@
 //! - `dist`: build a fully static musl release binary of `kmirror`.
 //! - `demo`: the HDInsight MirrorMaker guide's scenario, end to end, with
 //!   `kmirror` between two local nisshi brokers.
+//! - `bench`: an end-to-end benchmark of `kmirror --once` between two local
+//!   nisshi brokers, next to librdkafka producing and consuming alone.
 //!
 //! Dependencies are std only on purpose: this crate must build fast on a
 //! busy machine and never pull in what the product crates do not need.
 
+mod bench;
 mod brokers;
 mod demo;
 mod dist;
 mod fixtures;
 mod fuzz;
+mod harness;
 mod json;
 mod paths;
 mod record_proxy;
@@ -86,6 +90,25 @@ Commands:
       source. Fails if any of it goes wrong. Files and logs stay in
       target/xtask/demo.
 
+  bench [--records N] [--size BYTES] [--codec CODEC] [--partitions P]
+        [--streams S] [--keys K] [--matrix]
+      End-to-end benchmark of kmirror on this machine. Builds kmirror
+      (release), then for each cell starts fresh source and destination nisshi
+      brokers (memory storage), creates the topic with P partitions (default
+      8), fills the source with N records (default 200000) of BYTES-byte
+      values (default 1024; slices of a pseudo-word text) with K distinct keys
+      (default 1000; 0 for null keys) using librdkafka (acks=all, linger.ms=50,
+      batch.size=1000000, compression CODEC: none, lz4 (default), zstd, gzip
+      or snappy), and measures: the fill's wall time; a librdkafka consumer
+      reading everything back; `kmirror --once --num.streams S` (default 4)
+      to the destination under GNU time (wall, CPU seconds, peak RSS) with
+      both brokers' CPU seconds from /proc. Checks that the destination's end
+      offsets add up to the source's. --matrix runs codecs none, lz4, zstd x
+      sizes 100, 1024, 10240 x partitions 1, 8, 64 (27 cells), each with
+      N x BYTES value bytes (default 204.8 MB). Prints a row per cell and
+      writes target/xtask/bench/results.md. Needs /usr/bin/time. See
+      docs/performance.md.
+
   help
       Print this message.
 ";
@@ -138,6 +161,7 @@ fn run(args: &[String]) -> Result<()> {
             dist::run()
         }
         "demo" => demo::run(demo::parse_options(rest)?),
+        "bench" => bench::run(&bench::parse_options(rest)?),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -1,0 +1,1013 @@
+//! `cargo xtask bench`: an end-to-end benchmark of `kmirror --once` between
+//! two local nisshi brokers, next to what the brokers do alone with
+//! librdkafka.
+//!
+//! For each cell (codec, value size, partition count):
+//!
+//! 1. fresh source and destination nisshi brokers (memory storage, groups
+//!    form at once);
+//! 2. the topic with P partitions on the source (librdkafka AdminClient);
+//! 3. **produce**: a librdkafka producer (acks=all, linger.ms=50,
+//!    batch.size=1000000, the cell's codec) fills the source; the wall time
+//!    from the first `produce()` to the end of `flush()`;
+//! 4. **consume**: a librdkafka consumer assigns every partition from the
+//!    start and reads to the end offsets; the wall time from `assign()` to
+//!    the last record;
+//! 5. **kmirror**: `kmirror --once` to the empty destination, run under GNU
+//!    time (`/usr/bin/time -f '%e %U %S %M'`: wall, user and system CPU
+//!    seconds, peak RSS); the brokers' CPU seconds during it from
+//!    `/proc/<pid>/stat` (utime + stime, before and after, in `getconf
+//!    CLK_TCK` ticks); the bytes from kmirror's summary line;
+//! 6. the destination's end offsets must add up to the source's.
+//!
+//! Rates are in batch bytes (the record batches as stored, compressed, as
+//! kmirror's summary counts them) so the three steps of a cell compare.
+//! Results go to stdout as rows and to `<target>/xtask/bench/results.md`.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::{
+    Broker, CREATE_TOPIC, Guarded, Profile, SCRIPT_TIMEOUT, Scripts, build_kmirror,
+    describe_status, ensure_tools, parse_json, scratch_dir, tail, wait_timeout, write_file,
+};
+use crate::json::Json;
+use crate::{Options, Result};
+
+/// The benchmark's topic.
+const TOPIC: &str = "bench";
+/// kmirror's consumer group.
+const GROUP: &str = "kmirror-bench";
+/// GNU time, for kmirror's CPU seconds and peak RSS.
+const GNU_TIME: &str = "/usr/bin/time";
+/// Makes nisshi form groups at once, as Kafka's own tests configure
+/// (`group.initial.rebalance.delay.ms=0`).
+const BROKER_ARGS: &[&str] = &["--group-initial-rebalance-delay", "0s"];
+
+/// The matrix: codecs × value sizes × partition counts.
+const MATRIX_CODECS: &[&str] = &["none", "lz4", "zstd"];
+const MATRIX_SIZES: &[u64] = &[100, 1024, 10240];
+const MATRIX_PARTITIONS: &[u32] = &[1, 8, 64];
+
+/// Codecs librdkafka and kmirror both speak.
+const CODECS: &[&str] = &["none", "lz4", "zstd", "gzip", "snappy"];
+
+/// Where the values come from, as printed and written to the results.
+const VALUE_SOURCE: &str = "each value is a slice, at a random offset, of a 16 MiB text of \
+     pseudo-words (5000 random lowercase words of 3-10 letters, Zipf-distributed like natural \
+     text, fixed seed), so codecs compress it somewhat as they do real text";
+
+/// `cargo xtask bench`'s options.
+#[derive(Debug, Clone)]
+pub(crate) struct BenchOptions {
+    records: u64,
+    size: u64,
+    codec: String,
+    partitions: u32,
+    streams: u32,
+    keys: u64,
+    matrix: bool,
+    /// The command line, for the results file.
+    args: Vec<String>,
+}
+
+/// Reads the options (see the usage text in `main.rs`).
+pub(crate) fn parse_options(rest: &[String]) -> Result<BenchOptions> {
+    let matrix = rest.iter().any(|arg| arg == "--matrix");
+    let others: Vec<String> = rest.iter().filter(|a| *a != "--matrix").cloned().collect();
+    let mut opts = Options::parse(
+        &others,
+        &[
+            "--records",
+            "--size",
+            "--codec",
+            "--partitions",
+            "--streams",
+            "--keys",
+        ],
+    )?;
+    if matrix {
+        for flag in ["--codec", "--partitions"] {
+            if opts.take(flag).is_some() {
+                return Err(format!(
+                    "{flag} does not go with --matrix, which runs every codec and partition count"
+                ));
+            }
+        }
+    }
+    let number = |opts: &mut Options, flag: &str, default: u64, min: u64| -> Result<u64> {
+        match opts.take(flag) {
+            None => Ok(default),
+            Some(text) => match text.parse::<u64>() {
+                Ok(n) if n >= min => Ok(n),
+                _ => Err(format!(
+                    "{flag} expects a whole number of at least {min}, got {text:?}"
+                )),
+            },
+        }
+    };
+    let records = number(&mut opts, "--records", 200_000, 1)?;
+    let size = number(&mut opts, "--size", 1024, 1)?;
+    let partitions = number(&mut opts, "--partitions", 8, 1)?;
+    let streams = number(&mut opts, "--streams", 4, 1)?;
+    let keys = number(&mut opts, "--keys", 1000, 0)?;
+    let codec = opts.take("--codec").unwrap_or_else(|| "lz4".to_owned());
+    if !CODECS.contains(&codec.as_str()) {
+        return Err(format!(
+            "--codec expects one of {}, got {codec:?}",
+            CODECS.join(", ")
+        ));
+    }
+    Ok(BenchOptions {
+        records,
+        size,
+        codec,
+        partitions: u32::try_from(partitions).map_err(|_| "--partitions is too large")?,
+        streams: u32::try_from(streams).map_err(|_| "--streams is too large")?,
+        keys,
+        matrix,
+        args: rest.to_vec(),
+    })
+}
+
+/// One benchmark cell.
+#[derive(Debug, Clone)]
+struct Cell {
+    codec: String,
+    size: u64,
+    partitions: u32,
+    records: u64,
+}
+
+impl Cell {
+    fn name(&self) -> String {
+        format!("{} {}B p{}", self.codec, self.size, self.partitions)
+    }
+
+    fn slug(&self) -> String {
+        format!("{}-{}b-p{}", self.codec, self.size, self.partitions)
+    }
+}
+
+fn cells(opts: &BenchOptions) -> Vec<Cell> {
+    if !opts.matrix {
+        return vec![Cell {
+            codec: opts.codec.clone(),
+            size: opts.size,
+            partitions: opts.partitions,
+            records: opts.records,
+        }];
+    }
+    // Every cell moves about as many value bytes as --records × --size.
+    let target = opts.records.saturating_mul(opts.size);
+    let mut cells = Vec::new();
+    for codec in MATRIX_CODECS {
+        for &size in MATRIX_SIZES {
+            for &partitions in MATRIX_PARTITIONS {
+                cells.push(Cell {
+                    codec: (*codec).to_owned(),
+                    size,
+                    partitions,
+                    records: (target / size).max(1),
+                });
+            }
+        }
+    }
+    cells
+}
+
+/// What one cell measured.
+#[derive(Debug, Clone)]
+struct Row {
+    cell: Cell,
+    /// Key and value bytes produced.
+    payload_bytes: u64,
+    /// Record batch bytes, from kmirror's summary line.
+    batch_bytes: u64,
+    produce_secs: f64,
+    consume_secs: f64,
+    mirror: MirrorRun,
+    /// kmirror's summary line.
+    summary: String,
+    passthrough_batches: u64,
+    slow_path_batches: u64,
+}
+
+/// kmirror's run: GNU time's figures and the brokers' CPU seconds.
+#[derive(Debug, Clone, Copy)]
+struct MirrorRun {
+    wall_secs: f64,
+    user_secs: f64,
+    system_secs: f64,
+    peak_rss_kib: u64,
+    source_cpu_secs: f64,
+    destination_cpu_secs: f64,
+}
+
+impl Row {
+    fn mb(&self) -> f64 {
+        self.batch_bytes as f64 / 1e6
+    }
+
+    fn kmirror_cpu(&self) -> f64 {
+        self.mirror.user_secs + self.mirror.system_secs
+    }
+
+    fn broker_cpu(&self) -> f64 {
+        self.mirror.source_cpu_secs + self.mirror.destination_cpu_secs
+    }
+
+    fn cells(&self) -> Vec<String> {
+        let rate = |secs: f64| {
+            if secs > 0.0 {
+                format!("{:.1}", self.mb() / secs)
+            } else {
+                "-".to_owned()
+            }
+        };
+        let gb = self.batch_bytes as f64 / 1e9;
+        vec![
+            self.cell.name(),
+            self.cell.records.to_string(),
+            format!("{:.1}", self.payload_bytes as f64 / 1e6),
+            format!("{:.1}", self.mb()),
+            rate(self.produce_secs),
+            rate(self.consume_secs),
+            rate(self.mirror.wall_secs),
+            format!("{:.2}", self.mirror.wall_secs),
+            if gb > 0.0 {
+                format!("{:.2}", self.kmirror_cpu() / gb)
+            } else {
+                "-".to_owned()
+            },
+            format!("{:.1}", self.mirror.peak_rss_kib as f64 / 1024.0),
+            format!(
+                "{:.2} ({:.2}+{:.2})",
+                self.broker_cpu(),
+                self.mirror.source_cpu_secs,
+                self.mirror.destination_cpu_secs
+            ),
+            if self.broker_cpu() > 0.0 {
+                format!("{:.0}%", 100.0 * self.kmirror_cpu() / self.broker_cpu())
+            } else {
+                "-".to_owned()
+            },
+            format!("{}/{}", self.passthrough_batches, self.slow_path_batches),
+        ]
+    }
+}
+
+const HEADERS: &[&str] = &[
+    "cell",
+    "records",
+    "payload MB",
+    "batch MB",
+    "produce MB/s",
+    "consume MB/s",
+    "kmirror MB/s",
+    "kmirror wall s",
+    "kmirror CPU-s/GB",
+    "kmirror peak RSS MiB",
+    "broker CPU-s (src+dst)",
+    "kmirror CPU % of brokers",
+    "batches passed/rebuilt",
+];
+
+/// A fixed-width text row: the first column left-aligned, the rest right.
+fn text_row(cells: &[String]) -> String {
+    let mut line = String::new();
+    for (i, (cell, header)) in cells.iter().zip(HEADERS).enumerate() {
+        let width = header.len().max(if i == 0 { 16 } else { 8 });
+        if i == 0 {
+            let _ = write!(line, "{cell:<width$}");
+        } else {
+            let _ = write!(line, "  {cell:>width$}");
+        }
+    }
+    line
+}
+
+fn header_cells() -> Vec<String> {
+    HEADERS.iter().map(|h| (*h).to_owned()).collect()
+}
+
+/// The tools and binaries every cell uses.
+struct Tools {
+    nisshi: PathBuf,
+    python: PathBuf,
+    kmirror: PathBuf,
+    clock_ticks: f64,
+}
+
+/// Runs the benchmark; prints each row as its cell finishes.
+pub(crate) fn run(opts: &BenchOptions) -> Result<()> {
+    if !Path::new(GNU_TIME).is_file() {
+        return Err(format!(
+            "{GNU_TIME} (GNU time) is missing; it measures kmirror's CPU time and peak RSS: \
+             install it with `apt-get install -y time`"
+        ));
+    }
+    eprintln!("bench: tools (nisshi and the Python clients)");
+    let (nisshi, python) = ensure_tools()?;
+    eprintln!("bench: build kmirror");
+    let kmirror = build_kmirror(Profile::Release)?;
+    let tools = Tools {
+        nisshi,
+        python,
+        kmirror,
+        clock_ticks: clock_ticks()?,
+    };
+
+    let dir = scratch_dir("bench");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)
+            .map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let machine = machine();
+    let versions = versions(&tools);
+    let cells = cells(opts);
+    eprintln!(
+        "bench: {} cell(s); {}; scripts and logs in {}",
+        cells.len(),
+        machine,
+        dir.display()
+    );
+    println!("values: {VALUE_SOURCE}");
+    println!(
+        "MB = 10^6 bytes of record batches as stored (kmirror's summary); produce: librdkafka, \
+         acks=all, linger.ms=50, batch.size=1000000; kmirror --once --num.streams {}",
+        opts.streams
+    );
+    println!("{}", text_row(&header_cells()));
+
+    let results = dir.join("results.md");
+    let mut rows: Vec<Row> = Vec::new();
+    for cell in &cells {
+        let row = run_cell(opts, cell, &tools, &dir)?;
+        println!("{}", text_row(&row.cells()));
+        rows.push(row);
+        write_file(
+            &results,
+            &markdown(opts, &machine, &versions, &rows, cells.len()),
+        )?;
+    }
+    if rows.len() > 1 {
+        println!("\n{}", text_row(&header_cells()));
+        for row in &rows {
+            println!("{}", text_row(&row.cells()));
+        }
+    }
+    println!("\nresults: {}", results.display());
+    Ok(())
+}
+
+/// Runs one cell on fresh brokers, which are stopped when it returns.
+fn run_cell(opts: &BenchOptions, cell: &Cell, tools: &Tools, dir: &Path) -> Result<Row> {
+    let name = cell.name();
+    let cell_dir = dir.join(cell.slug());
+    std::fs::create_dir_all(&cell_dir)
+        .map_err(|e| format!("cannot create {}: {e}", cell_dir.display()))?;
+    let fail =
+        |message: String| format!("cell {name}: {message} (files in {})", cell_dir.display());
+    let source = Broker::start(&tools.nisshi, "source", &cell_dir, BROKER_ARGS).map_err(fail)?;
+    let destination =
+        Broker::start(&tools.nisshi, "destination", &cell_dir, BROKER_ARGS).map_err(fail)?;
+    let scripts = Scripts {
+        python: tools.python.clone(),
+        dir: cell_dir.clone(),
+    };
+    let source_addr = source.addr.to_string();
+    let destination_addr = destination.addr.to_string();
+    // Generous: about 1 MB/s, however slow the machine.
+    let long =
+        SCRIPT_TIMEOUT + Duration::from_secs(cell.records.saturating_mul(cell.size) / 1_000_000);
+
+    let created = scripts
+        .run(
+            "create_topic",
+            CREATE_TOPIC,
+            &[&source_addr, TOPIC, &cell.partitions.to_string()],
+        )
+        .map_err(fail)?;
+    let created = parse_json("create_topic", &created).map_err(fail)?;
+    if created.get("partitions").and_then(Json::as_i64) != Some(i64::from(cell.partitions)) {
+        return Err(fail(format!(
+            "the source reports {:?} partitions after creating {TOPIC} with {}",
+            created.get("partitions"),
+            cell.partitions
+        )));
+    }
+
+    eprintln!("bench: {name}: produce {} records", cell.records);
+    let filled = scripts
+        .spawn(
+            "fill",
+            FILL,
+            &[
+                &source_addr,
+                TOPIC,
+                &cell.records.to_string(),
+                &cell.size.to_string(),
+                &cell.codec,
+                &opts.keys.to_string(),
+            ],
+        )
+        .and_then(|script| script.wait_while(long, || Ok(())))
+        .map_err(fail)?;
+    let filled = parse_json("fill", &filled).map_err(fail)?;
+    let produce_secs = number(&filled, "seconds").map_err(fail)?;
+    let payload_bytes = whole(&filled, "payload_bytes").map_err(fail)?;
+
+    eprintln!("bench: {name}: consume");
+    let consumed = scripts
+        .spawn(
+            "consume",
+            CONSUME,
+            &[&source_addr, TOPIC, &long.as_secs().to_string()],
+        )
+        .and_then(|script| script.wait_while(long + SCRIPT_TIMEOUT, || Ok(())))
+        .map_err(fail)?;
+    let consumed = parse_json("consume", &consumed).map_err(fail)?;
+    let consume_secs = number(&consumed, "seconds").map_err(fail)?;
+    let consumed_records = whole(&consumed, "records").map_err(fail)?;
+    if consumed_records != cell.records {
+        return Err(fail(format!(
+            "the consumer read {consumed_records} records, the producer wrote {}",
+            cell.records
+        )));
+    }
+
+    eprintln!("bench: {name}: kmirror --once");
+    write_file(
+        &cell_dir.join("consumer.properties"),
+        &format!("bootstrap.servers={source_addr}\ngroup.id={GROUP}\n"),
+    )?;
+    write_file(
+        &cell_dir.join("producer.properties"),
+        &format!("bootstrap.servers={destination_addr}\n"),
+    )?;
+    let (mirror, stdout) =
+        run_mirror(tools, &cell_dir, opts.streams, &source, &destination, long).map_err(fail)?;
+    let summary = stdout
+        .lines()
+        .find(|line| line.starts_with("kmirror: mirrored "))
+        .ok_or_else(|| fail("kmirror printed no summary line on stdout".to_owned()))?
+        .to_owned();
+    let parsed = parse_summary(&summary).map_err(fail)?;
+    if parsed.records != cell.records {
+        return Err(fail(format!(
+            "kmirror mirrored {} records, the source holds {}: {summary}",
+            parsed.records, cell.records
+        )));
+    }
+
+    let ends = scripts
+        .run(
+            "end_offsets",
+            END_OFFSETS,
+            &[&source_addr, &destination_addr, TOPIC],
+        )
+        .map_err(fail)?;
+    let ends = parse_json("end_offsets", &ends).map_err(fail)?;
+    let side = |which: &str, field: &str| {
+        ends.get(which)
+            .and_then(|s| s.get(field))
+            .and_then(Json::as_i64)
+            .unwrap_or(-1)
+    };
+    let (source_end, destination_end) = (side("source", "records"), side("destination", "records"));
+    if source_end != destination_end
+        || u64::try_from(source_end).ok() != Some(cell.records)
+        || side("destination", "partitions") != i64::from(cell.partitions)
+    {
+        return Err(fail(format!(
+            "after kmirror the end offsets differ: the source's {TOPIC} holds {source_end} records \
+             in {} partitions, the destination's {destination_end} in {} (produced {})",
+            side("source", "partitions"),
+            side("destination", "partitions"),
+            cell.records
+        )));
+    }
+    eprintln!(
+        "bench: {name}: produce {produce_secs:.2} s, consume {consume_secs:.2} s, kmirror {:.2} s; \
+         destination end offsets add up to the source's ({destination_end})",
+        mirror.wall_secs
+    );
+    drop(destination);
+    drop(source);
+    Ok(Row {
+        cell: cell.clone(),
+        payload_bytes,
+        batch_bytes: parsed.bytes,
+        produce_secs,
+        consume_secs,
+        mirror,
+        summary,
+        passthrough_batches: parsed.passthrough,
+        slow_path_batches: parsed.slow_path,
+    })
+}
+
+/// GNU time running kmirror; on drop kills kmirror (time's child) and
+/// then time, if they still run.
+struct Timed(Guarded);
+
+impl Drop for Timed {
+    fn drop(&mut self) {
+        if matches!(self.0.0.try_wait(), Ok(None)) {
+            let pid = self.0.0.id();
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            for child in children.split_whitespace() {
+                let _ = Command::new("kill")
+                    .args(["-KILL", child])
+                    .stdin(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+/// Runs `kmirror --once` under GNU time; returns its figures and stdout.
+fn run_mirror(
+    tools: &Tools,
+    dir: &Path,
+    streams: u32,
+    source: &Broker,
+    destination: &Broker,
+    timeout: Duration,
+) -> Result<(MirrorRun, String)> {
+    let time_file = dir.join("kmirror.time");
+    let stdout_file = dir.join("kmirror.stdout");
+    let stderr_file = dir.join("kmirror.stderr");
+    let create = |path: &Path| {
+        File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))
+    };
+    let streams = streams.to_string();
+    let args = [
+        "--consumer.config",
+        "consumer.properties",
+        "--producer.config",
+        "producer.properties",
+        "--whitelist",
+        TOPIC,
+        "--num.streams",
+        &streams,
+        "--once",
+    ];
+    let before = (cpu_ticks(source.pid())?, cpu_ticks(destination.pid())?);
+    let mut timed = Timed(Guarded(
+        Command::new(GNU_TIME)
+            .args(["-f", "%e %U %S %M", "-o"])
+            .arg(&time_file)
+            .arg(&tools.kmirror)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(create(&stdout_file)?)
+            .stderr(create(&stderr_file)?)
+            .spawn()
+            .map_err(|e| format!("cannot run {GNU_TIME}: {e}"))?,
+    ));
+    let status = wait_timeout(&mut timed.0.0, timeout)?.ok_or_else(|| {
+        format!(
+            "kmirror --once did not finish within {} s and was killed; its stderr:\n{}",
+            timeout.as_secs(),
+            tail(&stderr_file, 4000)
+        )
+    })?;
+    let after = (cpu_ticks(source.pid())?, cpu_ticks(destination.pid())?);
+    if !status.success() {
+        return Err(format!(
+            "kmirror --once exited {}; its stderr ({}):\n{}",
+            describe_status(status),
+            stderr_file.display(),
+            tail(&stderr_file, 4000)
+        ));
+    }
+    let times = std::fs::read_to_string(&time_file)
+        .map_err(|e| format!("cannot read {}: {e}", time_file.display()))?;
+    let fields: Vec<&str> = times
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let parse = |i: usize| -> Result<f64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .ok_or_else(|| format!("cannot read GNU time's output {times:?}"))
+    };
+    let ticks = |from: u64, to: u64| to.saturating_sub(from) as f64 / tools.clock_ticks;
+    let run = MirrorRun {
+        wall_secs: parse(0)?,
+        user_secs: parse(1)?,
+        system_secs: parse(2)?,
+        peak_rss_kib: parse(3)? as u64,
+        source_cpu_secs: ticks(before.0, after.0),
+        destination_cpu_secs: ticks(before.1, after.1),
+    };
+    let stdout = std::fs::read_to_string(&stdout_file).unwrap_or_default();
+    Ok((run, stdout))
+}
+
+/// A process's user + system CPU time so far, in clock ticks
+/// (`/proc/<pid>/stat` fields 14 and 15).
+fn cpu_ticks(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| format!("cannot parse {path}"))?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // `after_name` starts with field 3.
+    let field = |n: usize| -> Result<u64> {
+        fields
+            .get(n - 3)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| format!("cannot parse field {n} of {path}"))
+    };
+    Ok(field(14)? + field(15)?)
+}
+
+/// `getconf CLK_TCK`: the unit of `/proc/<pid>/stat`'s times.
+fn clock_ticks() -> Result<f64> {
+    let output = Command::new("getconf")
+        .arg("CLK_TCK")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run `getconf CLK_TCK`: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    match text.trim().parse::<f64>() {
+        Ok(ticks) if output.status.success() && ticks > 0.0 => Ok(ticks),
+        _ => Err(format!("`getconf CLK_TCK` printed {text:?}")),
+    }
+}
+
+/// What the summary line says.
+#[derive(Debug, PartialEq)]
+struct Summary {
+    records: u64,
+    bytes: u64,
+    passthrough: u64,
+    slow_path: u64,
+}
+
+/// Reads `kmirror: mirrored N records (X MiB) from ...: P batches passed
+/// through untouched, S rebuilt on the slow path, ...`.
+fn parse_summary(line: &str) -> Result<Summary> {
+    let bad = || format!("cannot read kmirror's summary line {line:?}");
+    let rest = line.strip_prefix("kmirror: mirrored ").ok_or_else(bad)?;
+    let (records, rest) = rest.split_once(" records (").ok_or_else(bad)?;
+    let (size, rest) = rest.split_once(')').ok_or_else(bad)?;
+    let (amount, unit) = size.split_once(' ').ok_or_else(bad)?;
+    let scale: f64 = match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(bad()),
+    };
+    let amount: f64 = amount.parse().map_err(|_| bad())?;
+    let word_before = |marker: &str| -> Result<u64> {
+        let (before, _) = rest.split_once(marker).ok_or_else(bad)?;
+        before
+            .split_whitespace()
+            .last()
+            .and_then(|w| w.parse().ok())
+            .ok_or_else(bad)
+    };
+    Ok(Summary {
+        records: records.parse().map_err(|_| bad())?,
+        bytes: (amount * scale).round() as u64,
+        passthrough: word_before(" batches passed through")?,
+        slow_path: word_before(" rebuilt on the slow path")?,
+    })
+}
+
+fn number(summary: &Json, field: &str) -> Result<f64> {
+    match summary.get(field) {
+        Some(Json::Number(n)) => Ok(*n),
+        other => Err(format!("the script's summary has {other:?} as {field}")),
+    }
+}
+
+fn whole(summary: &Json, field: &str) -> Result<u64> {
+    summary
+        .get(field)
+        .and_then(Json::as_i64)
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| format!("the script's summary has no whole {field}"))
+}
+
+/// `nproc`, the CPU model and the memory, for the results.
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .and_then(|rest| rest.split_once(':'))
+        .map_or("unknown CPU", |(_, model)| model.trim())
+        .to_owned();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory = meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or_else(
+            || "unknown memory".to_owned(),
+            |kib| format!("{:.1} GiB memory", kib / 1024.0 / 1024.0),
+        );
+    format!("{cpus} CPUs (nproc), {model}, {memory}")
+}
+
+/// The versions of kmirror, nisshi and librdkafka, for the results.
+fn versions(tools: &Tools) -> String {
+    let line = |program: &Path, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "unknown".to_owned())
+    };
+    format!(
+        "{}; {}; librdkafka {} (confluent-kafka {})",
+        line(&tools.kmirror, &["--version"]),
+        line(&tools.nisshi, &["--version"]),
+        line(
+            &tools.python,
+            &[
+                "-c",
+                "import confluent_kafka; print(confluent_kafka.libversion()[0])"
+            ]
+        ),
+        line(
+            &tools.python,
+            &[
+                "-c",
+                "import importlib.metadata as m; print(m.version('confluent-kafka'))"
+            ]
+        ),
+    )
+}
+
+/// The results file: settings, machine, the table and the summary lines.
+fn markdown(
+    opts: &BenchOptions,
+    machine: &str,
+    versions: &str,
+    rows: &[Row],
+    planned: usize,
+) -> String {
+    let mut md = String::from("# kmirror end-to-end benchmark\n\n");
+    let command = if opts.args.is_empty() {
+        "cargo xtask bench".to_owned()
+    } else {
+        format!("cargo xtask bench {}", opts.args.join(" "))
+    };
+    let _ = writeln!(
+        md,
+        "Command: `{command}` ({} of {planned} cells done)\n",
+        rows.len()
+    );
+    let _ = writeln!(md, "- machine: {machine}");
+    let _ = writeln!(md, "- versions: {versions}");
+    let _ = writeln!(
+        md,
+        "- brokers: two nisshi brokers on 127.0.0.1, memory storage, fresh for every cell, \
+         `--group-initial-rebalance-delay 0s`; on the same machine as kmirror and the clients"
+    );
+    let _ = writeln!(
+        md,
+        "- produce: librdkafka (confluent-kafka), acks=all, linger.ms=50, batch.size=1000000, \
+         the cell's codec, {}; wall time from the first produce() to the end of flush()",
+        if opts.keys == 0 {
+            "null keys".to_owned()
+        } else {
+            format!("{} distinct keys (murmur2 partitioner)", opts.keys)
+        }
+    );
+    let _ = writeln!(md, "- values: {VALUE_SOURCE}");
+    let _ = writeln!(
+        md,
+        "- consume: librdkafka consumer, assign() every partition from offset 0, read to the end \
+         offsets; wall time from assign() to the last record"
+    );
+    let _ = writeln!(
+        md,
+        "- kmirror: `kmirror --once --num.streams {}`, producer.properties without \
+         compression.type (batches keep their codec), to an empty destination; wall, user+system \
+         CPU and peak RSS from GNU time (`/usr/bin/time -f '%e %U %S %M'`; the wall includes \
+         start-up, connecting, creating the destination topic and the final commit); broker CPU \
+         from /proc/<pid>/stat utime+stime before and after the run",
+        opts.streams
+    );
+    let _ = writeln!(
+        md,
+        "- MB = 10^6 bytes. Rates divide the record batch bytes (as stored, compressed; kmirror's \
+         summary line) by the wall time, for all three steps; payload MB = keys + values \
+         produced. CPU-s/GB is per 10^9 batch bytes\n"
+    );
+    let _ = writeln!(md, "| {} |", HEADERS.join(" | "));
+    let _ = writeln!(
+        md,
+        "|{}",
+        HEADERS
+            .iter()
+            .enumerate()
+            .map(|(i, _)| if i == 0 { "---|" } else { "---:|" })
+            .collect::<String>()
+    );
+    for row in rows {
+        let _ = writeln!(md, "| {} |", row.cells().join(" | "));
+    }
+    let _ = writeln!(md, "\nkmirror's summary lines:\n");
+    for row in rows {
+        let _ = writeln!(md, "- {}: `{}`", row.cell.name(), row.summary);
+    }
+    md
+}
+
+/// Fills the topic: values are slices of a pseudo-word text, produced
+/// with librdkafka; prints the wall time of produce + flush.
+const FILL: &str = r#"
+import json, random, sys, time
+from confluent_kafka import Producer
+
+bootstrap, topic = sys.argv[1], sys.argv[2]
+count, size, codec, keys = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], int(sys.argv[6])
+
+rng = random.Random(20240601)
+letters = "abcdefghijklmnopqrstuvwxyz"
+words = ["".join(rng.choices(letters, k=rng.randint(3, 10))) for _ in range(5000)]
+cum, total = [], 0.0
+for rank in range(len(words)):
+    total += 1.0 / (rank + 1)  # Zipf: the n-th word is n times rarer than the first
+    cum.append(total)
+corpus_bytes = 16 << 20
+corpus = " ".join(rng.choices(words, cum_weights=cum, k=corpus_bytes // 5)).encode()[:corpus_bytes]
+while len(corpus) < 2 * size:
+    corpus += corpus
+span = len(corpus) - size
+values = [corpus[o:o + size] for o in (rng.randrange(span) for _ in range(count))]
+key_list = [f"key-{n:06d}".encode() for n in range(keys)]
+payload = count * size + sum(len(key_list[n % keys]) for n in range(count)) if keys else count * size
+
+failures = []
+def report(err, msg):
+    failures.append(str(err))
+
+producer = Producer({
+    "bootstrap.servers": bootstrap,
+    "acks": "all",
+    "linger.ms": 50,
+    "batch.size": 1000000,
+    "compression.type": codec,
+    "queue.buffering.max.messages": 1000000,
+    "queue.buffering.max.kbytes": 1048576,
+    "partitioner": "murmur2_random",
+    "delivery.report.only.error": True,
+    "on_delivery": report,
+})
+producer.list_topics(topic, timeout=30)
+
+produce, poll = producer.produce, producer.poll
+started = time.perf_counter()
+for n, value in enumerate(values):
+    key = key_list[n % keys] if keys else None
+    while True:
+        try:
+            produce(topic, value, key)
+            break
+        except BufferError:
+            poll(0.005)
+    if n & 1023 == 0:
+        poll(0)
+left = producer.flush(900)
+seconds = time.perf_counter() - started
+if left or failures:
+    sys.exit(f"produce failed: {left} records unacknowledged; {failures[:5]}")
+print(json.dumps({"seconds": seconds, "records": count, "payload_bytes": payload}))
+"#;
+
+/// Reads the topic from the start to the end offsets with a librdkafka
+/// consumer (assign, no group); prints the wall time.
+const CONSUME: &str = r#"
+import json, sys, time
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+bootstrap, topic, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+consumer = Consumer({
+    "bootstrap.servers": bootstrap,
+    "group.id": "kmirror-bench-reader",
+    "enable.auto.commit": False,
+})
+metadata = consumer.list_topics(topic, timeout=30)
+partitions = sorted(metadata.topics[topic].partitions)
+ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30) for p in partitions}
+expected = sum(high - low for low, high in ends.values())
+pending = {p: high for p, (low, high) in ends.items() if high > low}
+
+started = time.perf_counter()
+deadline = started + timeout
+consumer.assign([TopicPartition(topic, p, ends[p][0]) for p in pending])
+records = 0
+while pending:
+    if time.perf_counter() > deadline:
+        sys.exit(f"could not read to the end offsets within {timeout} s: {records} of {expected}")
+    batch = consumer.consume(10000, 0.5)
+    if not batch:
+        continue
+    errors = [m.error() for m in batch if m.error() is not None]
+    if errors:
+        raise KafkaException(errors[0])
+    records += len(batch)
+    for tp in consumer.position([TopicPartition(topic, p) for p in pending]):
+        if tp.offset >= pending[tp.partition]:
+            del pending[tp.partition]
+seconds = time.perf_counter() - started
+consumer.close()
+print(json.dumps({"seconds": seconds, "records": records, "expected": expected}))
+"#;
+
+/// The topic's partition count and end offsets summed, on both brokers.
+const END_OFFSETS: &str = r#"
+import json, sys
+from confluent_kafka import Consumer, TopicPartition
+
+source, destination, topic = sys.argv[1], sys.argv[2], sys.argv[3]
+def ends(bootstrap):
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "kmirror-bench-check",
+                         "enable.auto.commit": False})
+    found = consumer.list_topics(topic, timeout=30).topics.get(topic)
+    if found is None or found.error is not None or not found.partitions:
+        consumer.close()
+        return {"partitions": 0, "records": 0}
+    total = 0
+    for p in found.partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+        total += high - low
+    consumer.close()
+    return {"partitions": len(found.partitions), "records": total}
+print(json.dumps({"source": ends(source), "destination": ends(destination)}))
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_summary_line() {
+        let line = "kmirror: mirrored 200000 records (95.3 MiB) from 1 topic in 4.3 s: 1523 \
+                    batches passed through untouched, 2 rebuilt on the slow path, 0 skipped \
+                    (control, aborted or empty); 0 retried, 0 refused";
+        assert_eq!(
+            parse_summary(line),
+            Ok(Summary {
+                records: 200_000,
+                bytes: (95.3_f64 * 1024.0 * 1024.0).round() as u64,
+                passthrough: 1523,
+                slow_path: 2,
+            })
+        );
+        let small = "kmirror: mirrored 10 records (1021 B) from 1 topic in 4.3 s: 10 batches \
+                     passed through untouched, 0 rebuilt on the slow path, 0 skipped";
+        assert_eq!(parse_summary(small).map(|s| s.bytes), Ok(1021));
+        assert!(parse_summary("kmirror: mirrored nothing").is_err());
+    }
+
+    #[test]
+    fn the_matrix_moves_the_same_bytes_per_cell() {
+        let opts = parse_options(&["--matrix".to_owned()]).expect("options");
+        let cells = cells(&opts);
+        assert_eq!(cells.len(), 27);
+        for cell in &cells {
+            let bytes = cell.records * cell.size;
+            assert!(bytes.abs_diff(204_800_000) < cell.size, "{cell:?}");
+        }
+        assert!(
+            parse_options(&[
+                "--matrix".to_owned(),
+                "--codec".to_owned(),
+                "lz4".to_owned()
+            ])
+            .is_err()
+        );
+        assert!(parse_options(&["--codec".to_owned(), "brotli".to_owned()]).is_err());
+    }
+}
