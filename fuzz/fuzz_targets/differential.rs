@@ -39,8 +39,8 @@ use kmirror_protocol::messages::produce::{
 };
 use kmirror_protocol::record::{
     AbortedTransactionFilter, BatchBuilder, Disposition, Header, LogEntry, PassthroughPolicy,
-    ProducerStamp, Record, RecordBatchView, RecordBatches, TimestampType, attributes, classify,
-    rewrite_for_produce,
+    ProducerStamp, Record, RecordBatchView, RecordBatches, SlowPathReason, TimestampType,
+    attributes, classify, rewrite_for_produce,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -203,8 +203,15 @@ fn run(case: &Case) {
     );
     assert!(!AbortedTransactionFilter::new([]).is_aborted(&view));
     let at_position = PassthroughPolicy::at(case.base_offset);
+    // A LogAppendTime batch is rebuilt so that its records keep the append
+    // time; every other well-formed batch at the position passes through.
+    let expected = if case.timestamp_type == TimestampType::LogAppendTime {
+        Disposition::SlowPath(SlowPathReason::LogAppendTime)
+    } else {
+        Disposition::Passthrough
+    };
     for policy in [at_position, at_position.with_target_codec(Some(case.codec))] {
-        assert_eq!(classify(&h, &policy, false), Disposition::Passthrough);
+        assert_eq!(classify(&h, &policy, false), expected);
     }
     check_kmirror_records(&view, case, case.base_offset, false);
     check_kafka_protocol_records(
