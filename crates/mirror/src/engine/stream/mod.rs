@@ -476,9 +476,11 @@ impl Stream {
     /// While stopping: once drained (or out of time), the final commit;
     /// true when the stream may return.
     fn try_finish(&mut self) -> bool {
-        let drained = self.queues.values().all(DestQueue::is_empty)
-            && self.jobs.is_empty()
-            && self.slots.values().all(|s| s.staged.is_empty());
+        // After a fatal error, staged steps behind the failed one never
+        // dispatch: only what was sent is waited for.
+        let staged_done = self.fatal.is_some()
+            || (self.jobs.is_empty() && self.slots.values().all(|s| s.staged.is_empty()));
+        let drained = self.queues.values().all(DestQueue::is_empty) && staged_done;
         let out_of_time = self.drain_deadline.is_some_and(|d| Instant::now() >= d);
         if !drained && !out_of_time {
             return false;
