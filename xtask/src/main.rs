@@ -25,6 +25,7 @@ mod harness;
 mod json;
 mod paths;
 mod record_proxy;
+mod replay;
 mod wire;
 
 use std::net::SocketAddr;
@@ -109,6 +110,22 @@ Commands:
       writes target/xtask/bench/results.md. Needs /usr/bin/time. See
       docs/performance.md.
 
+  replay [--gb GB] [--partitions P] [--streams S] [--codec CODEC]
+         [--batch-kib KIB]
+      The mirror-only ceiling: kmirror's own cost without broker cost.
+      Builds kmirror and the BENCH-ONLY replay_broker (kmirror-benches,
+      release), starts a replay source whose topic (P partitions, default 8)
+      holds about GB GB (default 2) of copies of one in-memory batch of 1 KiB
+      records (KIB KiB of records, default 1023; codec lz4 (default) or
+      none, zstd, gzip, snappy) served from memory for every Fetch, and a
+      replay destination that acknowledges every Produce at once; runs
+      `kmirror --once --num.streams S` (default 1) between them under GNU
+      time, checks the destination received every batch, then sends the
+      same bytes through a plain TCP relay (read/write loop, under GNU time)
+      over S connections. Prints GB/s, CPU-s/GB and peak RSS of kmirror, the
+      replay brokers' CPU and the relay's GB/s and CPU-s/GB; writes
+      target/xtask/replay/results.md. See docs/performance.md.
+
   help
       Print this message.
 ";
@@ -162,6 +179,7 @@ fn run(args: &[String]) -> Result<()> {
         }
         "demo" => demo::run(demo::parse_options(rest)?),
         "bench" => bench::run(&bench::parse_options(rest)?),
+        "replay" => replay::run(&replay::parse_options(rest)?),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -1,0 +1,589 @@
+//! `cargo xtask replay`: the mirror-only ceiling. kmirror between two
+//! BENCH-ONLY replay brokers (`replay_broker` of kmirror-benches) that play
+//! both clusters from memory, so only kmirror's own cost is measured, next
+//! to a plain TCP relay of the same bytes (the physical floor).
+//!
+//! 1. Builds kmirror and `replay_broker` (release, two cargo invocations so
+//!    the bench crate's features never reach kmirror's build).
+//! 2. Starts the replay source (one topic, P partitions, each holding N
+//!    copies of one 1 KiB-record batch of the chosen codec, N chosen so the
+//!    topic holds about `--gb` GB of batches) and the replay destination
+//!    (the topic already there; every Produce acknowledged at once).
+//! 3. Runs `kmirror --once --num.streams S` under GNU time; the two replay
+//!    brokers' CPU seconds from `/proc/<pid>/stat`.
+//! 4. Checks that the destination received every batch, record and byte.
+//! 5. The floor: `replay_broker blast` writes the same number of batch bytes
+//!    over S connections through `replay_broker relay` (a read/write loop,
+//!    under GNU time) into `replay_broker sink`, which times first to last
+//!    byte.
+//!
+//! Results go to stdout and `<target>/xtask/replay/results.md`.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::{
+    Guarded, Profile, build_kmirror, describe_status, scratch_dir, tail, wait_timeout, write_file,
+};
+use crate::{Options, Result};
+
+const GNU_TIME: &str = "/usr/bin/time";
+const TOPIC: &str = "replay";
+const GROUP: &str = "kmirror-replay";
+const CODECS: &[&str] = &["none", "lz4", "zstd", "gzip", "snappy"];
+/// Bound on each timed run.
+const RUN_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// `cargo xtask replay`'s options.
+#[derive(Debug, Clone)]
+pub(crate) struct ReplayOptions {
+    gb: f64,
+    partitions: u32,
+    streams: u32,
+    codec: String,
+    batch_kib: u32,
+    args: Vec<String>,
+}
+
+/// Reads the options (see the usage text in `main.rs`).
+pub(crate) fn parse_options(rest: &[String]) -> Result<ReplayOptions> {
+    let mut opts = Options::parse(
+        rest,
+        &[
+            "--gb",
+            "--partitions",
+            "--streams",
+            "--codec",
+            "--batch-kib",
+        ],
+    )?;
+    let whole = |opts: &mut Options, flag: &str, default: u32| -> Result<u32> {
+        match opts.take(flag) {
+            None => Ok(default),
+            Some(text) => match text.parse::<u32>() {
+                Ok(n) if n >= 1 => Ok(n),
+                _ => Err(format!(
+                    "{flag} expects a whole number of at least 1, got {text:?}"
+                )),
+            },
+        }
+    };
+    let gb = match opts.take("--gb") {
+        None => 2.0,
+        Some(text) => match text.parse::<f64>() {
+            Ok(gb) if gb > 0.0 && gb < 1000.0 => gb,
+            _ => return Err(format!("--gb expects a positive number, got {text:?}")),
+        },
+    };
+    let partitions = whole(&mut opts, "--partitions", 8)?;
+    let streams = whole(&mut opts, "--streams", 1)?;
+    let batch_kib = whole(&mut opts, "--batch-kib", 1023)?;
+    let codec = opts.take("--codec").unwrap_or_else(|| "lz4".to_owned());
+    if !CODECS.contains(&codec.as_str()) {
+        return Err(format!(
+            "--codec expects one of {}, got {codec:?}",
+            CODECS.join(", ")
+        ));
+    }
+    Ok(ReplayOptions {
+        gb,
+        partitions,
+        streams,
+        codec,
+        batch_kib,
+        args: rest.to_vec(),
+    })
+}
+
+/// A running `replay_broker` with its stdin (for `stats`) and stdout.
+struct Replay {
+    child: Guarded,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    addr: String,
+}
+
+impl Replay {
+    fn start(command: &mut Command, name: &str, dir: &Path) -> Result<Self> {
+        let stderr = File::create(dir.join(format!("{name}.stderr")))
+            .map_err(|e| format!("cannot create {name}.stderr: {e}"))?;
+        let mut child = Guarded(
+            command
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(stderr)
+                .spawn()
+                .map_err(|e| format!("cannot start {name}: {e}"))?,
+        );
+        let stdin = child.0.stdin.take();
+        let stdout = child.0.stdout.take().ok_or("no stdout")?;
+        let mut stdout = BufReader::new(stdout);
+        let line = read_line(&mut stdout, name)?;
+        let addr = line
+            .strip_prefix("listening ")
+            .ok_or_else(|| format!("{name} printed {line:?} instead of `listening ADDR`"))?
+            .to_owned();
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+            addr,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// The broker's counters, as `key=value` pairs.
+    fn stats(&mut self, name: &str) -> Result<Vec<(String, u64)>> {
+        let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
+        stdin
+            .write_all(b"stats\n")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("cannot ask {name} for its counters: {e}"))?;
+        let line = read_line(&mut self.stdout, name)?;
+        Ok(line
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+            .collect())
+    }
+
+    fn stop(mut self) {
+        // End of input makes it exit.
+        self.stdin = None;
+        let _ = wait_timeout(&mut self.child.0, Duration::from_secs(5));
+    }
+}
+
+fn read_line(reader: &mut BufReader<ChildStdout>, name: &str) -> Result<String> {
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read {name}'s output: {e}"))?;
+    if line.is_empty() {
+        return Err(format!("{name} exited early (see its .stderr file)"));
+    }
+    Ok(line.trim().to_owned())
+}
+
+fn stat(stats: &[(String, u64)], key: &str) -> Result<u64> {
+    stats
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| format!("the replay broker's counters lack {key}"))
+}
+
+/// GNU time's `%e %U %S %M`.
+#[derive(Debug, Clone, Copy)]
+struct Timed {
+    wall: f64,
+    user: f64,
+    system: f64,
+    rss_kib: u64,
+}
+
+impl Timed {
+    fn cpu(&self) -> f64 {
+        self.user + self.system
+    }
+}
+
+fn read_time(path: &Path) -> Result<Timed> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let fields: Vec<f64> = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    match fields.as_slice() {
+        [wall, user, system, rss] => Ok(Timed {
+            wall: *wall,
+            user: *user,
+            system: *system,
+            rss_kib: *rss as u64,
+        }),
+        _ => Err(format!("cannot read GNU time's output {text:?}")),
+    }
+}
+
+/// A process's user + system CPU seconds so far (`/proc/<pid>/stat` fields
+/// 14 and 15 over `getconf CLK_TCK`).
+fn cpu_secs(pid: u32, ticks_per_sec: f64) -> Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or_else(|| format!("cannot parse {path}"))?
+        .split_whitespace()
+        .collect();
+    // `fields[0]` is field 3.
+    let field = |n: usize| -> Result<f64> {
+        fields
+            .get(n - 3)
+            .and_then(|f| f.parse::<f64>().ok())
+            .ok_or_else(|| format!("cannot parse field {n} of {path}"))
+    };
+    Ok((field(14)? + field(15)?) / ticks_per_sec)
+}
+
+fn clock_ticks() -> Result<f64> {
+    let output = Command::new("getconf")
+        .arg("CLK_TCK")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run `getconf CLK_TCK`: {e}"))?;
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|t| *t > 0.0)
+        .ok_or_else(|| "`getconf CLK_TCK` printed no number".to_owned())
+}
+
+/// Builds `replay_broker` (release) next to kmirror.
+fn build_replay(kmirror: &Path) -> Result<PathBuf> {
+    let args = [
+        "build",
+        "--release",
+        "-p",
+        "kmirror-benches",
+        "--bin",
+        "replay_broker",
+    ];
+    println!(
+        "building the bench-only replay broker: cargo {}",
+        args.join(" ")
+    );
+    let status = Command::new("cargo")
+        .current_dir(crate::paths::workspace_root())
+        .args(args)
+        .env_remove("CARGO_MANIFEST_DIR")
+        .stdin(Stdio::null())
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("`cargo {}` failed ({status})", args.join(" ")));
+    }
+    let path = kmirror.with_file_name("replay_broker");
+    if !path.is_file() {
+        return Err(format!("no {} after the build", path.display()));
+    }
+    Ok(path)
+}
+
+/// What one run measured.
+struct Measured {
+    bytes: u64,
+    batches: u64,
+    batch_bytes: u64,
+    records_per_batch: u64,
+    kmirror: Timed,
+    summary: String,
+    source_cpu: f64,
+    destination_cpu: f64,
+    relay: Timed,
+    relay_secs: f64,
+}
+
+fn gbps(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / 1e9 / secs.max(1e-9)
+}
+
+fn per_gb(cpu: f64, bytes: u64) -> f64 {
+    cpu / (bytes as f64 / 1e9)
+}
+
+/// Runs the whole measurement.
+pub(crate) fn run(opts: &ReplayOptions) -> Result<()> {
+    if !Path::new(GNU_TIME).is_file() {
+        return Err(format!(
+            "{GNU_TIME} (GNU time) is missing: apt-get install time"
+        ));
+    }
+    let kmirror = build_kmirror(Profile::Release)?;
+    let replay = build_replay(&kmirror)?;
+    let dir = scratch_dir("replay");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let ticks = clock_ticks()?;
+    let m = measure(opts, &kmirror, &replay, &dir, ticks)?;
+    let table = table(opts, &m);
+    println!("\n{table}");
+    let mut doc = String::new();
+    let _ = writeln!(
+        doc,
+        "# Mirror-only ceiling (`cargo xtask replay {}`)\n",
+        opts.args.join(" ")
+    );
+    let _ = writeln!(doc, "{table}");
+    let _ = writeln!(
+        doc,
+        "\n- batch: {} bytes, {} records of 1 KiB, codec {}; {} batches in {} partitions\n- kmirror: `{}`\n- relay: {} bytes in {:.3} s (sink first to last byte), relay process {:.2} s wall under GNU time",
+        m.batch_bytes,
+        m.records_per_batch,
+        opts.codec,
+        m.batches,
+        opts.partitions,
+        m.summary,
+        m.bytes,
+        m.relay_secs,
+        m.relay.wall
+    );
+    write_file(&dir.join("results.md"), &doc)?;
+    println!("written to {}", dir.join("results.md").display());
+    Ok(())
+}
+
+fn table(opts: &ReplayOptions, m: &Measured) -> String {
+    let k = &m.kmirror;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| cell | batch bytes | kmirror wall s | kmirror GB/s | kmirror CPU-s/GB | kmirror peak RSS MiB | replay brokers CPU-s (src+dst) | relay GB/s | relay CPU-s/GB | kmirror/relay GB/s | kmirror/relay CPU |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let k_rate = gbps(m.bytes, k.wall);
+    let r_rate = gbps(m.bytes, m.relay_secs);
+    let _ = writeln!(
+        out,
+        "| {} p{} s{} | {} | {:.2} | {:.2} | {:.3} | {:.1} | {:.2} ({:.2}+{:.2}) | {:.2} | {:.3} | {:.2} | {:.1}x |",
+        opts.codec,
+        opts.partitions,
+        opts.streams,
+        m.bytes,
+        k.wall,
+        k_rate,
+        per_gb(k.cpu(), m.bytes),
+        k.rss_kib as f64 / 1024.0,
+        m.source_cpu + m.destination_cpu,
+        m.source_cpu,
+        m.destination_cpu,
+        r_rate,
+        per_gb(m.relay.cpu(), m.bytes),
+        k_rate / r_rate.max(1e-9),
+        k.cpu() / m.relay.cpu().max(1e-9),
+    );
+    out
+}
+
+fn measure(
+    opts: &ReplayOptions,
+    kmirror: &Path,
+    replay: &Path,
+    dir: &Path,
+    ticks: f64,
+) -> Result<Measured> {
+    let target_bytes = (opts.gb * 1e9) as u64;
+    let common = |role: &str| {
+        let mut c = Command::new(replay);
+        c.arg(role)
+            .args(["--topic", TOPIC])
+            .args(["--partitions", &opts.partitions.to_string()])
+            .args(["--codec", &opts.codec])
+            .args(["--batch-kib", &opts.batch_kib.to_string()])
+            .current_dir(dir);
+        c
+    };
+    let mut source = Replay::start(
+        common("source").args(["--bytes", &target_bytes.to_string()]),
+        "source",
+        dir,
+    )?;
+    let mut destination = Replay::start(&mut common("destination"), "destination", dir)?;
+    let plan = source.stats("source")?;
+    let batch_bytes = stat(&plan, "batch_bytes")?;
+    let records_per_batch = stat(&plan, "records_per_batch")?;
+    let batches = stat(&plan, "batches_per_partition")? * u64::from(opts.partitions);
+    let bytes = batches * batch_bytes;
+    println!(
+        "replay: source {} ({batches} batches of {batch_bytes} bytes, {} records each, codec {}), destination {}",
+        source.addr, records_per_batch, opts.codec, destination.addr
+    );
+    write_file(
+        &dir.join("consumer.properties"),
+        &format!(
+            "bootstrap.servers={}\ngroup.id={GROUP}\nauto.offset.reset=earliest\n",
+            source.addr
+        ),
+    )?;
+    write_file(
+        &dir.join("producer.properties"),
+        &format!("bootstrap.servers={}\n", destination.addr),
+    )?;
+
+    println!("replay: kmirror --once --num.streams {}", opts.streams);
+    let time_file = dir.join("kmirror.time");
+    let create =
+        |name: &str| File::create(dir.join(name)).map_err(|e| format!("cannot create {name}: {e}"));
+    let before = (
+        cpu_secs(source.pid(), ticks)?,
+        cpu_secs(destination.pid(), ticks)?,
+    );
+    let mut child = Guarded(
+        Command::new(GNU_TIME)
+            .args(["-f", "%e %U %S %M", "-o"])
+            .arg(&time_file)
+            .arg(kmirror)
+            .args(["--consumer.config", "consumer.properties"])
+            .args(["--producer.config", "producer.properties"])
+            .args(["--whitelist", TOPIC, "--once"])
+            .args(["--num.streams", &opts.streams.to_string()])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(create("kmirror.stdout")?)
+            .stderr(create("kmirror.stderr")?)
+            .spawn()
+            .map_err(|e| format!("cannot run {GNU_TIME}: {e}"))?,
+    );
+    let status = wait_timeout(&mut child.0, RUN_TIMEOUT)?
+        .ok_or_else(|| format!("kmirror did not finish within {} s", RUN_TIMEOUT.as_secs()))?;
+    let after = (
+        cpu_secs(source.pid(), ticks)?,
+        cpu_secs(destination.pid(), ticks)?,
+    );
+    if !status.success() {
+        return Err(format!(
+            "kmirror --once exited {}; its stderr:\n{}",
+            describe_status(status),
+            tail(&dir.join("kmirror.stderr"), 4000)
+        ));
+    }
+    let kmirror_time = read_time(&time_file)?;
+    let summary = std::fs::read_to_string(dir.join("kmirror.stdout"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("kmirror: mirrored "))
+        .unwrap_or("(no summary line)")
+        .to_owned();
+    let got = destination.stats("destination")?;
+    let expected_records = batches * records_per_batch;
+    let (got_batches, got_records, got_bytes) = (
+        stat(&got, "batches")?,
+        stat(&got, "records")?,
+        stat(&got, "bytes")?,
+    );
+    if (got_batches, got_records, got_bytes) != (batches, expected_records, bytes)
+        || stat(&got, "crc_failed")? != 0
+    {
+        return Err(format!(
+            "the destination received {got_batches} batches, {got_records} records, {got_bytes} bytes \
+             ({} CRC failures); the source holds {batches}, {expected_records}, {bytes}",
+            stat(&got, "crc_failed")?
+        ));
+    }
+    println!(
+        "replay: kmirror {:.2} s; the destination received all {batches} batches ({bytes} bytes, CRC checked on {} of them)",
+        kmirror_time.wall,
+        stat(&got, "crc_checked")?
+    );
+    println!("replay: {summary}");
+    source.stop();
+    destination.stop();
+
+    println!(
+        "replay: TCP relay of the same {bytes} bytes over {} connection(s)",
+        opts.streams
+    );
+    let connections = opts.streams.to_string();
+    let mut sink = Replay::start(
+        Command::new(replay)
+            .args(["sink", "--connections", &connections])
+            .current_dir(dir),
+        "sink",
+        dir,
+    )?;
+    let relay_time = dir.join("relay.time");
+    let mut relay = Replay::start(
+        Command::new(GNU_TIME)
+            .args(["-f", "%e %U %S %M", "-o"])
+            .arg(&relay_time)
+            .arg(replay)
+            .args([
+                "relay",
+                "--upstream",
+                &sink.addr,
+                "--connections",
+                &connections,
+            ])
+            .current_dir(dir),
+        "relay",
+        dir,
+    )?;
+    let blast = Command::new(replay)
+        .args([
+            "blast",
+            "--connect",
+            &relay.addr,
+            "--bytes",
+            &bytes.to_string(),
+        ])
+        .args(["--streams", &connections, "--codec", &opts.codec])
+        .args(["--batch-kib", &opts.batch_kib.to_string()])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run the blast: {e}"))?;
+    if !blast.status.success() {
+        return Err(format!(
+            "the blast failed: {}",
+            String::from_utf8_lossy(&blast.stderr)
+        ));
+    }
+    let relay_status =
+        wait_timeout(&mut relay.child.0, RUN_TIMEOUT)?.ok_or("the relay did not finish")?;
+    if !relay_status.success() {
+        return Err(format!(
+            "the relay exited {}",
+            describe_status(relay_status)
+        ));
+    }
+    let line = read_line(&mut sink.stdout, "sink")?;
+    let _ = wait_timeout(&mut sink.child.0, Duration::from_secs(10));
+    let fields: Vec<(String, f64)> = line
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
+        .collect();
+    let field = |key: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+            .ok_or_else(|| format!("cannot read the sink's line {line:?}"))
+    };
+    let (sunk, relay_secs) = (field("bytes")? as u64, field("seconds")?);
+    if sunk != bytes {
+        return Err(format!(
+            "the sink received {sunk} bytes, the blast sent {bytes}"
+        ));
+    }
+    let relay_figures = read_time(&relay_time)?;
+    drop(relay);
+    drop(sink);
+    Ok(Measured {
+        bytes,
+        batches,
+        batch_bytes,
+        records_per_batch,
+        kmirror: kmirror_time,
+        summary,
+        source_cpu: after.0 - before.0,
+        destination_cpu: after.1 - before.1,
+        relay: relay_figures,
+        relay_secs,
+    })
+}
