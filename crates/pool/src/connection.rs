@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kmirror_protocol::kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
 };
@@ -35,6 +35,7 @@ use tokio::time::Instant;
 
 use crate::config::{ClientConfig, SecurityProtocol};
 use crate::error::PoolError;
+use crate::frame_buffers::{FrameBuffers, LARGE_FRAME};
 use crate::sasl::SaslSession;
 
 /// What to check when the broker refuses the credentials.
@@ -415,9 +416,37 @@ async fn read_loop<R: AsyncRead + Unpin>(mut rd: R, shared: Arc<Shared>, decoder
                 }
             }
         }
+        let announced = decoder.announced_size(&buf).ok().flatten().unwrap_or(0);
+        if announced >= LARGE_FRAME {
+            // A large frame (a Fetch response) goes into a recycled buffer
+            // of its size, read straight from the socket.
+            let pool = FrameBuffers::global();
+            let mut body = pool.take(announced);
+            buf.advance(4);
+            body.extend_from_slice(&buf.split_to(buf.len().min(announced)));
+            while body.len() < announced {
+                let remaining = announced - body.len();
+                match rd.read_buf(&mut (&mut body).limit(remaining)).await {
+                    Ok(0) => {
+                        shared.poison(PoolError::Io {
+                            broker: shared.broker.clone(),
+                            kind: std::io::ErrorKind::UnexpectedEof,
+                            message: "the broker closed the connection".into(),
+                        });
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        shared.poison(PoolError::io(&shared.broker, &e));
+                        return;
+                    }
+                }
+            }
+            dispatch(&shared, pool.freeze(body));
+            continue;
+        }
         // Reserve room for the whole frame being received, at least a large
         // chunk, so big Fetch responses arrive in few reads.
-        let announced = decoder.announced_size(&buf).ok().flatten().unwrap_or(0);
         let want = (announced + 4).saturating_sub(buf.len()).max(READ_RESERVE);
         buf.reserve(want);
         match rd.read_buf(&mut buf).await {

@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod error;
+mod frame_buffers;
 pub mod sasl;
 mod tls;
 pub mod zookeeper;
