@@ -1028,22 +1028,31 @@ fn a_batch_over_the_destination_limit_is_split() {
     proxy.assert_conformant();
 }
 
+/// A runtime for a test's own requests and kmirror's client for the
+/// cluster at `bootstrap`, connected on it.
+fn connect_blocking(bootstrap: &str) -> (tokio::runtime::Runtime, kmirror_pool::Cluster) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = kmirror_pool::ClientConfig {
+        bootstrap_servers: vec![bootstrap.to_owned()],
+        ..Default::default()
+    };
+    let cluster = runtime
+        .block_on(kmirror_pool::Cluster::connect(config))
+        .unwrap();
+    (runtime, cluster)
+}
+
 /// The codecs of every batch of `topic` at `bootstrap`, read with
 /// kmirror's own Fetch (librdkafka does not say what a batch's codec was).
 fn batch_codecs(bootstrap: &str, topic: &str) -> std::collections::BTreeSet<&'static str> {
     use kmirror_protocol::kafka_protocol::messages::{self as kp, TopicName};
     use kmirror_protocol::kafka_protocol::protocol::StrBytes;
     use kmirror_protocol::record::{LogEntry, RecordBatches};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (runtime, cluster) = connect_blocking(bootstrap);
     runtime.block_on(async {
-        let config = kmirror_pool::ClientConfig {
-            bootstrap_servers: vec![bootstrap.to_owned()],
-            ..Default::default()
-        };
-        let cluster = kmirror_pool::Cluster::connect(config).await.unwrap();
         let metadata = cluster.metadata().await.unwrap();
         let info = &metadata.topics[topic];
         let mut codecs = std::collections::BTreeSet::new();
@@ -1207,16 +1216,8 @@ fn only_committed_transactions_are_mirrored_and_markers_never() {
 fn produce_raw(bootstrap: &str, topic: &str, batches: Vec<kmirror_protocol::record::ProduceBatch>) {
     use kmirror_protocol::kafka_protocol::protocol::StrBytes;
     use kmirror_protocol::messages::produce::{ProducePartition, ProduceRequest, ProduceTopic};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (runtime, cluster) = connect_blocking(bootstrap);
     runtime.block_on(async {
-        let config = kmirror_pool::ClientConfig {
-            bootstrap_servers: vec![bootstrap.to_owned()],
-            ..Default::default()
-        };
-        let cluster = kmirror_pool::Cluster::connect(config).await.unwrap();
         for batch in batches {
             let request = ProduceRequest {
                 transactional_id: None,

@@ -426,20 +426,9 @@ async fn read_loop<R: AsyncRead + Unpin>(mut rd: R, shared: Arc<Shared>, decoder
             body.extend_from_slice(&buf.split_to(buf.len().min(announced)));
             while body.len() < announced {
                 let remaining = announced - body.len();
-                match rd.read_buf(&mut (&mut body).limit(remaining)).await {
-                    Ok(0) => {
-                        shared.poison(PoolError::Io {
-                            broker: shared.broker.clone(),
-                            kind: std::io::ErrorKind::UnexpectedEof,
-                            message: "the broker closed the connection".into(),
-                        });
-                        return;
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        shared.poison(PoolError::io(&shared.broker, &e));
-                        return;
-                    }
+                let read = rd.read_buf(&mut (&mut body).limit(remaining)).await;
+                if !read_went_on(&shared, read) {
+                    return;
                 }
             }
             dispatch(&shared, pool.freeze(body));
@@ -449,20 +438,28 @@ async fn read_loop<R: AsyncRead + Unpin>(mut rd: R, shared: Arc<Shared>, decoder
         // chunk, so big Fetch responses arrive in few reads.
         let want = (announced + 4).saturating_sub(buf.len()).max(READ_RESERVE);
         buf.reserve(want);
-        match rd.read_buf(&mut buf).await {
-            Ok(0) => {
-                shared.poison(PoolError::Io {
-                    broker: shared.broker.clone(),
-                    kind: std::io::ErrorKind::UnexpectedEof,
-                    message: "the broker closed the connection".into(),
-                });
-                return;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                shared.poison(PoolError::io(&shared.broker, &e));
-                return;
-            }
+        if !read_went_on(&shared, rd.read_buf(&mut buf).await) {
+            return;
+        }
+    }
+}
+
+/// Whether a socket read brought bytes; on end of stream or an error the
+/// connection is poisoned and the reader must stop.
+fn read_went_on(shared: &Shared, read: std::io::Result<usize>) -> bool {
+    match read {
+        Ok(0) => {
+            shared.poison(PoolError::Io {
+                broker: shared.broker.clone(),
+                kind: std::io::ErrorKind::UnexpectedEof,
+                message: "the broker closed the connection".into(),
+            });
+            false
+        }
+        Ok(_) => true,
+        Err(e) => {
+            shared.poison(PoolError::io(&shared.broker, &e));
+            false
         }
     }
 }

@@ -214,6 +214,17 @@ impl DestQueue {
     fn is_empty(&self) -> bool {
         self.pending.is_empty() && self.sent.is_empty()
     }
+
+    /// Puts every sent, unacknowledged batch back in front of the pending
+    /// ones, in sequence order, to be sent again.
+    fn requeue_sent(&mut self) {
+        while let Some(mut b) = self.sent.pop_back() {
+            b.awaiting = false;
+            self.pending.push_front(b);
+        }
+        self.awaiting = 0;
+        self.resend = false;
+    }
 }
 
 /// A partition in a fetch: topic, topic id, partition, position.

@@ -30,11 +30,7 @@ impl Stream {
         let backoff = self.ctx.config.produce.retry_backoff;
         for q in self.queues.values_mut() {
             if q.resend && q.awaiting == 0 {
-                while let Some(mut b) = q.sent.pop_back() {
-                    b.awaiting = false;
-                    q.pending.push_front(b);
-                }
-                q.resend = false;
+                q.requeue_sent();
                 q.retry_at = Some(now + backoff);
             }
         }
@@ -427,17 +423,13 @@ impl Stream {
                 self.generation += 1;
                 self.bump_needed = false;
                 self.ctx.metrics.epoch_bumped();
+                // Nothing is awaited (the bump waits for that): every
+                // unacknowledged batch is stamped again, in order.
                 for q in self.queues.values_mut() {
-                    while let Some(mut b) = q.sent.pop_back() {
-                        b.awaiting = false;
-                        b.stamped = None;
-                        q.pending.push_front(b);
-                    }
+                    q.requeue_sent();
                     for b in q.pending.iter_mut() {
                         b.stamped = None;
                     }
-                    q.resend = false;
-                    q.awaiting = 0;
                 }
                 tracing::info!(
                     stream = self.index,
