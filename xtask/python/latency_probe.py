@@ -33,7 +33,7 @@ def read(b):
         c.assign([TopicPartition("lat", q, lo)])
         got = 0
         while got < hi - lo:
-            for m in c.consume(1000, 5):
+            for m in c.consume(min(1000, hi - lo - got), 5):
                 if m.error(): continue
                 got += 1
                 out[m.value()[:10]] = m.timestamp()
@@ -42,4 +42,7 @@ def read(b):
 s, d = read(src), read(dst)
 lat = sorted(d[k][1] - s[k][1] for k in s if k in d)
 n = len(lat)
-print("records %d (source %d); latency ms: p50 %d, p99 %d, max %d" % (n, len(s), lat[n // 2], lat[int(n * 0.99)], lat[-1]))
+if n == 0:
+    sys.exit("no record of the source found on the destination (source %d)" % len(s))
+q = lambda f: lat[min(n - 1, int(n * f))]
+print("records %d (source %d); latency ms: p50 %d, p90 %d, p99 %d, p99.9 %d, max %d" % (n, len(s), q(0.5), q(0.9), q(0.99), q(0.999), lat[-1]))

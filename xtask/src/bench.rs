@@ -31,7 +31,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::{
-    Broker, CREATE_TOPIC, Guarded, Profile, SCRIPT_TIMEOUT, Scripts, build_kmirror,
+    BROKER_ARGS, Broker, CREATE_TOPIC, Guarded, Profile, SCRIPT_TIMEOUT, Scripts, build_kmirror,
     describe_status, ensure_tools, parse_json, scratch_dir, tail, wait_timeout, write_file,
 };
 use crate::json::Json;
@@ -43,9 +43,6 @@ const TOPIC: &str = "bench";
 const GROUP: &str = "kmirror-bench";
 /// GNU time, for kmirror's CPU seconds and peak RSS.
 const GNU_TIME: &str = "/usr/bin/time";
-/// Makes nisshi form groups at once, as Kafka's own tests configure
-/// (`group.initial.rebalance.delay.ms=0`).
-const BROKER_ARGS: &[&str] = &["--group-initial-rebalance-delay", "0s"];
 
 /// The matrix: codecs × value sizes × partition counts.
 const MATRIX_CODECS: &[&str] = &["none", "lz4", "zstd"];

@@ -1,4 +1,4 @@
-//! Shared by `cargo xtask demo` and `cargo xtask bench`: the tools, the
+//! Shared by `cargo xtask demo`, `bench` and `latency`: the tools, the
 //! kmirror build, nisshi brokers on free loopback ports, helper scripts run
 //! with the venv's Python, and child processes killed when dropped.
 
@@ -16,6 +16,9 @@ use crate::{Result, brokers, paths};
 pub(crate) const BROKER_START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a helper script may run.
 pub(crate) const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
+/// Makes nisshi form groups at once, as Kafka's own tests configure
+/// (`group.initial.rebalance.delay.ms=0`).
+pub(crate) const BROKER_ARGS: &[&str] = &["--group-initial-rebalance-delay", "0s"];
 
 /// Which `cargo build` profile builds kmirror.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,6 +11,11 @@
 //!   `kmirror` between two local nisshi brokers.
 //! - `bench`: an end-to-end benchmark of `kmirror --once` between two local
 //!   nisshi brokers, next to librdkafka producing and consuming alone.
+//! - `replay`: the mirror-only ceiling, kmirror between two bench-only
+//!   replay brokers, next to a plain TCP relay.
+//! - `latency`: kmirror's added latency at a steady rate between bench-only
+//!   replay brokers that answer fetches as Kafka does (or, `--nisshi`, the
+//!   end-to-end latency on two nisshi brokers).
 //!
 //! Dependencies are std only on purpose: this crate must build fast on a
 //! busy machine and never pull in what the product crates do not need.
@@ -23,9 +28,13 @@ mod fixtures;
 mod fuzz;
 mod harness;
 mod json;
+mod latency;
+mod latency_nisshi;
 mod paths;
 mod record_proxy;
 mod replay;
+mod replay_process;
+mod timing;
 mod wire;
 
 use std::net::SocketAddr;
@@ -126,6 +135,33 @@ Commands:
       replay brokers' CPU and the relay's GB/s and CPU-s/GB; writes
       target/xtask/replay/results.md. See docs/performance.md.
 
+  latency [--rate N] [--seconds S] [--partitions P] [--codec CODEC]
+          [--streams S] [--batch-records R] [--runs N] [--fetch-max-wait-ms MS]
+          [--nisshi]
+      kmirror's own added latency at a steady produce rate. Builds kmirror
+      and the BENCH-ONLY replay_broker (release), starts `replay_broker
+      live`, one process serving both clusters: its source appends batches
+      of R 1 KiB records (default: one batch per partition every 5 ms)
+      round-robin over P partitions (default 8), N records/s in all (default
+      30000, about half of what librdkafka produced into nisshi), codec lz4
+      (default) or none, zstd, gzip, snappy, for S seconds (default 10), and
+      answers Fetch as Apache Kafka does (a parked fetch returns as soon as
+      fetch.min.bytes are there); its destination acknowledges every Produce
+      at once and times each batch from its append on the source to the
+      Produce carrying it. Runs kmirror (continuous, --num.streams S,
+      default 1; default consumer and producer settings, or
+      fetch.max.wait.ms=MS) between them under GNU time, stops it with
+      SIGINT once every batch arrived, checks every batch arrived unchanged,
+      and prints per run (--runs, default 1) the rate, the batch size, the
+      p50/p99/p99.9/max latency (ms; the first second left out), how the
+      fetches were answered, kmirror's CPU seconds and peak RSS; writes
+      target/xtask/latency/results.md.
+      --nisshi: the end-to-end latency instead, on two fresh nisshi brokers
+      (runs `brokers` if needed): xtask/python/latency_probe.py produces N
+      records/s of 1 KiB (librdkafka, lz4, linger.ms=5, 8 partitions) for S
+      seconds while kmirror mirrors, and matches records on both sides by
+      their LogAppendTime. See docs/performance.md.
+
   help
       Print this message.
 ";
@@ -180,6 +216,7 @@ fn run(args: &[String]) -> Result<()> {
         "demo" => demo::run(demo::parse_options(rest)?),
         "bench" => bench::run(&bench::parse_options(rest)?),
         "replay" => replay::run(&replay::parse_options(rest)?),
+        "latency" => latency::run(&latency::parse_options(rest)?),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -21,20 +21,23 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::{
     Guarded, Profile, build_kmirror, describe_status, scratch_dir, tail, wait_timeout, write_file,
 };
+use crate::replay_process::{Replay, build_replay, read_line, stat};
+use crate::timing::{
+    GNU_TIME, GNU_TIME_FORMAT, Timed, clock_ticks, cpu_secs, read_time, require_gnu_time,
+};
 use crate::{Options, Result};
 
-const GNU_TIME: &str = "/usr/bin/time";
 const TOPIC: &str = "replay";
 const GROUP: &str = "kmirror-replay";
-const CODECS: &[&str] = &["none", "lz4", "zstd", "gzip", "snappy"];
+/// Codecs the replay brokers build batches with.
+pub(crate) const CODECS: &[&str] = &["none", "lz4", "zstd", "gzip", "snappy"];
 /// Bound on each timed run.
 const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -99,190 +102,6 @@ pub(crate) fn parse_options(rest: &[String]) -> Result<ReplayOptions> {
     })
 }
 
-/// A running `replay_broker` with its stdin (for `stats`) and stdout.
-struct Replay {
-    child: Guarded,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-    addr: String,
-}
-
-impl Replay {
-    fn start(command: &mut Command, name: &str, dir: &Path) -> Result<Self> {
-        let stderr = File::create(dir.join(format!("{name}.stderr")))
-            .map_err(|e| format!("cannot create {name}.stderr: {e}"))?;
-        let mut child = Guarded(
-            command
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(stderr)
-                .spawn()
-                .map_err(|e| format!("cannot start {name}: {e}"))?,
-        );
-        let stdin = child.0.stdin.take();
-        let stdout = child.0.stdout.take().ok_or("no stdout")?;
-        let mut stdout = BufReader::new(stdout);
-        let line = read_line(&mut stdout, name)?;
-        let addr = line
-            .strip_prefix("listening ")
-            .ok_or_else(|| format!("{name} printed {line:?} instead of `listening ADDR`"))?
-            .to_owned();
-        Ok(Self {
-            child,
-            stdin,
-            stdout,
-            addr,
-        })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.0.id()
-    }
-
-    /// The broker's counters, as `key=value` pairs.
-    fn stats(&mut self, name: &str) -> Result<Vec<(String, u64)>> {
-        let stdin = self.stdin.as_mut().ok_or("stdin closed")?;
-        stdin
-            .write_all(b"stats\n")
-            .and_then(|()| stdin.flush())
-            .map_err(|e| format!("cannot ask {name} for its counters: {e}"))?;
-        let line = read_line(&mut self.stdout, name)?;
-        Ok(line
-            .split_whitespace()
-            .filter_map(|kv| kv.split_once('='))
-            .filter_map(|(k, v)| Some((k.to_owned(), v.parse().ok()?)))
-            .collect())
-    }
-
-    fn stop(mut self) {
-        // End of input makes it exit.
-        self.stdin = None;
-        let _ = wait_timeout(&mut self.child.0, Duration::from_secs(5));
-    }
-}
-
-fn read_line(reader: &mut BufReader<ChildStdout>, name: &str) -> Result<String> {
-    let mut line = String::new();
-    reader
-        .read_line(&mut line)
-        .map_err(|e| format!("cannot read {name}'s output: {e}"))?;
-    if line.is_empty() {
-        return Err(format!("{name} exited early (see its .stderr file)"));
-    }
-    Ok(line.trim().to_owned())
-}
-
-fn stat(stats: &[(String, u64)], key: &str) -> Result<u64> {
-    stats
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| *v)
-        .ok_or_else(|| format!("the replay broker's counters lack {key}"))
-}
-
-/// GNU time's `%e %U %S %M`.
-#[derive(Debug, Clone, Copy)]
-struct Timed {
-    wall: f64,
-    user: f64,
-    system: f64,
-    rss_kib: u64,
-}
-
-impl Timed {
-    fn cpu(&self) -> f64 {
-        self.user + self.system
-    }
-}
-
-fn read_time(path: &Path) -> Result<Timed> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let fields: Vec<f64> = text
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    match fields.as_slice() {
-        [wall, user, system, rss] => Ok(Timed {
-            wall: *wall,
-            user: *user,
-            system: *system,
-            rss_kib: *rss as u64,
-        }),
-        _ => Err(format!("cannot read GNU time's output {text:?}")),
-    }
-}
-
-/// A process's user + system CPU seconds so far (`/proc/<pid>/stat` fields
-/// 14 and 15 over `getconf CLK_TCK`).
-fn cpu_secs(pid: u32, ticks_per_sec: f64) -> Result<f64> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .ok_or_else(|| format!("cannot parse {path}"))?
-        .split_whitespace()
-        .collect();
-    // `fields[0]` is field 3.
-    let field = |n: usize| -> Result<f64> {
-        fields
-            .get(n - 3)
-            .and_then(|f| f.parse::<f64>().ok())
-            .ok_or_else(|| format!("cannot parse field {n} of {path}"))
-    };
-    Ok((field(14)? + field(15)?) / ticks_per_sec)
-}
-
-fn clock_ticks() -> Result<f64> {
-    let output = Command::new("getconf")
-        .arg("CLK_TCK")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run `getconf CLK_TCK`: {e}"))?;
-    String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|t| *t > 0.0)
-        .ok_or_else(|| "`getconf CLK_TCK` printed no number".to_owned())
-}
-
-/// Builds `replay_broker` (release) next to kmirror.
-fn build_replay(kmirror: &Path) -> Result<PathBuf> {
-    let args = [
-        "build",
-        "--release",
-        "-p",
-        "kmirror-benches",
-        "--bin",
-        "replay_broker",
-    ];
-    println!(
-        "building the bench-only replay broker: cargo {}",
-        args.join(" ")
-    );
-    let status = Command::new("cargo")
-        .current_dir(crate::paths::workspace_root())
-        .args(args)
-        .env_remove("CARGO_MANIFEST_DIR")
-        .stdin(Stdio::null())
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("`cargo {}` failed ({status})", args.join(" ")));
-    }
-    let path = kmirror.with_file_name("replay_broker");
-    if !path.is_file() {
-        return Err(format!("no {} after the build", path.display()));
-    }
-    Ok(path)
-}
-
 /// What one run measured.
 struct Measured {
     bytes: u64,
@@ -307,11 +126,7 @@ fn per_gb(cpu: f64, bytes: u64) -> f64 {
 
 /// Runs the whole measurement.
 pub(crate) fn run(opts: &ReplayOptions) -> Result<()> {
-    if !Path::new(GNU_TIME).is_file() {
-        return Err(format!(
-            "{GNU_TIME} (GNU time) is missing: apt-get install time"
-        ));
-    }
+    require_gnu_time()?;
     let kmirror = build_kmirror(Profile::Release)?;
     let replay = build_replay(&kmirror)?;
     let dir = scratch_dir("replay");
@@ -435,7 +250,7 @@ fn measure(
     );
     let mut child = Guarded(
         Command::new(GNU_TIME)
-            .args(["-f", "%e %U %S %M", "-o"])
+            .args(["-f", GNU_TIME_FORMAT, "-o"])
             .arg(&time_file)
             .arg(kmirror)
             .args(["--consumer.config", "consumer.properties"])
@@ -509,7 +324,7 @@ fn measure(
     let relay_time = dir.join("relay.time");
     let mut relay = Replay::start(
         Command::new(GNU_TIME)
-            .args(["-f", "%e %U %S %M", "-o"])
+            .args(["-f", GNU_TIME_FORMAT, "-o"])
             .arg(&relay_time)
             .arg(replay)
             .args([

@@ -24,11 +24,18 @@
 //!   batch bytes (`--bytes` in all, over `--streams` connections) to
 //!   `relay`, which copies each connection to `sink` with plain
 //!   `read`/`write` on a 1 MiB buffer; `sink` counts and times the bytes.
+//! - `live`: one process plays both clusters (two listeners, one clock) for
+//!   `cargo xtask latency`: a source topic that a generator appends to at a
+//!   steady rate, answering Fetch as Apache Kafka does (a parked fetch
+//!   returns as soon as `fetch.min.bytes` are there), and a destination
+//!   that times each batch from its append on the source to its Produce
+//!   (see `replay_broker/live/mod.rs`).
 //!
 //! `source`, `destination`, `sink` and `relay` print `listening ADDR` on
-//! stdout once bound (port 0 picks a free port). `source` and
-//! `destination` then read commands from stdin: `stats` prints one line of
-//! `key=value` counters; end of input exits.
+//! stdout once bound (port 0 picks a free port); `live` prints two such
+//! lines, the source's then the destination's. `source` and `destination`
+//! then read commands from stdin: `stats` prints one line of `key=value`
+//! counters; end of input exits.
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, IoSlice, Read, Write};
@@ -44,6 +51,11 @@ use kmirror_benches::{KIB, source_batch};
 use kmirror_protocol::compression::Compression;
 use kmirror_protocol::messages::produce::decode_produce_request;
 use kmirror_protocol::record::RecordBatchView;
+
+// The binary's crate root is this file, so its modules live in
+// `replay_broker/` only through a path.
+#[path = "replay_broker/live/mod.rs"]
+mod live;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 type Result<T, E = Error> = std::result::Result<T, E>;
@@ -103,7 +115,8 @@ impl Args {
 fn run(args: &[String]) -> Result<()> {
     let Some((role, rest)) = args.split_first() else {
         return Err(
-            "usage: replay_broker source|destination|sink|relay|blast [--flag value]...".into(),
+            "usage: replay_broker source|destination|sink|relay|blast|live [--flag value]..."
+                .into(),
         );
     };
     let opts = Args::parse(rest)?;
@@ -120,6 +133,7 @@ fn run(args: &[String]) -> Result<()> {
             opts.number("--connections", 1)?,
         ),
         "blast" => blast(&opts),
+        "live" => live::run(&opts),
         other => Err(format!("unknown role {other:?}").into()),
     }
 }
@@ -162,6 +176,8 @@ struct Topic {
     stats: Stats,
     /// Committed offsets (source), only to answer OffsetFetch after a commit.
     committed: Mutex<HashMap<i32, i64>>,
+    /// `live`: the log both sides share (then `batch` is empty and unused).
+    live: Option<Arc<live::Live>>,
 }
 
 #[derive(Default)]
@@ -200,7 +216,25 @@ impl Topic {
             next_offset: (0..partitions).map(|_| AtomicI64::new(0)).collect(),
             stats: Stats::default(),
             committed: Mutex::new(HashMap::new()),
+            live: None,
         })
+    }
+
+    /// One side of `live`: the topic's batches are `live`'s, not one
+    /// replayed batch.
+    fn live(name: String, partitions: i32, source: bool, live: Arc<live::Live>) -> Self {
+        Self {
+            name,
+            partitions,
+            source,
+            batch: Bytes::new(),
+            records_per_batch: 1,
+            batches: 0,
+            next_offset: (0..partitions).map(|_| AtomicI64::new(0)).collect(),
+            stats: Stats::default(),
+            committed: Mutex::new(HashMap::new()),
+            live: Some(live),
+        }
     }
 
     /// The end offset of each partition.
@@ -245,20 +279,7 @@ fn bind(listen: &str) -> Result<(TcpListener, SocketAddr)> {
 /// Serves Kafka connections until stdin ends.
 fn serve(listen: &str, topic: Arc<Topic>) -> Result<()> {
     let (listener, addr) = bind(listen)?;
-    {
-        let topic = topic.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let topic = topic.clone();
-                std::thread::spawn(move || {
-                    if let Err(e) = connection(stream, addr, &topic) {
-                        eprintln!("replay_broker: connection closed: {e}");
-                    }
-                });
-            }
-        });
-    }
+    accept(listener, addr, topic.clone());
     for line in std::io::stdin().lock().lines() {
         if line?.trim() == "stats" {
             println!("{}", topic.stats_line());
@@ -266,6 +287,22 @@ fn serve(listen: &str, topic: Arc<Topic>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Serves each connection `listener` accepts on a thread of its own (as
+/// Kafka does, one request at a time per connection), in the background.
+fn accept(listener: TcpListener, addr: SocketAddr, topic: Arc<Topic>) {
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let topic = topic.clone();
+            std::thread::spawn(move || {
+                if let Err(e) = connection(stream, addr, &topic) {
+                    eprintln!("replay_broker: connection closed: {e}");
+                }
+            });
+        }
+    });
 }
 
 /// Reads one size-prefixed frame; `None` at a clean end of stream.
@@ -284,7 +321,11 @@ fn read_frame(stream: &mut TcpStream) -> Result<Option<Bytes>> {
 
 fn connection(mut stream: TcpStream, addr: SocketAddr, topic: &Topic) -> Result<()> {
     stream.set_nodelay(true)?;
+    // `live`: when this connection's last Fetch response was written.
+    let mut last_fetch: Option<Instant> = None;
     while let Some(frame) = read_frame(&mut stream)? {
+        // The whole request is in: `live` times batches from here.
+        let arrived = Instant::now();
         let (Some(key), Some(version)) = (frame.get(0..2), frame.get(2..4)) else {
             return Err("a frame shorter than a request header".into());
         };
@@ -292,7 +333,7 @@ fn connection(mut stream: TcpStream, addr: SocketAddr, topic: &Topic) -> Result<
             .map_err(|()| "an unknown api key")?;
         let version = i16::from_be_bytes([version[0], version[1]]);
         if api == ApiKey::Produce {
-            produce(&mut stream, frame, topic)?;
+            produce(&mut stream, frame, topic, arrived)?;
             continue;
         }
         let mut body = frame;
@@ -430,7 +471,19 @@ fn connection(mut stream: TcpStream, addr: SocketAddr, topic: &Topic) -> Result<
             }
             ApiKey::Fetch => {
                 let request = kp::FetchRequest::decode(&mut body, version)?;
-                fetch(&mut stream, &request, version, cid, topic)?;
+                match &topic.live {
+                    Some(log) => {
+                        let call = live::FetchCall {
+                            request: &request,
+                            version,
+                            correlation_id: cid,
+                            arrived,
+                            previous: last_fetch,
+                        };
+                        last_fetch = Some(live::fetch(&mut stream, &call, topic, log)?);
+                    }
+                    None => fetch(&mut stream, &request, version, cid, topic)?,
+                }
             }
             other => return Err(format!("{other:?} is not replayed").into()),
         }
@@ -649,7 +702,9 @@ fn list_offsets(request: kp::ListOffsetsRequest, topic: &Topic) -> kp::ListOffse
                 .partitions
                 .iter()
                 .map(|p| {
-                    let offset = if p.timestamp == -2 {
+                    let offset = if let (Some(log), true) = (&topic.live, topic.source) {
+                        log.list_offset(p.partition_index, p.timestamp)
+                    } else if p.timestamp == -2 {
                         0
                     } else if topic.source {
                         topic.end()
@@ -843,8 +898,9 @@ fn write_all_vectored(stream: &mut TcpStream, mut slices: &mut [IoSlice<'_>]) ->
     Ok(())
 }
 
-/// Acknowledges a Produce at once; counts what it carried.
-fn produce(stream: &mut TcpStream, frame: Bytes, topic: &Topic) -> Result<()> {
+/// Acknowledges a Produce at once; counts what it carried (and, in
+/// `live`, times each batch from its append on the source to `arrived`).
+fn produce(stream: &mut TcpStream, frame: Bytes, topic: &Topic, arrived: Instant) -> Result<()> {
     let request = decode_produce_request(frame)?;
     topic.stats.produces.fetch_add(1, Ordering::Relaxed);
     let mut responses = Vec::with_capacity(request.topics.len());
@@ -853,6 +909,9 @@ fn produce(stream: &mut TcpStream, frame: Bytes, topic: &Topic) -> Result<()> {
         for (index, records) in partitions {
             let records = records.clone().unwrap_or_default();
             let (batches, count) = count_batches(&records, topic, answers.is_empty())?;
+            if let Some(log) = topic.live.as_ref().filter(|_| **name == *topic.name) {
+                log.received(*index, &records, arrived);
+            }
             let base = usize::try_from(*index)
                 .ok()
                 .and_then(|i| topic.next_offset.get(i))
