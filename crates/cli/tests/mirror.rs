@@ -1242,27 +1242,27 @@ fn produce_raw(bootstrap: &str, topic: &str, batches: Vec<kmirror_protocol::reco
     });
 }
 
-/// A TCP proxy in front of the source that turns every Fetch response's
-/// batch whose first key is `gap-0` into the batch compaction would leave:
-/// the same offsets (base offset, lastOffsetDelta) and the same length, but
-/// only the records at offset deltas 0 and 3 (values resized to keep the
-/// length), so offsets base+1 and base+2 are a hole inside the batch. nisshi
-/// refuses gapped batches on Produce (`last_offset_delta + 1 does not equal
-/// record_count`) and does not compact, so this is how a compacted log
-/// reaches kmirror here.
-struct CompactingProxy {
+/// Rewrites one fetched batch: the same number of bytes, or `None` to
+/// leave it as it is.
+type BatchPatch = fn(&kmirror_protocol::record::RecordBatchView) -> Option<Vec<u8>>;
+
+/// A TCP proxy in front of the source that rewrites batches in every Fetch
+/// response in place with a [`BatchPatch`]: to make a compacted log
+/// ([`compacted_batch`]) or a corrupted one ([`corrupted_batch`]) out of
+/// what nisshi serves.
+struct FetchRewritingProxy {
     addr: String,
     rewritten: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl CompactingProxy {
+impl FetchRewritingProxy {
     /// Binds the proxy's port (for the broker to advertise) before the
     /// broker exists.
     fn bind() -> std::net::TcpListener {
         std::net::TcpListener::bind("127.0.0.1:0").unwrap()
     }
 
-    fn serve(listener: std::net::TcpListener, upstream: String) -> Self {
+    fn serve(listener: std::net::TcpListener, upstream: String, patch: BatchPatch) -> Self {
         let addr = listener.local_addr().unwrap().to_string();
         let rewritten = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let count = rewritten.clone();
@@ -1277,7 +1277,9 @@ impl CompactingProxy {
                 let v2 = versions.clone();
                 std::thread::spawn(move || forward_requests(c2, s2, &v2));
                 let count = count.clone();
-                std::thread::spawn(move || forward_responses(server, client, &versions, &count));
+                std::thread::spawn(move || {
+                    forward_responses(server, client, &versions, &count, patch)
+                });
             }
         });
         Self { addr, rewritten }
@@ -1323,12 +1325,16 @@ fn forward_responses(
     mut client: std::net::TcpStream,
     versions: &std::sync::Mutex<BTreeMap<i32, (i16, i16)>>,
     rewritten: &std::sync::atomic::AtomicUsize,
+    patch: BatchPatch,
 ) {
     while let Some(mut frame) = read_frame(&mut server) {
         let correlation = i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]);
         let request = versions.lock().unwrap().remove(&correlation);
         if let Some((1, version)) = request {
-            rewritten.fetch_add(compact_in_place(&mut frame, version), Ordering::Relaxed);
+            rewritten.fetch_add(
+                patch_in_place(&mut frame, version, patch),
+                Ordering::Relaxed,
+            );
         }
         if write_frame(&mut client, &frame).is_none() {
             break;
@@ -1337,9 +1343,9 @@ fn forward_responses(
     let _ = client.shutdown(std::net::Shutdown::Both);
 }
 
-/// Rewrites the marked batches of one Fetch response frame in place;
-/// returns how many.
-fn compact_in_place(frame: &mut [u8], version: i16) -> usize {
+/// Rewrites the batches of one Fetch response frame that `patch` changes,
+/// in place; returns how many.
+fn patch_in_place(frame: &mut [u8], version: i16, patch: BatchPatch) -> usize {
     use kmirror_protocol::messages::fetch::decode_fetch_response;
     use kmirror_protocol::record::{LogEntry, RecordBatches};
     // Response header: correlation id, plus tagged fields from v12.
@@ -1357,16 +1363,14 @@ fn compact_in_place(frame: &mut [u8], version: i16) -> usize {
                 let Ok(LogEntry::Batch(view)) = entry else {
                     continue;
                 };
-                let header = *view.header();
-                let first_key = view
-                    .records(1 << 20)
-                    .ok()
-                    .and_then(|mut r| r.next())
-                    .and_then(Result::ok)
-                    .and_then(|r| r.key);
-                if header.record_count == 4 && first_key.as_deref() == Some(b"gap-0".as_slice()) {
+                if let Some(bytes) = patch(&view) {
+                    assert_eq!(
+                        bytes.len(),
+                        view.as_bytes().len(),
+                        "a patch keeps the length"
+                    );
                     let at = view.as_bytes().as_ptr() as usize - base;
-                    patches.push((at, gapped_batch(view.as_bytes())));
+                    patches.push((at, bytes));
                 }
             }
         }
@@ -1375,6 +1379,41 @@ fn compact_in_place(frame: &mut [u8], version: i16) -> usize {
         frame[*at..*at + bytes.len()].copy_from_slice(bytes);
     }
     patches.len()
+}
+
+/// The first record's key of an uncompressed batch.
+fn first_key(view: &kmirror_protocol::record::RecordBatchView) -> Option<bytes::Bytes> {
+    view.records(1 << 20)
+        .ok()
+        .and_then(|mut r| r.next())
+        .and_then(Result::ok)
+        .and_then(|r| r.key)
+}
+
+/// The 4-record batch whose first key is `gap-0` as compaction would leave
+/// it: the same offsets (base offset, lastOffsetDelta) and the same length,
+/// but only the records at offset deltas 0 and 3 (values resized to keep
+/// the length), so offsets base+1 and base+2 are a hole inside the batch.
+/// nisshi refuses gapped batches on Produce (`last_offset_delta + 1 does
+/// not equal record_count`) and does not compact, so this is how a
+/// compacted log reaches kmirror here.
+fn compacted_batch(view: &kmirror_protocol::record::RecordBatchView) -> Option<Vec<u8>> {
+    (view.header().record_count == 4 && first_key(view).as_deref() == Some(b"gap-0".as_slice()))
+        .then(|| gapped_batch(view.as_bytes()))
+}
+
+/// The batch whose first key is `corrupt-0` with one bit of its last
+/// record's value flipped and its stored CRC left as it was: what a disk
+/// or a network fault would leave.
+fn corrupted_batch(view: &kmirror_protocol::record::RecordBatchView) -> Option<Vec<u8>> {
+    (first_key(view).as_deref() == Some(b"corrupt-0".as_slice())).then(|| {
+        let mut bytes = view.as_bytes().to_vec();
+        // The last record has no headers: its value ends one byte (the
+        // header count) before the batch does.
+        let at = bytes.len() - 2;
+        bytes[at] ^= 0x04;
+        bytes
+    })
 }
 
 fn varint(out: &mut Vec<u8>, v: i64) {
@@ -1445,14 +1484,14 @@ fn a_compacted_source_with_offset_gaps_is_rebuilt_densely() {
     };
     // The source advertises the compacting proxy, so every connection
     // kmirror makes to it goes through the proxy.
-    let listener = CompactingProxy::bind();
+    let listener = FetchRewritingProxy::bind();
     let advertised = listener.local_addr().unwrap().to_string();
     let source = Broker::start(
         BrokerOptions::memory()
             .cluster_id("source")
             .advertised(advertised),
     );
-    let compacting = CompactingProxy::serve(listener, source.addr());
+    let compacting = FetchRewritingProxy::serve(listener, source.addr(), compacted_batch);
     let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
     librdkafka_create_topic(&source.addr(), "compacted", 1, &[]);
     let spec = ProduceSpec::default().count(20).partitions(1);
@@ -1524,6 +1563,126 @@ fn a_compacted_source_with_offset_gaps_is_rebuilt_densely() {
     );
     assert_committed_to_the_end(&source.addr(), "compacted", "compacted");
     proxy.assert_conformant();
+}
+
+/// A source batch whose bytes no longer match its CRC never reaches the
+/// destination looking sound. With `check.crcs` (the default) kmirror
+/// stops before sending it, names the offsets, and commits up to it. With
+/// `check.crcs=false` it does not read the payload: the new CRC is carried
+/// over from the stored one, so the batch arrives still detectably corrupt
+/// (Apache Kafka refuses it with CORRUPT_MESSAGE; the checker flags it).
+#[test]
+fn a_corrupt_source_batch_is_stopped_or_stays_detectably_corrupt() {
+    use kmirror_protocol::record::{
+        BatchBuilder, ProducerStamp, RecordBatchView, rewrite_for_produce,
+    };
+    let listener = FetchRewritingProxy::bind();
+    let advertised = listener.local_addr().unwrap().to_string();
+    let source = Broker::start(
+        BrokerOptions::memory()
+            .cluster_id("source")
+            .advertised(advertised),
+    );
+    let corrupting = FetchRewritingProxy::serve(listener, source.addr(), corrupted_batch);
+    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
+    librdkafka_create_topic(&source.addr(), "corrupt", 1, &[]);
+    let spec = ProduceSpec::default().count(20).partitions(1);
+    librdkafka_produce(&source.addr(), "corrupt", &spec);
+    let mut builder = BatchBuilder::new(kmirror_protocol::Compression::None);
+    for i in 0..4 {
+        builder
+            .push(
+                1_700_000_000_000 + i,
+                Some(format!("corrupt-{i}").as_bytes()),
+                Some(&[b'v'; 100]),
+                std::iter::empty(),
+            )
+            .unwrap();
+    }
+    let built = builder.build(ProducerStamp::NONE).unwrap();
+    let view = RecordBatchView::new(built.to_bytes()).unwrap();
+    produce_raw(
+        &source.addr(),
+        "corrupt",
+        vec![rewrite_for_produce(&view, ProducerStamp::NONE)],
+    );
+    librdkafka_produce(&source.addr(), "corrupt", &spec);
+
+    // check.crcs=true (the default): stopped before the destination.
+    let scratch = Scratch::new(
+        &format!("bootstrap.servers={}\ngroup.id=checked\n", corrupting.addr),
+        &format!("bootstrap.servers={}\n", proxy.addr()),
+    );
+    let exited = scratch
+        .spawn(&["--whitelist", "corrupt", "--once"])
+        .wait(Duration::from_secs(60));
+    assert_ne!(exited.code, Some(0), "{}", exited.context());
+    assert!(
+        corrupting.rewritten.load(Ordering::Relaxed) > 0,
+        "the proxy corrupted nothing"
+    );
+    let errors: Vec<&str> = exited
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("kmirror: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", exited.context());
+    for needle in ["corrupt-0", "offset 20", "CRC"] {
+        assert!(errors[0].contains(needle), "{needle}: {}", exited.context());
+    }
+    assert_eq!(
+        librdkafka_committed_offsets(&source.addr(), "checked", "corrupt"),
+        BTreeMap::from([(0, Some(20))]),
+        "committed up to the corrupt batch"
+    );
+    // Nothing behind the corrupt batch was sent either (no hole).
+    assert_eq!(destination_count(&proxy.addr(), "corrupt"), 20);
+    proxy.assert_conformant();
+    let before = proxy.report();
+
+    // check.crcs=false: the payload is not read, and the corruption is
+    // carried to the destination, never hidden under a fresh CRC.
+    let scratch = Scratch::new(
+        &format!(
+            "bootstrap.servers={}\ngroup.id=unchecked\ncheck.crcs=false\n",
+            corrupting.addr
+        ),
+        &format!("bootstrap.servers={}\n", proxy.addr()),
+    );
+    let exited = scratch
+        .spawn(&["--whitelist", "corrupt", "--once"])
+        .wait(Duration::from_secs(60));
+    let report = proxy.report();
+    let crc_violations = |r: &kmirror_test_support::ConformanceReport| {
+        r.violations
+            .iter()
+            .filter(|v| v.contains("CrcMismatch"))
+            .count()
+    };
+    assert_eq!(
+        crc_violations(&report) - crc_violations(&before),
+        1,
+        "the corrupt batch reached the destination once, with its CRC still wrong: {}",
+        report.summary()
+    );
+    // nisshi checks CRCs as Apache Kafka does: CORRUPT_MESSAGE, which no
+    // resend can cure, stops kmirror at once with the offsets named.
+    assert_eq!(exited.code, Some(1), "{}", exited.context());
+    assert!(
+        exited
+            .stderr
+            .contains("refused source offsets 20..24 of corrupt-0")
+            && exited.stderr.contains("CORRUPT_MESSAGE"),
+        "{}",
+        exited.context()
+    );
+    assert_eq!(
+        librdkafka_committed_offsets(&source.addr(), "unchecked", "corrupt"),
+        BTreeMap::from([(0, Some(20))]),
+    );
+    // Its own group started from the beginning: the first 20 records once
+    // more, and again nothing behind the corrupt batch.
+    assert_eq!(destination_count(&proxy.addr(), "corrupt"), 40);
 }
 
 /// kmirror is a member of its group while it runs: a second kmirror on the

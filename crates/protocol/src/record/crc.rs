@@ -76,7 +76,13 @@ impl CrcShift {
     /// The CRC-32C of `a ‖ b`, given `crc_a = crc32c(a)`, `crc_b =
     /// crc32c(b)`, for the `b.len()` this shift was made for.
     pub(crate) fn combine(self, crc_a: u32, crc_b: u32) -> u32 {
-        mult_mod_p(self.0, crc_a) ^ crc_b
+        self.scale(crc_a) ^ crc_b
+    }
+
+    /// `crc_a` moved past the `len` bytes (the linear part of
+    /// [`Self::combine`]).
+    pub(crate) fn scale(self, crc_a: u32) -> u32 {
+        mult_mod_p(self.0, crc_a)
     }
 }
 

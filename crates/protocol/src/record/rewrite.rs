@@ -3,9 +3,11 @@
 //!
 //! The new header has `baseOffset = 0`, `partitionLeaderEpoch = -1`, the
 //! transactional and delete-horizon bits cleared, kmirror's own producer id,
-//! epoch and sequence, and a CRC recomputed over the new header fields and
-//! the untouched payload. The payload is never copied: a [`ProduceBatch`]
-//! holds it as the same slice of the fetched buffer.
+//! epoch and sequence, and a CRC for the new header fields and the untouched
+//! payload. The payload is never copied: a [`ProduceBatch`] holds it as the
+//! same slice of the fetched buffer. [`rewrite_verified`] reads it once to
+//! check the source CRC; [`rewrite_for_produce`] does not read it at all
+//! and carries the source CRC over to the new header.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -69,13 +71,16 @@ impl ProduceBatch {
 
     /// The same batch stamped with other producer fields (after an epoch
     /// bump, or a slow-path batch built before its sequence was known).
-    /// Costs one CRC-32C pass over the payload, which is shared, not copied.
+    /// The payload is shared, not copied, and not read: the CRC is updated
+    /// from the changed header fields alone ([`carry_crc`]).
     pub fn restamp(&self, stamp: ProducerStamp) -> Self {
         let mut header = self.header();
         header.producer_id = stamp.producer_id;
         header.producer_epoch = stamp.producer_epoch;
         header.base_sequence = stamp.base_sequence;
-        Self::seal(header, self.payload.clone())
+        let raw = header.encode();
+        let crc = carry_crc(&self.header, &raw, self.payload.len());
+        Self::with_crc(raw, self.payload.clone(), crc)
     }
 
     /// The 61 header bytes.
@@ -116,10 +121,39 @@ impl ProduceBatch {
 /// Rewrites a fetched batch for re-produce (see the module documentation).
 ///
 /// The caller decides with [`super::classify()`] that the batch qualifies;
-/// this function only replaces header fields. Its cost is one CRC-32C pass
-/// over the payload.
+/// this function only replaces header fields. It does not read the payload:
+/// the new CRC is the fetched batch's stored CRC updated for the changed
+/// header fields ([`carry_crc`]), so it is valid exactly when the stored one
+/// was. A batch corrupted in transit or on the source's disk stays
+/// detectably corrupt, and a broker refuses it (`CORRUPT_MESSAGE`) instead
+/// of storing it. To find the corruption before sending, use
+/// [`rewrite_verified`] (one CRC-32C pass over the payload).
 pub fn rewrite_for_produce(view: &RecordBatchView, stamp: ProducerStamp) -> ProduceBatch {
-    ProduceBatch::seal(produce_header(view, stamp), view.payload())
+    let payload = view.payload();
+    let mut header = produce_header(view, stamp);
+    header.batch_length = batch_length(&payload);
+    let raw = header.encode();
+    let old = view.as_bytes().get(..BATCH_HEADER_LEN).unwrap_or_default();
+    let crc = carry_crc(old, &raw, payload.len());
+    ProduceBatch::with_crc(raw, payload, crc)
+}
+
+/// The CRC-32C of a batch whose CRC-covered header fields changed from
+/// `old` to `new` (whole 61-byte headers; `old` carries the stored CRC)
+/// in front of the same `payload_len` bytes, without reading them.
+///
+/// CRC-32C is affine: `crc(a ‖ p) = shift_p(crc(a)) ^ crc(p)`, so for
+/// headers `a` and `a'` of equal length,
+/// `crc(a' ‖ p) = crc(a ‖ p) ^ shift_p(crc(a') ^ crc(a))`.
+fn carry_crc(old: &[u8], new: &[u8; BATCH_HEADER_LEN], payload_len: usize) -> u32 {
+    let stored = old
+        .get(17..21)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, u32::from_be_bytes);
+    let old_fields = old.get(CRC_START..BATCH_HEADER_LEN).unwrap_or_default();
+    let new_fields = new.get(CRC_START..).unwrap_or_default();
+    let delta = crc32c::crc32c(old_fields) ^ crc32c::crc32c(new_fields);
+    stored ^ CrcShift::over(payload_len).scale(delta)
 }
 
 /// [`rewrite_for_produce`] that also checks the fetched batch's CRC, in the
@@ -270,6 +304,26 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_carried_crc_keeps_a_corrupt_batch_detectably_corrupt() {
+        let mut corrupt = fetched_batch().to_vec();
+        let middle = BATCH_HEADER_LEN + (corrupt.len() - BATCH_HEADER_LEN) / 2;
+        corrupt[middle] ^= 0x20;
+        let view = RecordBatchView::new(Bytes::from(corrupt)).unwrap();
+        assert!(view.verify_crc().is_err());
+        let stamp = ProducerStamp {
+            producer_id: 1,
+            producer_epoch: 0,
+            base_sequence: 0,
+        };
+        let out = rewrite_for_produce(&view, stamp);
+        let sent = RecordBatchView::new(out.to_bytes()).unwrap();
+        assert!(sent.verify_crc().is_err());
+        // Restamping neither repairs it.
+        let again = RecordBatchView::new(out.restamp(ProducerStamp::NONE).to_bytes()).unwrap();
+        assert!(again.verify_crc().is_err());
     }
 
     #[test]

@@ -58,6 +58,7 @@ impl Stream {
         for slot in self.slots.values() {
             let Some(leader) = slot.leader else { continue };
             if slot.fetching
+                || slot.unsent.strong_count() > 0
                 || slot.reset_to.is_some()
                 || slot.resetting
                 || slot.retry_at.is_some_and(|t| now < t)
@@ -373,10 +374,16 @@ impl Stream {
         let next = plan.next_position();
         if let Some(slot) = self.slots.get_mut(key) {
             slot.position = next;
+            let unsent = Arc::new(Unsent);
+            slot.unsent = Arc::downgrade(&unsent);
+            let held = Held {
+                _charge: charge.cloned(),
+                unsent: Some(unsent),
+            };
             slot.staged
                 .extend(plan.into_steps().into_iter().map(|step| StagedStep {
                     staged: Staged::Step(step),
-                    charge: charge.cloned(),
+                    held: held.clone(),
                 }));
         }
         self.start_jobs();

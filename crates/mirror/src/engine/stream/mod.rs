@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use kafka_protocol::messages::ApiKey;
@@ -26,7 +26,8 @@ use kmirror_protocol::messages::produce::{
     ProducePartition, ProduceRequest, ProduceResponse, ProduceTopic,
 };
 use kmirror_protocol::record::{
-    LogEntry, PassthroughPolicy, ProduceBatch, RecordBatchView, rewrite_verified,
+    LogEntry, PassthroughPolicy, ProduceBatch, RecordBatchView, rewrite_for_produce,
+    rewrite_verified,
 };
 use kmirror_protocol::{RecordError, ResponseError, api::NegotiatedVersions};
 use tokio::sync::{mpsc, watch};
@@ -117,6 +118,9 @@ struct Slot {
     resetting: bool,
     /// Planned steps not yet dispatched, in offset order.
     staged: VecDeque<StagedStep>,
+    /// The latest fetched data's mark: while a step or batch holds it,
+    /// the partition is not fetched again.
+    unsent: Weak<Unsent>,
 }
 
 impl Slot {
@@ -145,8 +149,27 @@ enum Staged {
 #[derive(Debug)]
 struct StagedStep {
     staged: Staged,
-    /// Keeps the fetched response's bytes charged to the budget.
-    charge: Option<Arc<Charge>>,
+    held: Held,
+}
+
+/// Marks a source partition's latest fetched data as not yet written to
+/// the destination. Every step and batch made from one fetched partition
+/// holds a clone; the partition is fetched again only once none is held
+/// (`Slot::unsent`), as Kafka's consumer does not fetch a partition whose
+/// data it still buffers. That keeps about one response per partition in
+/// memory, written out while it is still in the CPU's caches, instead of
+/// filling `buffer.memory` with data the destination cannot take yet.
+#[derive(Debug)]
+struct Unsent;
+
+/// What a staged step or a batch keeps alive until it is written.
+#[derive(Debug, Clone, Default)]
+struct Held {
+    /// Keeps the fetched response's bytes charged to the budget (until
+    /// the batch is acknowledged, not just written).
+    _charge: Option<Arc<Charge>>,
+    /// Released when the batch is written to the destination.
+    unsent: Option<Arc<Unsent>>,
 }
 
 /// A slow-path job's result: partition, job id, pieces.
@@ -175,8 +198,7 @@ struct OutBatch {
     records: i32,
     first_sent: Option<Instant>,
     awaiting: bool,
-    /// Keeps the fetched response's bytes charged to the budget.
-    _charge: Option<Arc<Charge>>,
+    held: Held,
 }
 
 impl OutBatch {
@@ -373,8 +395,9 @@ impl Stream {
                 self.begin_stop();
             }
             self.refresh_metadata_if_needed();
-            self.start_fetches();
+            // Writing first releases what the fetch gate waits for.
             self.pump_produce();
+            self.start_fetches();
             if self.stopping && self.try_finish() {
                 break;
             }
@@ -454,6 +477,7 @@ impl Stream {
                 reset_to: None,
                 resetting: false,
                 staged: VecDeque::new(),
+                unsent: Weak::new(),
             },
         );
     }
@@ -463,7 +487,18 @@ impl Stream {
         if self.fatal.is_none() {
             self.fatal = Some(error);
         }
+        self.drop_unsent();
         self.begin_stop();
+    }
+
+    /// Nothing goes out for the first time after a fatal error: a batch
+    /// behind the failed one would leave a hole at the destination (and be
+    /// copied again on the next start). Batches already sent are still
+    /// awaited (and resent if they must be) so that their commit holds.
+    fn drop_unsent(&mut self) {
+        for q in self.queues.values_mut() {
+            q.pending.retain(|b| b.stamped.is_some());
+        }
     }
 
     fn begin_stop(&mut self) {

@@ -49,10 +49,20 @@ impl Stream {
     /// Builds at most one request per destination broker, one batch per
     /// partition, and hands them to the lanes. Returns how many were sent.
     pub(super) fn build_requests(&mut self, now: Instant) -> Result<usize, MirrorError> {
+        if self.fatal.is_some() {
+            // Dispatched after the error (a fetch or a rebuild that was
+            // still under way).
+            self.drop_unsent();
+        }
         let Some(sequencer) = self.sequencer.as_mut() else {
             return Ok(0);
         };
+        // A batch that cannot be stamped stops the stream, but only after
+        // the requests drafted so far are handed over: their batches are
+        // already counted as sent.
+        let mut unstampable = None;
         let max_request = self.ctx.config.produce.max_request_size;
+        let check_crcs = self.ctx.config.fetch.check_crcs;
         let mut requests: BTreeMap<i32, RequestDraft> = BTreeMap::new();
         for ((topic, partition), q) in self.queues.iter_mut() {
             if q.pending.is_empty() || q.resend || q.retry_at.is_some_and(|t| now < t) {
@@ -82,21 +92,35 @@ impl Stream {
                 continue;
             };
             if batch.stamped.is_none() {
-                let stamp = sequencer
-                    .next(topic, *partition, batch.records)
-                    .map_err(|e| MirrorError::Internal(e.to_string()))?;
-                let stamped = match &batch.payload {
-                    Payload::Fetched(view) => {
-                        rewrite_verified(view, stamp).map_err(|e| MirrorError::SourceData {
-                            topic: batch.source.0.to_string(),
-                            partition: batch.source.1,
-                            broker: "-".into(),
-                            source: FetchPlanError::Malformed {
-                                offset: batch.range.start,
-                                source: e,
-                            },
-                        })?
+                let stamp = match sequencer.next(topic, *partition, batch.records) {
+                    Ok(stamp) => stamp,
+                    Err(e) => {
+                        unstampable = Some(MirrorError::Internal(e.to_string()));
+                        q.pending.push_front(batch);
+                        break;
                     }
+                };
+                let stamped = match &batch.payload {
+                    // Without check.crcs the payload is not read: the source
+                    // CRC is carried over, so a corrupt batch stays corrupt
+                    // and the destination refuses it.
+                    Payload::Fetched(view) if !check_crcs => rewrite_for_produce(view, stamp),
+                    Payload::Fetched(view) => match rewrite_verified(view, stamp) {
+                        Ok(stamped) => stamped,
+                        Err(e) => {
+                            unstampable = Some(MirrorError::SourceData {
+                                topic: batch.source.0.to_string(),
+                                partition: batch.source.1,
+                                broker: "-".into(),
+                                source: FetchPlanError::Malformed {
+                                    offset: batch.range.start,
+                                    source: e,
+                                },
+                            });
+                            q.pending.push_front(batch);
+                            break;
+                        }
+                    },
                     Payload::Built(b) => b.restamp(stamp),
                 };
                 batch.stamped = Some(stamped);
@@ -105,6 +129,7 @@ impl Stream {
                 continue;
             };
             let sequence = stamped.header().base_sequence;
+            batch.held.unsent = None;
             batch.awaiting = true;
             batch.first_sent.get_or_insert(now);
             q.awaiting += 1;
@@ -158,7 +183,10 @@ impl Stream {
                 )));
             }
         }
-        Ok(sent)
+        match unstampable {
+            Some(e) => Err(e),
+            None => Ok(sent),
+        }
     }
 
     pub(super) fn on_produce(&mut self, done: ProduceDone) {
@@ -221,6 +249,16 @@ impl Stream {
                                 | ResponseError::InvalidProducerEpoch
                                 | ResponseError::ProducerFenced),
                             ) => Outcome::Bump(e.to_string()),
+                            Some(ResponseError::CorruptMessage)
+                                if self.source_crc_bad(&key, seq) =>
+                            {
+                                Outcome::Failed(
+                                    "CORRUPT_MESSAGE: the batch's bytes do not match the CRC \
+                                     the source stored with them (corrupted on the source or \
+                                     on the way; check.crcs=false passed it on unchecked)"
+                                        .into(),
+                                )
+                            }
                             Some(e) if e.is_retriable() => {
                                 if matches!(
                                     e,
@@ -258,6 +296,18 @@ impl Stream {
         for (key, seq, outcome) in answers {
             self.apply_outcome(&key, seq, outcome);
         }
+    }
+
+    /// Whether the passed-through batch sent as `seq` to `key` fails its
+    /// source CRC check (resending it cannot help).
+    fn source_crc_bad(&self, key: &TopicPartition, seq: i32) -> bool {
+        self.queues
+            .get(key)
+            .and_then(|q| q.sent.iter().find(|b| b.base_sequence() == Some(seq)))
+            .is_some_and(|b| match &b.payload {
+                Payload::Fetched(view) => view.verify_crc().is_err(),
+                Payload::Built(_) => false,
+            })
     }
 
     pub(super) fn apply_outcome(&mut self, key: &TopicPartition, seq: i32, outcome: Outcome) {

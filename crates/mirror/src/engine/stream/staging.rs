@@ -115,13 +115,13 @@ impl Stream {
             if !ready {
                 return;
             }
-            let Some(StagedStep { staged, charge }) = slot.staged.pop_front() else {
+            let Some(StagedStep { staged, held }) = slot.staged.pop_front() else {
                 return;
             };
             let result = match staged {
-                Staged::Step(step) => self.dispatch(key, route, step, charge.as_ref()),
+                Staged::Step(step) => self.dispatch(key, route, step, &held),
                 Staged::Rebuilt { range, pieces } => {
-                    self.dispatch_pieces(key, range, pieces, charge.as_ref())
+                    self.dispatch_pieces(key, range, pieces, &held)
                 }
                 Staged::Rebuilding(_) => Ok(()),
             };
@@ -137,7 +137,7 @@ impl Stream {
         key: &TopicPartition,
         route: Route,
         step: PlanStep,
-        charge: Option<&Arc<Charge>>,
+        held: &Held,
     ) -> Result<(), MirrorError> {
         let internal = |e: crate::ledger::LedgerError| {
             MirrorError::Internal(format!("{}-{}: {e}", key.0, key.1))
@@ -164,7 +164,7 @@ impl Stream {
                     records,
                     first_sent: None,
                     awaiting: false,
-                    _charge: charge.cloned(),
+                    held: held.clone(),
                 };
                 self.queue_mut(&key.0, key.1).pending.push_back(out);
                 return Ok(());
@@ -174,7 +174,7 @@ impl Stream {
         };
         let how = self.rebatch_settings(key, route);
         let pieces = rebatch(&entry, &range, key.1, &how);
-        self.dispatch_pieces(key, range, pieces, charge)
+        self.dispatch_pieces(key, range, pieces, held)
     }
 
     /// Records a rebuilt step in the ledger and queues its pieces.
@@ -183,7 +183,7 @@ impl Stream {
         key: &TopicPartition,
         range: Range<i64>,
         pieces: Result<Vec<Piece>, RecordError>,
-        charge: Option<&Arc<Charge>>,
+        held: &Held,
     ) -> Result<(), MirrorError> {
         let internal = |e: crate::ledger::LedgerError| {
             MirrorError::Internal(format!("{}-{}: {e}", key.0, key.1))
@@ -217,7 +217,7 @@ impl Stream {
                 records: piece.records,
                 first_sent: None,
                 awaiting: false,
-                _charge: charge.cloned(),
+                held: held.clone(),
             };
             self.queue_mut(&key.0, piece.partition)
                 .pending
