@@ -34,7 +34,8 @@ use crate::harness::{
 use crate::replay::CODECS;
 use crate::replay_process::{Replay, build_replay};
 use crate::timing::{
-    GNU_TIME, GNU_TIME_FORMAT, Timed, interrupt_timed, read_time, require_gnu_time,
+    GNU_TIME, GNU_TIME_FORMAT, Timed, clock_ticks, cpu_secs, interrupt_timed, machine_busy_secs,
+    read_time, require_gnu_time,
 };
 use crate::{Options, Result, latency_nisshi};
 
@@ -192,6 +193,17 @@ pub(crate) fn run(opts: &LatencyOptions) -> Result<()> {
     for row in &rows {
         let _ = writeln!(doc, "    {}", row.raw);
     }
+    for (n, row) in rows.iter().enumerate() {
+        let _ = writeln!(
+            doc,
+            "\nRun {}, the slowest batches (the generator's lateness around them tells a stall \
+             of the whole machine from one of kmirror's):\n",
+            n + 1
+        );
+        for line in &row.slowest {
+            let _ = writeln!(doc, "    {line}");
+        }
+    }
     let _ = writeln!(
         doc,
         "\nkmirror: {}; load average before each run: {}",
@@ -211,8 +223,14 @@ struct Row {
     figures: Vec<(String, f64)>,
     raw: String,
     kmirror: Timed,
+    /// The live broker's CPU seconds while kmirror ran.
+    live_cpu: f64,
+    /// CPU seconds every other process used meanwhile.
+    others: f64,
     /// `/proc/loadavg`'s first three fields before the run.
     load: String,
+    /// The live broker's lines on its slowest batches.
+    slowest: Vec<String>,
 }
 
 impl Row {
@@ -234,17 +252,17 @@ fn table(opts: &LatencyOptions, rows: &[Row]) -> Result<String> {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| cell | records/s | MB/s | batch records | batch bytes | batches measured | p50 ms | p99 ms | p99.9 ms | max ms | p99 in source log ms | p99 in kmirror ms | fetches woken/timed out/at once | kmirror CPU-s | kmirror peak RSS MiB |"
+        "| cell | records/s | MB/s | batch records | batch bytes | batches measured | p50 ms | p99 ms | p99.9 ms | max ms | p99 in source log ms | p99 in kmirror ms | fetches woken/timed out/at once | kmirror CPU-s | kmirror peak RSS MiB | live broker CPU-s | other processes CPU-s |"
     );
     let _ = writeln!(
         out,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for row in rows {
         let rate = row.get("rate")?;
         let _ = writeln!(
             out,
-            "| {} p{} s{} | {rate:.0} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{}/{} | {:.2} | {:.1} |",
+            "| {} p{} s{} | {rate:.0} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{}/{} | {:.2} | {:.1} | {:.2} | {:.2} |",
             opts.codec,
             opts.partitions,
             opts.streams,
@@ -263,6 +281,8 @@ fn table(opts: &LatencyOptions, rows: &[Row]) -> Result<String> {
             row.get("fetch_immediate")?,
             row.kmirror.cpu(),
             row.kmirror.rss_kib as f64 / 1024.0,
+            row.live_cpu,
+            row.others,
         );
     }
     Ok(out)
@@ -295,6 +315,8 @@ fn measure(opts: &LatencyOptions, kmirror: &Path, replay: &Path, dir: &Path) -> 
         "latency: kmirror --num.streams {} from {source} to {destination} (replay_broker live: {} records/s, {} s, {} partitions, {})",
         opts.streams, opts.rate, opts.seconds, opts.partitions, opts.codec
     );
+    let ticks = clock_ticks()?;
+    let before = (machine_busy_secs(ticks)?, cpu_secs(live.pid(), ticks)?);
     let mirror = TimedKmirror::start(kmirror, dir, TOPIC, opts.streams)?;
     let line = match live.line("live") {
         Ok(line) => line,
@@ -310,8 +332,13 @@ fn measure(opts: &LatencyOptions, kmirror: &Path, replay: &Path, dir: &Path) -> 
         .strip_prefix("result ")
         .ok_or_else(|| format!("the live broker printed {line:?} instead of its result"))?
         .to_owned();
+    let after = (machine_busy_secs(ticks)?, cpu_secs(live.pid(), ticks)?);
     let kmirror_time = mirror.stop()?;
     live.stop();
+    // kmirror's CPU after the result line (its stop) is small; counted
+    // whole here, so `others` errs low.
+    let live_cpu = after.1 - before.1;
+    let others = (after.0 - before.0 - live_cpu - kmirror_time.cpu()).max(0.0);
     let figures: Vec<(String, f64)> = raw
         .split_whitespace()
         .filter_map(|kv| kv.split_once('='))
@@ -321,7 +348,15 @@ fn measure(opts: &LatencyOptions, kmirror: &Path, replay: &Path, dir: &Path) -> 
         figures,
         raw,
         kmirror: kmirror_time,
+        live_cpu,
+        others,
         load,
+        slowest: std::fs::read_to_string(dir.join("live.stderr"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.strip_prefix("replay_broker live: slow batch "))
+            .map(str::to_owned)
+            .collect(),
     };
     let (missing, mismatches, unexpected) = (
         row.get("missing")?,

@@ -96,6 +96,29 @@ pub(crate) fn clock_ticks() -> Result<f64> {
         .ok_or_else(|| "`getconf CLK_TCK` printed no number".to_owned())
 }
 
+/// CPU seconds the whole machine has spent busy so far (`/proc/stat`'s
+/// `cpu` line: user, nice, system, irq, softirq and steal; not idle or
+/// iowait), for what other processes used during a measurement.
+pub(crate) fn machine_busy_secs(ticks_per_sec: f64) -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")
+        .map_err(|e| format!("cannot read /proc/stat: {e}"))?;
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()
+        .filter(|l| l.starts_with("cpu "))
+        .ok_or("/proc/stat has no cpu line")?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy: f64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| fields.get(i))
+        .sum();
+    Ok(busy / ticks_per_sec)
+}
+
 /// Sends SIGINT (what Ctrl+C sends) to the program GNU time runs as
 /// process `time_pid`: GNU time ignores SIGINT while it waits, so the
 /// signal goes to its child, found in `/proc/<pid>/task/<pid>/children`.

@@ -26,6 +26,9 @@ const RECORD_COUNT: usize = 57;
 /// One matched batch.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Sample {
+    pub(super) partition: usize,
+    /// Its place in the partition (0 for the first batch appended).
+    pub(super) index: usize,
     /// Appended on the source (the high-water mark moved past it).
     pub(super) appended: Instant,
     /// First written in a Fetch response.
@@ -88,6 +91,8 @@ impl Recorder {
                 None => tally.unexpected += 1,
                 Some((expected, _, _)) if !same_batch(&expected, got) => tally.mismatches += 1,
                 Some((_, appended, served)) => tally.samples.push(Sample {
+                    partition: p,
+                    index,
                     appended,
                     served,
                     received,

@@ -49,6 +49,8 @@ const LINGER: f64 = 0.005;
 /// How long the generator waits for kmirror to fetch every partition once
 /// it fetched one.
 const ALL_FETCHED_WAIT: Duration = Duration::from_secs(5);
+/// How many of the slowest batches go to stderr.
+const SLOWEST: usize = 10;
 
 /// What both listeners share.
 pub(crate) struct Live {
@@ -212,6 +214,7 @@ pub(crate) fn run(opts: &Args) -> Result<()> {
     while live.recorder.batches() < expected && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
+    report_slowest(&live, pace, start, &lateness);
     let line = result_line(&live, &settings, ended - start, batch_bytes, lateness);
     println!("{line}");
     std::io::stdout().flush()?;
@@ -249,6 +252,44 @@ fn wait_for_fetchers(log: &SourceLog, timeout: Duration) -> Result<()> {
             .into());
         }
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The slowest batches shown with each part of their time, on stderr: with
+/// the generator's worst lateness around the same append (the batches
+/// appended just before and after), which tells a stall of the whole
+/// machine (the generator late too) from one of kmirror's.
+fn report_slowest(live: &Live, pace: &Pace, start: Instant, lateness: &[u64]) {
+    let tally = live.recorder.tally();
+    let mut measured: Vec<_> = tally
+        .samples
+        .iter()
+        .filter(|s| live.in_window(s.appended))
+        .collect();
+    measured.sort_by_key(|s| std::cmp::Reverse(s.received.saturating_duration_since(s.appended)));
+    for s in measured.iter().take(SLOWEST) {
+        let k = s.index * pace.partitions + s.partition;
+        let near = lateness
+            .get(k.saturating_sub(pace.partitions)..(k + pace.partitions).min(lateness.len()))
+            .and_then(|l| l.iter().max())
+            .copied()
+            .unwrap_or(0);
+        let span = |from: Instant, to: Instant| micros(to.saturating_duration_since(from));
+        let (in_log, in_kmirror) = s.served.map_or(("?".to_owned(), "?".to_owned()), |at| {
+            (
+                span(s.appended, at).to_string(),
+                span(at, s.received).to_string(),
+            )
+        });
+        eprintln!(
+            "replay_broker live: slow batch at {:.1} ms: partition {} batch {}: {} us = {} us in the log + {} us in kmirror; generator late by up to {near} us around it",
+            s.appended.saturating_duration_since(start).as_secs_f64() * 1000.0,
+            s.partition,
+            s.index,
+            span(s.appended, s.received),
+            in_log,
+            in_kmirror,
+        );
     }
 }
 
