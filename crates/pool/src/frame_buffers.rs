@@ -5,7 +5,9 @@
 //! acknowledged its last batch. Read into a fresh allocation each time,
 //! every large frame is new memory from the OS: each page faults on first
 //! touch and is zeroed, and is unmapped again when freed. Here a large frame
-//! is read into a buffer of exactly its size taken from a small pool, and
+//! is read into a buffer of at least its size taken from a small pool
+//! (allocated in size classes a quarter of a power of two apart, so that
+//! frames of varying sizes find a buffer to reuse), and
 //! the buffer goes back to the pool when the last slice of the frame is
 //! dropped ([`Bytes::from_owner`]), so steady-state mirroring reuses memory
 //! that is already mapped. The pool keeps at most [`POOL_BYTES`] of idle
@@ -51,7 +53,7 @@ impl FrameBuffers {
                 buffer.clear();
                 buffer
             }
-            None => Vec::with_capacity(size),
+            None => Vec::with_capacity(size_class(size)),
         }
     }
 
@@ -79,6 +81,15 @@ impl FrameBuffers {
 }
 
 /// A frame's buffer, handed back to its pool on drop.
+/// The capacity a new buffer for a `size`-byte frame gets: `size` rounded
+/// up to a quarter of its power of two (at most a quarter more memory),
+/// so that buffers come in few sizes and serve the next frames of about
+/// the same size.
+fn size_class(size: usize) -> usize {
+    let step = (size.checked_next_power_of_two().unwrap_or(size) / 8).max(1);
+    size.div_ceil(step).saturating_mul(step).max(size)
+}
+
 struct Pooled {
     buffer: Vec<u8>,
     pool: &'static FrameBuffers,
@@ -129,6 +140,28 @@ mod tests {
         assert!(pool.take(1_000).capacity() < 10_000);
         assert_eq!(pool.idle(), 1);
         assert!(pool.take(6_000).capacity() >= 10_000);
+    }
+
+    #[test]
+    fn new_buffers_come_in_size_classes_that_serve_nearby_sizes() {
+        for size in [1, 1000, LARGE_FRAME, 300_000, 1_048_577, 5_000_000] {
+            let class = size_class(size);
+            assert!(
+                class >= size && class <= size + size / 4,
+                "{size} -> {class}"
+            );
+        }
+        assert_eq!(size_class(1_000_000), size_class(1_040_000));
+        let pool = pool();
+        let buffer = pool.take(1_000_000);
+        let address = buffer.as_ptr();
+        drop(pool.freeze(buffer));
+        let again = pool.take(1_040_000);
+        assert_eq!(
+            again.as_ptr(),
+            address,
+            "a slightly larger frame reuses the buffer"
+        );
     }
 
     #[test]
