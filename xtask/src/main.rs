@@ -120,7 +120,7 @@ Commands:
       docs/performance.md.
 
   replay [--gb GB] [--partitions P] [--streams S] [--codec CODEC]
-         [--batch-kib KIB]
+         [--batch-kib KIB] [--check-crcs true|false]
       The mirror-only ceiling: kmirror's own cost without broker cost.
       Builds kmirror and the BENCH-ONLY replay_broker (kmirror-benches,
       release), starts a replay source whose topic (P partitions, default 8)
@@ -129,7 +129,8 @@ Commands:
       none, zstd, gzip, snappy) served from memory for every Fetch, and a
       replay destination that acknowledges every Produce at once; runs
       `kmirror --once --num.streams S` (default 1) between them under GNU
-      time, checks the destination received every batch, then sends the
+      time (with check.crcs as given, default true), checks the
+      destination received every batch, then sends the
       same bytes through a plain TCP relay (read/write loop, under GNU time)
       over S connections. Prints GB/s, CPU-s/GB and peak RSS of kmirror, the
       replay brokers' CPU and the relay's GB/s and CPU-s/GB; writes

@@ -49,6 +49,8 @@ pub(crate) struct ReplayOptions {
     streams: u32,
     codec: String,
     batch_kib: u32,
+    /// kmirror's `check.crcs` (its default: true).
+    check_crcs: bool,
     args: Vec<String>,
 }
 
@@ -62,6 +64,7 @@ pub(crate) fn parse_options(rest: &[String]) -> Result<ReplayOptions> {
             "--streams",
             "--codec",
             "--batch-kib",
+            "--check-crcs",
         ],
     )?;
     let whole = |opts: &mut Options, flag: &str, default: u32| -> Result<u32> {
@@ -92,12 +95,20 @@ pub(crate) fn parse_options(rest: &[String]) -> Result<ReplayOptions> {
             CODECS.join(", ")
         ));
     }
+    let check_crcs = match opts.take("--check-crcs").as_deref() {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(format!("--check-crcs expects true or false, got {other:?}"));
+        }
+    };
     Ok(ReplayOptions {
         gb,
         partitions,
         streams,
         codec,
         batch_kib,
+        check_crcs,
         args: rest.to_vec(),
     })
 }
@@ -175,10 +186,15 @@ fn table(opts: &ReplayOptions, m: &Measured) -> String {
     let r_rate = gbps(m.bytes, m.relay_secs);
     let _ = writeln!(
         out,
-        "| {} p{} s{} | {} | {:.2} | {:.2} | {:.3} | {:.1} | {:.2} ({:.2}+{:.2}) | {:.2} | {:.3} | {:.2} | {:.1}x |",
+        "| {} p{} s{}{} | {} | {:.2} | {:.2} | {:.3} | {:.1} | {:.2} ({:.2}+{:.2}) | {:.2} | {:.3} | {:.2} | {:.1}x |",
         opts.codec,
         opts.partitions,
         opts.streams,
+        if opts.check_crcs {
+            ""
+        } else {
+            " check.crcs=false"
+        },
         m.bytes,
         k.wall,
         k_rate,
@@ -231,8 +247,8 @@ fn measure(
     write_file(
         &dir.join("consumer.properties"),
         &format!(
-            "bootstrap.servers={}\ngroup.id={GROUP}\nauto.offset.reset=earliest\n",
-            source.addr
+            "bootstrap.servers={}\ngroup.id={GROUP}\nauto.offset.reset=earliest\ncheck.crcs={}\n",
+            source.addr, opts.check_crcs
         ),
     )?;
     write_file(
