@@ -97,7 +97,7 @@ pub enum RecordError {
     /// The stored CRC does not match the bytes: the data was corrupted in
     /// transit or on the broker's disk.
     #[error(
-        "corrupt record batch at offset {base_offset}: stored CRC {stored:#010x}, computed {computed:#010x}"
+        "corrupt record batch at offset {base_offset}: stored CRC {stored:#010x}, computed {computed:#010x} (damaged on the broker's disk or on the way)"
     )]
     CrcMismatch {
         /// The batch's base offset.

@@ -111,7 +111,7 @@ impl Stream {
                             unstampable = Some(MirrorError::SourceData {
                                 topic: batch.source.0.to_string(),
                                 partition: batch.source.1,
-                                broker: "-".into(),
+                                broker: String::new(),
                                 source: FetchPlanError::Malformed {
                                     offset: batch.range.start,
                                     source: e,
@@ -184,6 +184,24 @@ impl Stream {
             }
         }
         match unstampable {
+            Some(MirrorError::SourceData {
+                topic,
+                partition,
+                source,
+                ..
+            }) => {
+                let broker = self
+                    .source_meta
+                    .as_ref()
+                    .and_then(|m| m.leader(&topic, partition))
+                    .map_or_else(|| "(leader unknown)".to_owned(), |b| b.addr.clone());
+                Err(MirrorError::SourceData {
+                    topic,
+                    partition,
+                    broker,
+                    source,
+                })
+            }
             Some(e) => Err(e),
             None => Ok(sent),
         }
