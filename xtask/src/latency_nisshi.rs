@@ -41,6 +41,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One run's figures.
 struct Row {
+    /// `/proc/loadavg`'s first three fields before the run.
+    load: String,
     produced: String,
     matched: u64,
     source: u64,
@@ -84,12 +86,17 @@ pub(crate) fn run(opts: &LatencyOptions) -> Result<()> {
          brokers ({}), topic `{TOPIC}` with 8 partitions and LogAppendTime on both\n- producer: \
          librdkafka from Python (xtask/python/latency_probe.py), lz4, linger.ms=5, 1 KiB \
          records\n- kmirror: continuous, `--num.streams {}`, fetch.max.wait.ms={}\n- latency: \
-         destination append time - source append time per record (ms)\n- kmirror: {}\n",
+         destination append time - source append time per record (ms)\n- kmirror: {}\n- per \
+         run, the producer's line and the load average before it: {}\n",
         opts.args.join(" "),
         BROKER_ARGS.join(" "),
         opts.streams,
         opts.fetch_max_wait_ms.unwrap_or(DEFAULT_FETCH_WAIT_MS),
         source_state(),
+        rows.iter()
+            .map(|r| format!("{} (load {})", r.produced, r.load))
+            .collect::<Vec<_>>()
+            .join("; "),
     );
     write_file(&dir.join("results.md"), &doc)?;
     println!("written to {}", dir.join("results.md").display());
@@ -132,6 +139,7 @@ fn measure(
     kmirror: &Path,
     dir: &Path,
 ) -> Result<Row> {
+    let load = load_average();
     let source = Broker::start(nisshi, "source", dir, BROKER_ARGS)?;
     let destination = Broker::start(nisshi, "destination", dir, BROKER_ARGS)?;
     let (src, dst) = (source.addr.to_string(), destination.addr.to_string());
@@ -164,6 +172,7 @@ fn measure(
     let read = step("read", &["0", "0", "0", "read"], SCRIPT_TIMEOUT)?;
     let (matched, source_records, percentiles) = parse_read(&read)?;
     Ok(Row {
+        load,
         produced: produced.trim().to_owned(),
         matched,
         source: source_records,

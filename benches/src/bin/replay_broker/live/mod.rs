@@ -205,6 +205,9 @@ pub(crate) fn run(opts: &Args) -> Result<()> {
 
     wait_for_fetchers(&live.log, settings.start_timeout)?;
     let start = Instant::now();
+    // Debug shows the raw clock (CLOCK_MONOTONIC on Linux), to line the
+    // slow batches below up with `perf record -k CLOCK_MONOTONIC` traces.
+    eprintln!("replay_broker live: generator started at {start:?}");
     let _ = live.measured_from.set(start + settings.warmup);
     let lateness = generator::publish(&live.log, batches, pace.interval(), start)?;
     let ended = Instant::now();
