@@ -35,11 +35,23 @@ impl Stream {
     /// stream rebuilds inline when it dispatches.
     pub(super) fn start_jobs(&mut self) {
         let workers = self.ctx.config.slow_path_workers;
-        if workers == 0 {
+        if workers == 0 || self.jobs.len() >= workers {
             return;
         }
-        let keys: Vec<TopicPartition> = self.slots.keys().cloned().collect();
-        for key in keys {
+        // Called for every fetched partition: only partitions with a step
+        // waiting for a worker are worth a look (none on the passthrough
+        // path).
+        let waiting: Vec<TopicPartition> = self
+            .slots
+            .iter()
+            .filter(|(_, slot)| {
+                slot.staged.iter().any(
+                    |s| matches!(&s.staged, Staged::Step(step) if Self::rebuilds(step, slot.route)),
+                )
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in waiting {
             if self.jobs.len() >= workers {
                 return;
             }
