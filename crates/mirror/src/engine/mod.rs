@@ -154,20 +154,27 @@ impl Mirror {
         let mut senders = Vec::with_capacity(streams);
         let mut tasks = JoinSet::new();
         for index in 0..streams {
-            // Each stream fetches over its own source connections, as
-            // Kafka's replica fetcher threads do: a broker answers one
-            // connection's requests in order, so streams sharing one would
-            // wait behind each other's long-polling fetches.
-            let source = if index == 0 {
-                self.source.clone()
+            // Each stream fetches and produces over its own connections,
+            // as Kafka's replica fetcher threads do: a broker answers one
+            // connection's requests one at a time, in order, so streams
+            // sharing one would wait behind each other's long-polling
+            // fetches, and their Produce requests could not be handled by
+            // several of the destination broker's threads at once.
+            let (source, destination) = if index == 0 {
+                (self.source.clone(), self.destination.clone())
             } else {
-                Cluster::connect(self.config.source.clone())
-                    .await
-                    .map_err(MirrorError::source)?
+                (
+                    Cluster::connect(self.config.source.clone())
+                        .await
+                        .map_err(MirrorError::source)?,
+                    Cluster::connect(self.config.destination.clone())
+                        .await
+                        .map_err(MirrorError::destination)?,
+                )
             };
             let ctx = Arc::new(StreamContext {
                 source,
-                destination: self.destination.clone(),
+                destination,
                 config: self.config.clone(),
                 metrics: self.metrics.clone(),
                 budget: budget.clone(),
