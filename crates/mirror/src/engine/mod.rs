@@ -122,6 +122,11 @@ impl Mirror {
     /// Mirrors until stopped (or caught up in [`RunMode::Once`]), then
     /// drains, commits and returns. An error stops every stream the same
     /// graceful way before it is returned.
+    ///
+    /// Each stream is one task with its own connections, so a runtime
+    /// needs no more worker threads than streams; more only wake each
+    /// other for every batch (the `kmirror` binary runs one worker per
+    /// stream, at most one per CPU).
     pub async fn run(self) -> Result<RunSummary, MirrorError> {
         let streams = self.config.streams.max(1);
         let budget = MemoryBudget::new(self.config.produce.buffer_memory);
