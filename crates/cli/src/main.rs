@@ -43,7 +43,7 @@ fn main() -> ExitCode {
 /// A stream is one task, and its I/O tasks mostly wake one another: with
 /// more workers than streams, idle workers are woken (a futex call and a
 /// context switch) for nearly every batch. At a steady 30,000 records/s one
-/// stream used about 40% less CPU on one worker than on two, with the same
+/// stream used about 45% less CPU on one worker than on two, with the same
 /// latency (`cargo xtask latency`, docs/performance.md). Slow-path rebuilds
 /// run on the blocking pool, not on these workers.
 fn worker_threads(streams: u16) -> usize {
