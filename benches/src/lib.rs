@@ -304,9 +304,11 @@ pub fn fetch_response_frame(records: &[u8], version: i16, correlation_id: i32) -
 /// The passthrough path for one Fetch response frame at [`FETCH_VERSION`],
 /// as the mirror runs it: strip the response header, decode the response,
 /// cut each partition's records into batches, check aborted transactions,
-/// [`classify`] each batch, [`rewrite_for_produce`] it with `stamp`, and
-/// encode the Produce request (to [`TOPIC`], at [`PRODUCE_VERSION`]) as
-/// chunks for a vectored write. No payload byte is copied.
+/// [`classify`] each batch, [`rewrite_for_produce`] it with `stamp` (the
+/// mirror's path with `check.crcs=false`, which does not read the payload;
+/// by default it uses `rewrite_verified`, one CRC pass more), and encode
+/// the Produce request (to [`TOPIC`], at [`PRODUCE_VERSION`]) as chunks for
+/// a vectored write. No payload byte is copied.
 ///
 /// A batch that does not pass through is an error: the corpus is built so
 /// that every batch does.
