@@ -1473,17 +1473,21 @@ fn gapped_batch(original: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A compacted source log (offsets removed inside a batch, as compaction
-/// leaves them) between ordinary librdkafka batches: the gapped batch takes
-/// the slow path, arrives with dense offsets and exactly its remaining
-/// records, and the commit reaches the end of the log, the hole included.
-#[test]
-fn a_compacted_source_with_offset_gaps_is_rebuilt_densely() {
+/// A source broker behind a [`FetchRewritingProxy`] with `patch` (it
+/// advertises the proxy, so every connection kmirror makes to it goes
+/// through the proxy) and a destination behind the conformance proxy. The
+/// source's one-partition `topic` holds 20 librdkafka records, one
+/// uncompressed 4-record batch with keys `{marker}-0` to `{marker}-3` and
+/// `value_len`-byte values (offsets 20 to 23), and 20 more records.
+fn source_with_a_marked_batch(
+    topic: &str,
+    marker: &str,
+    value_len: usize,
+    patch: BatchPatch,
+) -> (Broker, FetchRewritingProxy, Broker, ConformanceProxy) {
     use kmirror_protocol::record::{
         BatchBuilder, ProducerStamp, RecordBatchView, rewrite_for_produce,
     };
-    // The source advertises the compacting proxy, so every connection
-    // kmirror makes to it goes through the proxy.
     let listener = FetchRewritingProxy::bind();
     let advertised = listener.local_addr().unwrap().to_string();
     let source = Broker::start(
@@ -1491,19 +1495,18 @@ fn a_compacted_source_with_offset_gaps_is_rebuilt_densely() {
             .cluster_id("source")
             .advertised(advertised),
     );
-    let compacting = FetchRewritingProxy::serve(listener, source.addr(), compacted_batch);
-    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
-    librdkafka_create_topic(&source.addr(), "compacted", 1, &[]);
+    let rewriting = FetchRewritingProxy::serve(listener, source.addr(), patch);
+    let (destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
+    librdkafka_create_topic(&source.addr(), topic, 1, &[]);
     let spec = ProduceSpec::default().count(20).partitions(1);
-    librdkafka_produce(&source.addr(), "compacted", &spec);
-    // A dense 4-record batch with the marker keys, sent as is.
+    librdkafka_produce(&source.addr(), topic, &spec);
     let mut builder = BatchBuilder::new(kmirror_protocol::Compression::None);
+    let value = vec![b'o'; value_len];
     for i in 0..4 {
-        let value = vec![b'o'; 120];
         builder
             .push(
                 1_700_000_000_000 + i,
-                Some(format!("gap-{i}").as_bytes()),
+                Some(format!("{marker}-{i}").as_bytes()),
                 Some(&value),
                 std::iter::empty(),
             )
@@ -1513,10 +1516,21 @@ fn a_compacted_source_with_offset_gaps_is_rebuilt_densely() {
     let view = RecordBatchView::new(built.to_bytes()).unwrap();
     produce_raw(
         &source.addr(),
-        "compacted",
+        topic,
         vec![rewrite_for_produce(&view, ProducerStamp::NONE)],
     );
-    librdkafka_produce(&source.addr(), "compacted", &spec);
+    librdkafka_produce(&source.addr(), topic, &spec);
+    (source, rewriting, destination, proxy)
+}
+
+/// A compacted source log (offsets removed inside a batch, as compaction
+/// leaves them) between ordinary librdkafka batches: the gapped batch takes
+/// the slow path, arrives with dense offsets and exactly its remaining
+/// records, and the commit reaches the end of the log, the hole included.
+#[test]
+fn a_compacted_source_with_offset_gaps_is_rebuilt_densely() {
+    let (source, compacting, _destination, proxy) =
+        source_with_a_marked_batch("compacted", "gap", 120, compacted_batch);
 
     let scratch = Scratch::new(
         &format!(
@@ -1573,40 +1587,8 @@ fn a_compacted_source_with_offset_gaps_is_rebuilt_densely() {
 /// (Apache Kafka refuses it with CORRUPT_MESSAGE; the checker flags it).
 #[test]
 fn a_corrupt_source_batch_is_stopped_or_stays_detectably_corrupt() {
-    use kmirror_protocol::record::{
-        BatchBuilder, ProducerStamp, RecordBatchView, rewrite_for_produce,
-    };
-    let listener = FetchRewritingProxy::bind();
-    let advertised = listener.local_addr().unwrap().to_string();
-    let source = Broker::start(
-        BrokerOptions::memory()
-            .cluster_id("source")
-            .advertised(advertised),
-    );
-    let corrupting = FetchRewritingProxy::serve(listener, source.addr(), corrupted_batch);
-    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
-    librdkafka_create_topic(&source.addr(), "corrupt", 1, &[]);
-    let spec = ProduceSpec::default().count(20).partitions(1);
-    librdkafka_produce(&source.addr(), "corrupt", &spec);
-    let mut builder = BatchBuilder::new(kmirror_protocol::Compression::None);
-    for i in 0..4 {
-        builder
-            .push(
-                1_700_000_000_000 + i,
-                Some(format!("corrupt-{i}").as_bytes()),
-                Some(&[b'v'; 100]),
-                std::iter::empty(),
-            )
-            .unwrap();
-    }
-    let built = builder.build(ProducerStamp::NONE).unwrap();
-    let view = RecordBatchView::new(built.to_bytes()).unwrap();
-    produce_raw(
-        &source.addr(),
-        "corrupt",
-        vec![rewrite_for_produce(&view, ProducerStamp::NONE)],
-    );
-    librdkafka_produce(&source.addr(), "corrupt", &spec);
+    let (source, corrupting, _destination, proxy) =
+        source_with_a_marked_batch("corrupt", "corrupt", 100, corrupted_batch);
 
     // check.crcs=true (the default): stopped before the destination.
     let scratch = Scratch::new(

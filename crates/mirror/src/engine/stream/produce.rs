@@ -108,10 +108,15 @@ impl Stream {
                     Payload::Fetched(view) => match rewrite_verified(view, stamp) {
                         Ok(stamped) => stamped,
                         Err(e) => {
+                            let broker = self
+                                .source_meta
+                                .as_ref()
+                                .and_then(|m| m.leader(&batch.source.0, batch.source.1))
+                                .map_or_else(|| "(leader unknown)".to_owned(), |b| b.addr.clone());
                             unstampable = Some(MirrorError::SourceData {
                                 topic: batch.source.0.to_string(),
                                 partition: batch.source.1,
-                                broker: String::new(),
+                                broker,
                                 source: FetchPlanError::Malformed {
                                     offset: batch.range.start,
                                     source: e,
@@ -184,24 +189,6 @@ impl Stream {
             }
         }
         match unstampable {
-            Some(MirrorError::SourceData {
-                topic,
-                partition,
-                source,
-                ..
-            }) => {
-                let broker = self
-                    .source_meta
-                    .as_ref()
-                    .and_then(|m| m.leader(&topic, partition))
-                    .map_or_else(|| "(leader unknown)".to_owned(), |b| b.addr.clone());
-                Err(MirrorError::SourceData {
-                    topic,
-                    partition,
-                    broker,
-                    source,
-                })
-            }
             Some(e) => Err(e),
             None => Ok(sent),
         }
