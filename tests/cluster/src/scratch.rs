@@ -1,4 +1,5 @@
-//! Per-process scratch directories and small process helpers.
+//! Per-process scratch directories and small process helpers (shared with
+//! kmirror-test-support).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A fresh directory `<temp>/kmirror-tests/<kind>-<pid>-<n>-<nanos>`.
-pub(crate) fn new_dir(kind: &str) -> PathBuf {
+pub fn new_dir(kind: &str) -> PathBuf {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -26,7 +27,7 @@ pub(crate) fn new_dir(kind: &str) -> PathBuf {
 
 /// Removes a scratch directory, unless the thread is panicking: then the
 /// directory (logs, data) is kept for the post-mortem and its path printed.
-pub(crate) fn remove_dir(dir: &Path, what: &str) {
+pub fn remove_dir(dir: &Path, what: &str) {
     if std::thread::panicking() {
         eprintln!("{what}: kept {} for inspection", dir.display());
     } else {
@@ -35,7 +36,7 @@ pub(crate) fn remove_dir(dir: &Path, what: &str) {
 }
 
 /// The last `max` bytes of a file, as text (for failure messages).
-pub(crate) fn tail(path: &Path, max: usize) -> String {
+pub fn tail(path: &Path, max: usize) -> String {
     let mut text = Vec::new();
     if let Ok(mut file) = std::fs::File::open(path) {
         let _ = file.read_to_end(&mut text);
@@ -50,7 +51,7 @@ pub(crate) fn tail(path: &Path, max: usize) -> String {
 
 /// Waits for `child` until `timeout`; kills it and returns `None` when it
 /// runs longer.
-pub(crate) fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+pub fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
