@@ -275,8 +275,7 @@ pub(crate) fn launcher() -> PathBuf {
 /// the launcher; returns the launcher's path.
 pub(crate) fn ensure_all() -> Result<PathBuf> {
     let root = paths::tools_root();
-    std::fs::create_dir_all(&root)
-        .map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
     for dist in DISTRIBUTIONS {
         ensure(&root, dist)?;
     }
@@ -330,7 +329,9 @@ fn ensure(root: &Path, dist: &Distribution) -> Result<()> {
         .stdin(Stdio::null())
         .output()
         .map_err(|e| {
-            format!("cannot run mvn ({e}): install Maven (Debian: apt-get install -y maven) and Java 17")
+            format!(
+                "cannot run mvn ({e}): install Maven (Debian: apt-get install -y maven) and Java 17"
+            )
         })?;
     if !output.status.success() {
         return Err(format!(
@@ -387,7 +388,9 @@ pub(crate) fn java_version() -> Result<String> {
         .arg("-version")
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run java ({e}): Apache Kafka's broker needs Java 17 or newer"))?;
+        .map_err(|e| {
+            format!("cannot run java ({e}): Apache Kafka's broker needs Java 17 or newer")
+        })?;
     let text = String::from_utf8_lossy(&output.stderr);
     Ok(text.lines().next().unwrap_or_default().trim().to_owned())
 }

@@ -51,6 +51,11 @@ pub enum Listener {
     SaslPlaintext,
     /// `SASL_SSL`: with both.
     SaslSsl,
+    /// `PROXIED`: plaintext, advertised at another port (a proxy in front
+    /// of the broker, see [`ClusterOptions::behind_proxy`]). Its
+    /// [`KafkaCluster::bootstrap_for`] is the proxies' addresses; its
+    /// [`KafkaCluster::broker_addr`] the broker's own listener.
+    Proxied,
 }
 
 impl Listener {
@@ -60,6 +65,7 @@ impl Listener {
             Listener::Ssl => "SSL",
             Listener::SaslPlaintext => "SASL_PLAINTEXT",
             Listener::SaslSsl => "SASL_SSL",
+            Listener::Proxied => "PROXIED",
         }
     }
 }
@@ -87,6 +93,7 @@ pub struct ClusterOptions {
     heap: String,
     jvm_opts: &'static str,
     name: String,
+    proxies: Vec<u16>,
 }
 
 impl ClusterOptions {
@@ -107,6 +114,7 @@ impl ClusterOptions {
             heap: "-Xmx512m -Xms64m".to_owned(),
             jvm_opts: QUICK_JVM_OPTS,
             name: "kafka".to_owned(),
+            proxies: Vec::new(),
         }
     }
 
@@ -137,9 +145,22 @@ impl ClusterOptions {
         self
     }
 
+    /// Adds the [`Listener::Proxied`] listener: broker `i` (in id order)
+    /// advertises it as `127.0.0.1:proxy_ports[i]`, where a proxy forwards
+    /// to the broker's own port. Clients that bootstrap through a proxy see
+    /// only proxy addresses (Kafka answers Metadata with the endpoints of
+    /// the listener the request came in on).
+    pub fn behind_proxy(mut self, proxy_ports: &[u16]) -> Self {
+        self.proxies = proxy_ports.to_vec();
+        self
+    }
+
     /// The number of brokers (1 to 9).
     pub fn brokers(mut self, n: usize) -> Self {
-        assert!((1..=9).contains(&n), "a test cluster has 1 to 9 brokers, not {n}");
+        assert!(
+            (1..=9).contains(&n),
+            "a test cluster has 1 to 9 brokers, not {n}"
+        );
         self.brokers = n;
         self
     }
@@ -196,6 +217,7 @@ struct Ports {
     ssl: u16,
     sasl_plaintext: u16,
     sasl_ssl: u16,
+    proxied: u16,
 }
 
 /// One broker (KRaft: broker+controller) of a cluster.
@@ -236,6 +258,11 @@ impl KafkaCluster {
         let dir = scratch::new_dir(&format!("{}-{}", options.name, options.version));
         let zookeeper = (options.mode == Mode::ZooKeeper).then(ZooKeeper::start);
         let n = options.brokers;
+        assert!(
+            options.proxies.is_empty() || options.proxies.len() == n,
+            "behind_proxy needs one proxy port per broker: {} for {n}",
+            options.proxies.len()
+        );
         let nodes: Vec<Node> = (0..n)
             .map(|i| {
                 let id = i32::try_from(i + 1).unwrap_or(1);
@@ -250,6 +277,7 @@ impl KafkaCluster {
                         ssl: free_port(),
                         sasl_plaintext: free_port(),
                         sasl_ssl: free_port(),
+                        proxied: free_port(),
                     },
                     log_path: node_dir.join("broker.log"),
                     config_path: node_dir.join("server.properties"),
@@ -288,12 +316,13 @@ impl KafkaCluster {
         let map = SHARED.get_or_init(|| Mutex::new(HashMap::new()));
         // Held while starting, so two tests never start the same cluster;
         // a panic while starting poisons nothing useful, so recover.
-        let mut map = map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(cluster) = map.get(name) {
             return cluster;
         }
-        let cluster: &'static KafkaCluster =
-            Box::leak(Box::new(Self::start(options().name(name))));
+        let cluster: &'static KafkaCluster = Box::leak(Box::new(Self::start(options().name(name))));
         map.insert(name.to_owned(), cluster);
         cluster
     }
@@ -326,7 +355,7 @@ impl KafkaCluster {
     pub fn bootstrap_for(&self, listener: Listener) -> String {
         self.nodes
             .iter()
-            .map(|node| self.node_addr(node, listener))
+            .map(|node| self.advertised_addr(node, listener))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -370,7 +399,10 @@ impl KafkaCluster {
 
     /// Whether broker `id` runs.
     pub fn is_running(&self, id: i32) -> bool {
-        self.node(id).server.as_ref().is_some_and(Server::is_running)
+        self.node(id)
+            .server
+            .as_ref()
+            .is_some_and(Server::is_running)
     }
 
     /// Kills broker `id` with SIGKILL (a crash: no controlled shutdown).
@@ -488,7 +520,13 @@ impl KafkaCluster {
     /// # Panics
     ///
     /// If the tool fails or a partition has no leader within 60 s.
-    pub fn create_topic(&self, topic: &str, partitions: i32, replication: i16, configs: &[(&str, &str)]) {
+    pub fn create_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication: i16,
+        configs: &[(&str, &str)],
+    ) {
         let partitions_arg = partitions.to_string();
         let replication = if replication > 0 {
             replication
@@ -513,7 +551,10 @@ impl KafkaCluster {
             args.push("--config".to_owned());
             args.push(format!("{key}={value}"));
         }
-        self.tool_ok("kafka-topics", &args.iter().map(String::as_str).collect::<Vec<_>>());
+        self.tool_ok(
+            "kafka-topics",
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let parts = self.partitions(topic);
@@ -593,7 +634,9 @@ impl KafkaCluster {
         let plan = format!(
             r#"{{"version":1,"partitions":[{{"topic":"{topic}","partition":{partition},"replicas":[{replicas}]}}]}}"#
         );
-        let plan_path = self.dir.join(format!("reassign-{topic}-{partition}-{id}.json"));
+        let plan_path = self
+            .dir
+            .join(format!("reassign-{topic}-{partition}-{id}.json"));
         std::fs::write(&plan_path, plan)
             .unwrap_or_else(|e| panic!("cannot write {}: {e}", plan_path.display()));
         let plan_arg = plan_path.display().to_string();
@@ -698,7 +741,18 @@ impl KafkaCluster {
             Listener::Ssl => self.options.tls.is_some(),
             Listener::SaslPlaintext => !self.options.users.is_empty(),
             Listener::SaslSsl => self.options.tls.is_some() && !self.options.users.is_empty(),
+            Listener::Proxied => !self.options.proxies.is_empty(),
         }
+    }
+
+    /// Where clients are told to connect: the listener's own address, or
+    /// for [`Listener::Proxied`] the proxy's.
+    fn advertised_addr(&self, node: &Node, listener: Listener) -> String {
+        if listener == Listener::Proxied {
+            let i = self.index(node.id);
+            return format!("127.0.0.1:{}", self.options.proxies[i]);
+        }
+        self.node_addr(node, listener)
     }
 
     fn node_addr(&self, node: &Node, listener: Listener) -> String {
@@ -713,6 +767,7 @@ impl KafkaCluster {
             Listener::Ssl => node.ports.ssl,
             Listener::SaslPlaintext => node.ports.sasl_plaintext,
             Listener::SaslSsl => node.ports.sasl_ssl,
+            Listener::Proxied => node.ports.proxied,
         };
         format!("127.0.0.1:{port}")
     }
@@ -726,6 +781,7 @@ impl KafkaCluster {
             Listener::Ssl,
             Listener::SaslPlaintext,
             Listener::SaslSsl,
+            Listener::Proxied,
         ]
         .into_iter()
         .filter(|l| self.has_listener(*l))
@@ -752,13 +808,20 @@ impl KafkaCluster {
             let mut set = |k: &str, v: String| lines.push((k.to_owned(), v));
             let advertised = listeners
                 .iter()
+                .map(|l| format!("{}://{}", l.name(), self.advertised_addr(node, *l)))
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut all_listeners = listeners
+                .iter()
                 .map(|l| format!("{}://{}", l.name(), self.node_addr(node, *l)))
                 .collect::<Vec<_>>()
                 .join(",");
-            let mut all_listeners = advertised.clone();
             let mut protocol_map = listeners
                 .iter()
-                .map(|l| format!("{0}:{0}", l.name()))
+                .map(|l| match l {
+                    Listener::Proxied => "PROXIED:PLAINTEXT".to_owned(),
+                    l => format!("{0}:{0}", l.name()),
+                })
                 .collect::<Vec<_>>()
                 .join(",");
             match self.options.mode {
@@ -767,7 +830,10 @@ impl KafkaCluster {
                     set("node.id", node.id.to_string());
                     set("controller.quorum.voters", voters.clone());
                     set("controller.listener.names", "CONTROLLER".to_owned());
-                    all_listeners.push_str(&format!(",CONTROLLER://127.0.0.1:{}", node.ports.controller));
+                    all_listeners.push_str(&format!(
+                        ",CONTROLLER://127.0.0.1:{}",
+                        node.ports.controller
+                    ));
                     protocol_map.push_str(",CONTROLLER:PLAINTEXT");
                     // Fence a crashed broker sooner than the default 9 s.
                     set("broker.session.timeout.ms", "6000".to_owned());
@@ -789,7 +855,10 @@ impl KafkaCluster {
             set("min.insync.replicas", min_isr.to_string());
             set("offsets.topic.replication.factor", replication.to_string());
             set("offsets.topic.num.partitions", "4".to_owned());
-            set("transaction.state.log.replication.factor", replication.to_string());
+            set(
+                "transaction.state.log.replication.factor",
+                replication.to_string(),
+            );
             set("transaction.state.log.min.isr", min_isr.to_string());
             set("transaction.state.log.num.partitions", "4".to_owned());
             set("group.initial.rebalance.delay.ms", "0".to_owned());
@@ -797,7 +866,10 @@ impl KafkaCluster {
             set("num.io.threads", "4".to_owned());
             set("log.cleaner.dedupe.buffer.size", "8388608".to_owned());
             if self.options.version >= KafkaVersion::V4_4 {
-                set("share.coordinator.state.topic.replication.factor", replication.to_string());
+                set(
+                    "share.coordinator.state.topic.replication.factor",
+                    replication.to_string(),
+                );
                 set("share.coordinator.state.topic.min.isr", min_isr.to_string());
             }
             if let Some(keystore) = &keystore {
@@ -861,7 +933,12 @@ impl KafkaCluster {
                     let id = id.clone();
                     let config = node.config_path.display().to_string();
                     scope.spawn(move || {
-                        run_tool(version, "kafka-storage", &["format", "-t", &id, "-c", &config], None)
+                        run_tool(
+                            version,
+                            "kafka-storage",
+                            &["format", "-t", &id, "-c", &config],
+                            None,
+                        )
                     })
                 })
                 .collect();
@@ -974,7 +1051,10 @@ impl KafkaCluster {
                 ]
                 .map(str::to_owned),
             );
-            self.tool_ok("kafka-configs", &args.iter().map(String::as_str).collect::<Vec<_>>());
+            self.tool_ok(
+                "kafka-configs",
+                &args.iter().map(String::as_str).collect::<Vec<_>>(),
+            );
         }
         if self.options.users.is_empty() {
             return;

@@ -31,7 +31,9 @@ pub use cluster::{
 };
 pub use probe::{ClusterView, PartitionInfo, metadata};
 pub use process::Server;
-pub use tools::{KafkaVersion, TOOL_TIMEOUT, ToolOutput, kafka_tool, run_tool, run_tool_ok, tools_root};
+pub use tools::{
+    KafkaVersion, TOOL_TIMEOUT, ToolOutput, kafka_tool, run_tool, run_tool_ok, tools_root,
+};
 pub use zookeeper::ZooKeeper;
 
 use std::net::{Ipv4Addr, TcpListener};

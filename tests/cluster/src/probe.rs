@@ -41,8 +41,12 @@ pub struct ClusterView {
 /// something undecodable.
 pub fn metadata(addr: SocketAddr, topics: &[&str]) -> Option<ClusterView> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    stream.set_write_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     let mut body = Vec::new();
     body.extend_from_slice(&3i16.to_be_bytes()); // api key: Metadata
     body.extend_from_slice(&4i16.to_be_bytes()); // api version

@@ -151,11 +151,7 @@ impl Drop for Server {
 
 /// Appends `=== kmirror-test-cluster: WHAT` to a log file.
 pub fn note(log_path: &Path, what: &str) {
-    if let Ok(mut log) = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path)
-    {
+    if let Ok(mut log) = OpenOptions::new().create(true).append(true).open(log_path) {
         let _ = writeln!(log, "=== kmirror-test-cluster: {what}");
     }
 }

@@ -109,7 +109,12 @@ pub struct ToolOutput {
 ///
 /// If Kafka is not installed, the launcher cannot start, or the tool runs
 /// longer than [`TOOL_TIMEOUT`].
-pub fn run_tool(version: KafkaVersion, tool: &str, args: &[&str], stdin: Option<&str>) -> ToolOutput {
+pub fn run_tool(
+    version: KafkaVersion,
+    tool: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> ToolOutput {
     let launcher = kafka_tool(version);
     let dir = scratch::new_dir("tool");
     let out_path = dir.join("stdout");
@@ -153,7 +158,12 @@ pub fn run_tool(version: KafkaVersion, tool: &str, args: &[&str], stdin: Option<
 
 /// Like [`run_tool`], and panics (with everything it printed) unless it
 /// exits with status 0; returns its standard output.
-pub fn run_tool_ok(version: KafkaVersion, tool: &str, args: &[&str], stdin: Option<&str>) -> String {
+pub fn run_tool_ok(
+    version: KafkaVersion,
+    tool: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> String {
     let output = run_tool(version, tool, args, stdin);
     assert!(
         output.success,

@@ -103,7 +103,9 @@ impl ZooKeeper {
         let mut parents: Vec<&str> = Vec::new();
         for (path, data) in nodes {
             assert!(
-                path.starts_with('/') && !path.ends_with('/') && !path.contains(char::is_whitespace),
+                path.starts_with('/')
+                    && !path.ends_with('/')
+                    && !path.contains(char::is_whitespace),
                 "not a znode path: {path:?}"
             );
             assert!(
@@ -159,7 +161,11 @@ impl ZooKeeper {
         let output = run_tool(
             KafkaVersion::V3_9,
             "kafka-run-class",
-            &["org.apache.zookeeper.ZooKeeperMain", "-server", &self.addr()],
+            &[
+                "org.apache.zookeeper.ZooKeeperMain",
+                "-server",
+                &self.addr(),
+            ],
             Some(&input),
         );
         format!("{}{}", output.stdout, output.stderr)

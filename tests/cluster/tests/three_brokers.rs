@@ -12,7 +12,11 @@ fn leaders_move_brokers_die_and_come_back() {
     assert_eq!(cluster.metadata(&[]).brokers.len(), 3);
     cluster.create_topic("failover", 3, 3, &[]);
     for p in cluster.partitions("failover") {
-        assert_eq!(p.replicas.len(), 3, "replication factor 3 by default: {p:?}");
+        assert_eq!(
+            p.replicas.len(),
+            3,
+            "replication factor 3 by default: {p:?}"
+        );
         assert_eq!(p.isr.len(), 3, "every replica in sync at the start: {p:?}");
     }
 
@@ -27,7 +31,14 @@ fn leaders_move_brokers_die_and_come_back() {
     run_tool_ok(
         cluster.version(),
         "kafka-console-producer",
-        &["--bootstrap-server", &bootstrap, "--topic", "failover", "--producer-property", "acks=all"],
+        &[
+            "--bootstrap-server",
+            &bootstrap,
+            "--topic",
+            "failover",
+            "--producer-property",
+            "acks=all",
+        ],
         Some("one\ntwo\nthree\n"),
     );
 
@@ -35,19 +46,33 @@ fn leaders_move_brokers_die_and_come_back() {
     // to another in-sync replica and drops it from the ISR.
     cluster.kill(1);
     assert!(!cluster.is_running(1));
-    let after = cluster.wait_for_partition("failover", 0, Duration::from_secs(60), "led by a live broker", |p| {
-        p.leader > 1 && !p.isr.contains(&1)
-    });
+    let after = cluster.wait_for_partition(
+        "failover",
+        0,
+        Duration::from_secs(60),
+        "led by a live broker",
+        |p| p.leader > 1 && !p.isr.contains(&1),
+    );
     assert_eq!(after.isr.len(), 2);
 
     // Restart: it registers again and catches up into the ISR; a preferred
     // election gives it its leadership back.
     cluster.restart(1);
-    cluster.wait_for_partition("failover", 0, Duration::from_secs(60), "with broker 1 in sync", |p| {
-        p.isr.contains(&1)
-    });
+    cluster.wait_for_partition(
+        "failover",
+        0,
+        Duration::from_secs(60),
+        "with broker 1 in sync",
+        |p| p.isr.contains(&1),
+    );
     cluster.elect("failover", 0, Election::Preferred);
-    cluster.wait_for_partition("failover", 0, Duration::from_secs(60), "led by broker 1", |p| p.leader == 1);
+    cluster.wait_for_partition(
+        "failover",
+        0,
+        Duration::from_secs(60),
+        "led by broker 1",
+        |p| p.leader == 1,
+    );
 
     // A graceful stop moves leadership away before the broker exits.
     cluster.stop(1);
@@ -59,7 +84,12 @@ fn leaders_move_brokers_die_and_come_back() {
         "kafka-console-consumer",
         &[
             "--bootstrap-server",
-            &cluster.bootstrap_for(kmirror_test_cluster::Listener::Plaintext).split(',').nth(1).unwrap_or_default().to_owned(),
+            &cluster
+                .bootstrap_for(kmirror_test_cluster::Listener::Plaintext)
+                .split(',')
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned(),
             "--topic",
             "failover",
             "--from-beginning",

@@ -1,10 +1,11 @@
 //! A TCP proxy that checks every Produce request passing through it against
 //! Apache Kafka's broker rules ([`ConformanceChecker`]).
 //!
-//! nisshi accepts Produce requests that Apache Kafka refuses, so a test that
-//! only looks at what nisshi stored proves little. Put a [`ConformanceProxy`]
-//! between the client under test and the broker (the broker advertising the
-//! proxy's address, see [`start_broker_behind_proxy`]), and every Produce
+//! The checker states Apache Kafka's rules in one place and names the rule a
+//! request broke, which a broker's error code does not. Put a
+//! [`ConformanceProxy`] between the client under test and the broker (the
+//! broker advertising the proxy's address, see
+//! [`start_cluster_behind_proxy`]), and every Produce
 //! request the client sends also goes through one [`ConformanceChecker`]
 //! shared by all connections (it remembers idempotent sequences across
 //! requests and connections).
@@ -33,7 +34,7 @@ use kmirror_protocol::conformance::{ConformanceChecker, TopicRules};
 use kmirror_protocol::messages::produce::{DecodedProduceRequest, decode_produce_request};
 use kmirror_protocol::record::{LogEntry, RecordBatches};
 
-use crate::{Broker, BrokerOptions};
+use kmirror_test_cluster::{ClusterOptions, KafkaCluster, Listener};
 
 /// Read buffer per direction and connection.
 const BUFFER_SIZE: usize = 256 * 1024;
@@ -326,28 +327,32 @@ impl Drop for ConformanceProxy {
     }
 }
 
-/// Starts a nisshi broker that advertises a proxy's address, and the proxy
-/// in front of it: clients bootstrap with [`ConformanceProxy::addr`] and
-/// every later connection (metadata names the proxy) goes through it too.
+/// Starts a one-broker Apache Kafka cluster with a [`ConformanceProxy`] in
+/// front of it: clients bootstrap with [`ConformanceProxy::addr`] and every
+/// later connection goes through it too (the broker advertises the proxy's
+/// address on its [`Listener::Proxied`] listener, and Kafka answers Metadata
+/// with the endpoints of the listener a request came in on). The broker's
+/// own PLAINTEXT listener ([`KafkaCluster::bootstrap`]) stays direct, for
+/// the test's own clients.
 ///
 /// The proxy's port is bound before the broker starts, so nothing can take
-/// it in between; the broker's readiness probe connects to its own listener,
-/// not to the advertised address. [`Broker::restart`] keeps working: the
-/// broker comes back on the same port and the proxy connects upstream anew
-/// for each client connection.
+/// it in between. [`KafkaCluster::restart`] keeps working: the broker comes
+/// back on the same ports and the proxy connects upstream anew for each
+/// client connection.
 ///
 /// # Panics
 ///
-/// As [`Broker::start`], or if no port can be bound.
-pub fn start_broker_behind_proxy(options: BrokerOptions) -> (Broker, ConformanceProxy) {
+/// As [`KafkaCluster::start`], or if no port can be bound.
+pub fn start_cluster_behind_proxy(options: ClusterOptions) -> (KafkaCluster, ConformanceProxy) {
     let listener = bind(0);
     let port = listener
         .local_addr()
         .unwrap_or_else(|e| panic!("cannot read the address of a bound socket: {e}"))
         .port();
-    let broker = Broker::start(options.advertised(format!("127.0.0.1:{port}")));
-    let proxy = ConformanceProxy::serve(listener, &broker.addr(), ConformanceChecker::new());
-    (broker, proxy)
+    let cluster = KafkaCluster::start(options.behind_proxy(&[port]));
+    let upstream = cluster.broker_addr(1, Listener::Proxied);
+    let proxy = ConformanceProxy::serve(listener, &upstream, ConformanceChecker::new());
+    (cluster, proxy)
 }
 
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {

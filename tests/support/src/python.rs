@@ -5,7 +5,9 @@ use std::fs::File;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::{paths, scratch};
+use kmirror_test_cluster::scratch;
+
+use crate::paths;
 
 /// How long a script may run before it is killed and the test fails.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);

@@ -33,7 +33,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 
-use crate::{run_python, scratch};
+use kmirror_test_cluster::scratch;
+
+use crate::run_python;
 
 /// A compression codec librdkafka applies to produced batches
 /// (`compression.type`).
