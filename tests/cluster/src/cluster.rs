@@ -1030,31 +1030,35 @@ impl KafkaCluster {
     }
 
     /// Creates the SCRAM credentials of every user the way operators do:
-    /// `kafka-configs --alter --add-config
-    /// 'SCRAM-SHA-256=[password=P],SCRAM-SHA-512=[password=P]' --entity-type
-    /// users --entity-name NAME`.
+    /// `kafka-configs --alter --add-config 'SCRAM-SHA-256=[password=P]'
+    /// --entity-type users --entity-name NAME`, then the same for
+    /// SCRAM-SHA-512.
     fn create_scram_users(&self) {
         for (name, password) in &self.options.users {
-            let config = format!(
-                "SCRAM-SHA-256=[iterations=4096,password={password}],SCRAM-SHA-512=[password={password}]"
-            );
-            let mut args = self.admin_target();
-            args.extend(
-                [
-                    "--alter",
-                    "--add-config",
-                    &config,
-                    "--entity-type",
-                    "users",
-                    "--entity-name",
-                    name,
-                ]
-                .map(str::to_owned),
-            );
-            self.tool_ok(
-                "kafka-configs",
-                &args.iter().map(String::as_str).collect::<Vec<_>>(),
-            );
+            // One mechanism per request: KRaft refuses two alterations of
+            // one user in one AlterUserScramCredentials.
+            for config in [
+                format!("SCRAM-SHA-256=[iterations=4096,password={password}]"),
+                format!("SCRAM-SHA-512=[password={password}]"),
+            ] {
+                let mut args = self.admin_target();
+                args.extend(
+                    [
+                        "--alter",
+                        "--add-config",
+                        &config,
+                        "--entity-type",
+                        "users",
+                        "--entity-name",
+                        name,
+                    ]
+                    .map(str::to_owned),
+                );
+                self.tool_ok(
+                    "kafka-configs",
+                    &args.iter().map(String::as_str).collect::<Vec<_>>(),
+                );
+            }
         }
         if self.options.users.is_empty() {
             return;
