@@ -405,6 +405,17 @@ impl KafkaCluster {
             .is_some_and(Server::is_running)
     }
 
+    /// The process id of broker `id`'s JVM (the launcher execs java), for
+    /// its CPU time in `/proc/<pid>/stat`; `None` while it is killed or
+    /// stopped.
+    ///
+    /// # Panics
+    ///
+    /// If there is no such broker.
+    pub fn broker_pid(&self, id: i32) -> Option<u32> {
+        self.node(id).server.as_ref().map(Server::pid)
+    }
+
     /// Kills broker `id` with SIGKILL (a crash: no controlled shutdown).
     pub fn kill(&mut self, id: i32) {
         let i = self.index(id);
