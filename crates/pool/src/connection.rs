@@ -758,6 +758,39 @@ where
     Ok(versions)
 }
 
+/// Why the broker refused a `SaslHandshake`, and what to change.
+///
+/// Apache Kafka answers UNSUPPORTED_SASL_MECHANISM with the listener's
+/// enabled mechanisms when the mechanism is not among them, but
+/// ILLEGAL_SASL_STATE with no mechanisms at all when the listener does not
+/// do SASL (a PLAINTEXT or SSL listener: `KafkaApis.handleSaslHandshakeRequest`).
+/// The second is a `security.protocol` mistake, not a `sasl.mechanism` one.
+fn handshake_refusal(mechanism: &str, error_code: i16, enabled: &[&str]) -> String {
+    match ResponseError::try_from_code(error_code) {
+        Some(ResponseError::UnsupportedSaslMechanism) if !enabled.is_empty() => format!(
+            "the broker does not accept {mechanism}; it accepts {enabled:?}: set sasl.mechanism to one of them"
+        ),
+        Some(ResponseError::UnsupportedSaslMechanism) => format!(
+            "the broker does not accept {mechanism} and enables no SASL mechanism on this listener: \
+             check security.protocol (PLAINTEXT or SSL if the listener has no SASL) and the broker's \
+             sasl.enabled.mechanisms"
+        ),
+        Some(ResponseError::IllegalSaslState) => format!(
+            "the listener does not do SASL (the broker answered the {mechanism} handshake with \
+             ILLEGAL_SASL_STATE): check security.protocol, which should be PLAINTEXT or SSL for \
+             this listener, or connect to the broker's SASL_PLAINTEXT or SASL_SSL listener"
+        ),
+        Some(other) => format!(
+            "the broker refused the {mechanism} handshake with {other} (error code {error_code}); \
+             it enables {enabled:?}"
+        ),
+        None => format!(
+            "the broker refused the {mechanism} handshake (error code {error_code}); it enables \
+             {enabled:?}"
+        ),
+    }
+}
+
 async fn authenticate<S>(
     stream: &mut S,
     broker: &str,
@@ -799,8 +832,10 @@ where
     .await?;
     if answer.error_code != 0 {
         let enabled: Vec<&str> = answer.mechanisms.iter().map(|m| m.as_str()).collect();
-        return Err(auth_error(format!(
-            "the broker does not accept {mechanism}; it accepts {enabled:?}: set sasl.mechanism to one of them"
+        return Err(auth_error(handshake_refusal(
+            mechanism,
+            answer.error_code,
+            &enabled,
         )));
     }
     let auth_version = versions
@@ -843,5 +878,27 @@ where
             Some(next) => message = next,
             None => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::handshake_refusal;
+
+    #[test]
+    fn handshake_refusals_point_at_the_setting_to_change() {
+        let unsupported = handshake_refusal("PLAIN", 33, &["SCRAM-SHA-512"]);
+        assert!(
+            unsupported.contains(r#"it accepts ["SCRAM-SHA-512"]: set sasl.mechanism"#),
+            "{unsupported}"
+        );
+        // What Apache Kafka answers on a listener without SASL.
+        let no_sasl = handshake_refusal("SCRAM-SHA-512", 34, &[]);
+        assert!(no_sasl.contains("check security.protocol"), "{no_sasl}");
+        assert!(!no_sasl.contains("set sasl.mechanism"), "{no_sasl}");
+        let none_enabled = handshake_refusal("PLAIN", 33, &[]);
+        assert!(none_enabled.contains("security.protocol"), "{none_enabled}");
+        let unknown = handshake_refusal("PLAIN", 9999, &[]);
+        assert!(unknown.contains("(error code 9999)"), "{unknown}");
     }
 }
