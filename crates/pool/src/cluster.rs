@@ -259,7 +259,7 @@ impl Cluster {
                         tracing::debug!(broker = %addr, error = %e, "bootstrap attempt failed");
                         last_error = e.to_string();
                     }
-                    Err(_) => last_error = format!("no answer from {addr} before the deadline"),
+                    Err(_) => last_error = self.no_answer(addr),
                 }
             }
             let now = Instant::now();
@@ -272,6 +272,22 @@ impl Cluster {
             }
             // Keep trying until the deadline, never sleeping past it.
             tokio::time::sleep(backoff.next_delay().min(deadline - now)).await;
+        }
+    }
+
+    /// Why a bootstrap server may not have answered in time. Apache Kafka's
+    /// SSL listener never answers a plaintext ApiVersions: the JDK's
+    /// SSLEngine waits for the rest of what it reads as a TLS record, so a
+    /// wrong `security.protocol` looks like a silent broker.
+    fn no_answer(&self, addr: &str) -> String {
+        match self.inner.config.security_protocol {
+            SecurityProtocol::Plaintext | SecurityProtocol::SaslPlaintext => format!(
+                "no answer from {addr} before the deadline (the connection was accepted but nothing \
+                 came back: if this is a TLS listener, set security.protocol=SSL or SASL_SSL)"
+            ),
+            SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => {
+                format!("no answer from {addr} before the deadline")
+            }
         }
     }
 

@@ -628,6 +628,16 @@ fn tls_error(broker: &str, e: &std::io::Error) -> PoolError {
             "; the broker did not answer with TLS: is its listener plaintext? then use \
              security.protocol=PLAINTEXT or SASL_PLAINTEXT"
         }
+        // Apache Kafka's PLAINTEXT listener reads the ClientHello as an
+        // oversized frame and closes the connection without a word.
+        _ if matches!(
+            e.kind(),
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+        ) =>
+        {
+            "; the broker closed the connection during the TLS handshake: is its listener \
+             plaintext? then use security.protocol=PLAINTEXT or SASL_PLAINTEXT"
+        }
         _ => "",
     };
     PoolError::Tls {
