@@ -1,25 +1,30 @@
 //! Many requests in flight on one connection, each answered and matched to
-//! its own request by correlation id.
+//! its own request by correlation id, against Apache Kafka (which reads
+//! one request per connection at a time, so the pipelining here is the
+//! client's: frames queued on the socket while earlier ones are answered).
 
 mod common;
+
+/// One KRaft broker for both tests (they only ask for topics that do not
+/// exist, under names of their own).
+fn cluster() -> &'static KafkaCluster {
+    KafkaCluster::shared("pool-pipelining", ClusterOptions::kraft)
+}
 
 use std::sync::Arc;
 
 use kmirror_pool::Cluster;
 use kmirror_pool::protocol::messages::metadata::metadata_request;
-use kmirror_test_support::{Broker, BrokerOptions};
+use kmirror_test_support::{ClusterOptions, KafkaCluster};
 use tokio::task::JoinSet;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_requests_in_flight_are_all_answered_and_matched() {
-    let broker = Broker::start(BrokerOptions::memory());
-    let cluster = Cluster::connect(common::config(&format!(
-        "bootstrap.servers={}\n",
-        broker.addr()
-    )))
-    .await
-    .unwrap();
-    let conn = cluster.connection(&broker.addr()).await.unwrap();
+    let addr = cluster().bootstrap();
+    let cluster = Cluster::connect(common::config(&format!("bootstrap.servers={addr}\n")))
+        .await
+        .unwrap();
+    let conn = cluster.connection(&addr).await.unwrap();
 
     // Each request names a different (missing) topic, so each response
     // proves which request it answers.
@@ -63,14 +68,11 @@ async fn a_thousand_requests_in_flight_are_all_answered_and_matched() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_requests_leave_the_connection_usable() {
-    let broker = Broker::start(BrokerOptions::memory());
-    let cluster = Cluster::connect(common::config(&format!(
-        "bootstrap.servers={}\n",
-        broker.addr()
-    )))
-    .await
-    .unwrap();
-    let conn = cluster.connection(&broker.addr()).await.unwrap();
+    let addr = cluster().bootstrap();
+    let cluster = Cluster::connect(common::config(&format!("bootstrap.servers={addr}\n")))
+        .await
+        .unwrap();
+    let conn = cluster.connection(&addr).await.unwrap();
 
     // Start 500 requests and abort every other one at an arbitrary point:
     // queued, being written, or waiting for the response.

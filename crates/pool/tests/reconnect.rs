@@ -1,6 +1,7 @@
 //! A broker killed while requests are in flight: every in-flight request
 //! fails with one shared error, and the client reconnects once the broker
-//! is back.
+//! is back. Against an Apache Kafka broker of its own (it is killed and
+//! restarted), which keeps its topics on disk across the restart.
 
 mod common;
 
@@ -12,7 +13,7 @@ use kmirror_pool::protocol::kafka_protocol::messages::{
 };
 use kmirror_pool::protocol::kafka_protocol::protocol::StrBytes;
 use kmirror_pool::{Cluster, PoolError};
-use kmirror_test_support::{Broker, BrokerOptions, librdkafka_create_topic};
+use kmirror_test_support::{ClusterOptions, KafkaCluster, Listener};
 use tokio::task::JoinSet;
 
 /// A long-polling fetch: the broker holds it up to `max_wait_ms`, so it stays
@@ -40,15 +41,15 @@ fn long_poll(topic: &str, id: [u8; 16], version: i16) -> FetchRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_broker_fails_all_in_flight_requests_with_one_error_then_reconnects() {
-    let mut broker = Broker::start(BrokerOptions::sqlite());
-    librdkafka_create_topic(&broker.addr(), "idle", 1, &[]);
+    let mut kafka = KafkaCluster::start(ClusterOptions::kraft().name("pool-reconnect"));
+    kafka.create_topic("idle", 1, 1, &[]);
+    let addr = kafka.broker_addr(1, Listener::Plaintext);
     let cluster = Cluster::connect(common::config(&format!(
-        "bootstrap.servers={}\nrequest.timeout.ms=30000\nreconnect.backoff.ms=50\nreconnect.backoff.max.ms=500\n",
-        broker.addr()
+        "bootstrap.servers={addr}\nrequest.timeout.ms=30000\nreconnect.backoff.ms=50\nreconnect.backoff.max.ms=500\n"
     )))
     .await
     .unwrap();
-    let conn = cluster.connection(&broker.addr()).await.unwrap();
+    let conn = cluster.connection(&addr).await.unwrap();
     let version = conn.versions().version(ApiKey::Fetch).unwrap();
     let id = cluster.metadata().await.unwrap().topics["idle"].id;
     let request = Arc::new(long_poll("idle", id, version));
@@ -74,7 +75,7 @@ async fn killed_broker_fails_all_in_flight_requests_with_one_error_then_reconnec
         );
     }
 
-    broker.kill();
+    kafka.kill(1);
 
     let mut causes = Vec::new();
     while let Some(joined) = in_flight.join_next().await {
@@ -95,21 +96,21 @@ async fn killed_broker_fails_all_in_flight_requests_with_one_error_then_reconnec
         other => panic!("{other:?}"),
     }
 
-    broker.restart();
+    kafka.restart(1);
 
     // The cluster reconnects (with backoff) and later requests succeed.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         match cluster.refresh_metadata().await {
             Ok(m) if m.topics.contains_key("idle") => break,
-            Ok(_) => panic!("topic lost across the restart (sqlite storage)"),
+            Ok(_) => panic!("topic lost across the restart (Kafka keeps it on disk)"),
             Err(e) if tokio::time::Instant::now() < deadline => {
                 tracing_like_sleep(&e).await;
             }
             Err(e) => panic!("no reconnect: {e}"),
         }
     }
-    let fresh = cluster.connection(&broker.addr()).await.unwrap();
+    let fresh = cluster.connection(&addr).await.unwrap();
     assert!(
         !Arc::ptr_eq(&fresh, &conn),
         "a new connection replaced the poisoned one"
