@@ -1,5 +1,5 @@
-//! Pipelined vs sequential requests on one connection to a real nisshi
-//! broker: `cargo bench -p kmirror-pool --bench pipelining`.
+//! Pipelined vs sequential requests on one connection to a real Apache
+//! Kafka broker (KRaft, the newest pinned version, benchmark JVM options): `cargo bench -p kmirror-pool --bench pipelining`.
 //!
 //! Prints requests per second for each mode and their ratio, measured in the
 //! same run (never a wall-clock threshold).
@@ -9,15 +9,20 @@ use std::time::Instant;
 
 use kmirror_pool::protocol::messages::metadata::metadata_request;
 use kmirror_pool::{ClientConfig, Cluster, Properties};
-use kmirror_test_support::{Broker, BrokerOptions};
+use kmirror_test_support::{ClusterOptions, KafkaCluster};
 use tokio::task::JoinSet;
 
 const REQUESTS: usize = 5_000;
 const IN_FLIGHT: usize = 200;
 
 fn main() {
-    let broker = Broker::start(BrokerOptions::memory());
-    let props = Properties::parse(&format!("bootstrap.servers={}\n", broker.addr())).unwrap();
+    let kafka = KafkaCluster::start(
+        ClusterOptions::kraft()
+            .performance()
+            .name("pipelining-bench"),
+    );
+    let addr = kafka.bootstrap();
+    let props = Properties::parse(&format!("bootstrap.servers={addr}\n")).unwrap();
     let config: ClientConfig = ClientConfig::from_properties(&props, &[]).unwrap().config;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -26,7 +31,7 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let cluster = Cluster::connect(config).await.unwrap();
-        let conn = cluster.connection(&broker.addr()).await.unwrap();
+        let conn = cluster.connection(&addr).await.unwrap();
         let request = Arc::new(metadata_request(Some(&["bench-probe"])));
 
         // Warm up.
@@ -60,7 +65,10 @@ fn main() {
         let pipelined = started.elapsed();
 
         let rate = |d: std::time::Duration| REQUESTS as f64 / d.as_secs_f64();
-        println!("pipelining: {REQUESTS} Metadata requests on one connection to nisshi");
+        println!(
+            "pipelining: {REQUESTS} Metadata requests on one connection to Apache Kafka {}",
+            kafka.version()
+        );
         println!(
             "  sequential (1 in flight):    {:>9.0} req/s",
             rate(sequential)

@@ -1,28 +1,51 @@
-//! Broker discovery through a real ZooKeeper server (Debian's `zookeeper`
-//! package) holding registrations in Apache Kafka's format, written with
-//! ZooKeeper's own CLI and pointing at a real nisshi broker.
-//!
-//! ZooKeeper must be installed (`apt-get install -y zookeeper`; CI's
-//! `.ci/run` installs it): these tests fail, never skip, without it.
+//! Broker discovery through ZooKeeper: hand-made registrations in Apache
+//! Kafka's formats (chroots, odd JSON) written with ZooKeeper's own CLI, and
+//! the registrations of a real Apache Kafka 3.9 cluster in ZooKeeper mode
+//! (what HDInsight users point kmirror at). The ZooKeeper server is the one
+//! from Kafka 3.9's classpath, run by the test harness.
+
+mod common;
 
 use std::net::TcpListener;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use kmirror_pool::PoolError;
 use kmirror_pool::zookeeper::discover_brokers;
 use kmirror_test_support::{
-    Broker, BrokerOptions, ZooKeeper, free_port, librdkafka_create_topic, librdkafka_list_topics,
+    ClusterOptions, KafkaCluster, KafkaVersion, Listener, ZooKeeper, free_port,
+    librdkafka_create_topic, librdkafka_list_topics,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-fn start_zookeeper() -> ZooKeeper {
-    assert!(
-        ZooKeeper::is_installed(),
-        "ZooKeeper is not installed on this machine; install Debian's package with \
-         `apt-get update && apt-get install -y zookeeper` (CI's .ci/run does this)"
-    );
-    ZooKeeper::start()
+/// The certificates of the shared cluster's SSL listeners.
+fn pki() -> &'static common::Pki {
+    static PKI: OnceLock<common::Pki> = OnceLock::new();
+    PKI.get_or_init(|| common::Pki::new("zookeeper", &["127.0.0.1", "localhost"]))
+}
+
+/// One Apache Kafka 3.9 broker in ZooKeeper mode (registered under the
+/// chroot `/kafka` of its own ZooKeeper) with all four listener kinds,
+/// shared by every test here. The hand-made registrations live outside
+/// that chroot, in the same ZooKeeper server.
+fn cluster() -> &'static KafkaCluster {
+    KafkaCluster::shared("pool-zookeeper", || {
+        let (cert, key) = pki().server_files();
+        ClusterOptions::new(KafkaVersion::V3_9)
+            .tls(cert, key)
+            .sasl_user("hdi", "hdi-secret")
+    })
+}
+
+fn zookeeper(kafka: &KafkaCluster) -> &ZooKeeper {
+    kafka
+        .zookeeper()
+        .expect("a ZooKeeper-mode cluster has ZooKeeper")
+}
+
+fn port_of(addr: &str) -> u16 {
+    addr.rsplit_once(':').unwrap().1.parse().unwrap()
 }
 
 /// A registration as a Kafka 2.x/3.x broker in ZooKeeper mode writes it
@@ -41,38 +64,40 @@ fn zookeeper_error(result: Result<Vec<String>, PoolError>) -> (String, String) {
     }
 }
 
-#[tokio::test]
-async fn discovers_a_real_broker_through_zookeeper() {
-    let broker = Broker::start(BrokerOptions::memory().cluster_id("zk-source"));
-    librdkafka_create_topic(&broker.addr(), "testtopic", 8, &[]);
-    let zk = start_zookeeper();
-    let nisshi_port = broker.port();
-    let v4 = registration_v4(nisshi_port, 1);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovers_hand_made_registrations_through_zookeeper() {
+    let kafka = cluster();
+    let broker_addr = kafka.bootstrap();
+    librdkafka_create_topic(&broker_addr, "hand-made", 8, &[]);
+    let zk = zookeeper(kafka);
+    let kafka_port = port_of(&broker_addr);
+    let v4 = registration_v4(kafka_port, 1);
     // Under a chroot: broker ids 2 and 10 (numeric order is not string
     // order), one with custom listener names, one in the legacy format, and
     // a child that is not a broker id.
     let custom = format!(
-        r#"{{"features":{{}},"listener_security_protocol_map":{{"INTERNAL":"PLAINTEXT","EXTERNAL":"SASL_SSL"}},"endpoints":["EXTERNAL://127.0.0.1:2","INTERNAL://localhost:{nisshi_port}"],"jmx_port":-1,"host":null,"port":-1,"rack":"az1","timestamp":"1700000000000","version":5}}"#
+        r#"{{"features":{{}},"listener_security_protocol_map":{{"INTERNAL":"PLAINTEXT","EXTERNAL":"SASL_SSL"}},"endpoints":["EXTERNAL://127.0.0.1:2","INTERNAL://localhost:{kafka_port}"],"jmx_port":-1,"host":null,"port":-1,"rack":"az1","timestamp":"1700000000000","version":5}}"#
     );
     let legacy = format!(
-        r#"{{"jmx_port":-1,"timestamp":"1400000000000","host":"127.0.0.1","version":1,"port":{nisshi_port}}}"#
+        r#"{{"jmx_port":-1,"timestamp":"1400000000000","host":"127.0.0.1","version":1,"port":{kafka_port}}}"#
     );
     zk.create(&[
         ("/brokers/ids/1", &v4),
-        ("/kafka/prod/brokers/ids/10", &legacy),
-        ("/kafka/prod/brokers/ids/2", &custom),
-        ("/kafka/prod/brokers/ids/not-an-id", "{}"),
+        ("/hand/prod/brokers/ids/10", &legacy),
+        ("/hand/prod/brokers/ids/2", &custom),
+        ("/hand/prod/brokers/ids/not-an-id", "{}"),
         ("/empty/brokers/ids", ""),
     ]);
     let connect = zk.addr();
 
-    // PLAINTEXT: the nisshi address, and it is a working bootstrap server.
+    // PLAINTEXT: the Kafka broker's address, and it is a working bootstrap
+    // server.
     let brokers = discover_brokers(&connect, "PLAINTEXT", TIMEOUT)
         .await
         .unwrap();
-    assert_eq!(brokers, [broker.addr()]);
+    assert_eq!(brokers, [broker_addr.clone()]);
     let topics = librdkafka_list_topics(&brokers.join(","));
-    assert!(topics.iter().any(|t| t == "testtopic"), "{topics:?}");
+    assert!(topics.iter().any(|t| t == "hand-made"), "{topics:?}");
 
     // SSL: the SSL endpoint of the same registration.
     let brokers = discover_brokers(&connect, "ssl", TIMEOUT).await.unwrap();
@@ -84,30 +109,30 @@ async fn discovers_a_real_broker_through_zookeeper() {
     assert_eq!(reported, connect);
     assert!(
         reason.contains(&format!(
-            r#"broker 1 has no SASL_SSL endpoint; its endpoints are ["PLAINTEXT://127.0.0.1:{nisshi_port}", "SSL://127.0.0.1:1"]"#
+            r#"broker 1 has no SASL_SSL endpoint; its endpoints are ["PLAINTEXT://127.0.0.1:{kafka_port}", "SSL://127.0.0.1:1"]"#
         )),
         "{reason}"
     );
 
     // The chroot, with and without a trailing slash; brokers in id order.
-    for chroot in ["/kafka/prod", "/kafka/prod/"] {
+    for chroot in ["/hand/prod", "/hand/prod/"] {
         let brokers = discover_brokers(&format!("{connect}{chroot}"), "PLAINTEXT", TIMEOUT)
             .await
             .unwrap();
         assert_eq!(
             brokers,
             [
-                format!("localhost:{nisshi_port}"),
-                format!("127.0.0.1:{nisshi_port}")
+                format!("localhost:{kafka_port}"),
+                format!("127.0.0.1:{kafka_port}")
             ]
         );
     }
-    let brokers = discover_brokers(&format!("{connect}/kafka/prod"), "SASL_SSL", TIMEOUT)
+    let brokers = discover_brokers(&format!("{connect}/hand/prod"), "SASL_SSL", TIMEOUT)
         .await
         .unwrap();
     assert_eq!(brokers, ["127.0.0.1:2"]);
-    let topics = librdkafka_list_topics(&format!("localhost:{nisshi_port}"));
-    assert!(topics.iter().any(|t| t == "testtopic"), "{topics:?}");
+    let topics = librdkafka_list_topics(&format!("localhost:{kafka_port}"));
+    assert!(topics.iter().any(|t| t == "hand-made"), "{topics:?}");
 
     // A chroot without a cluster, and a cluster without brokers.
     let (_, reason) = zookeeper_error(
@@ -128,7 +153,7 @@ async fn discovers_a_real_broker_through_zookeeper() {
     let brokers = discover_brokers(&format!("127.0.0.1:{dead},{connect}"), "PLAINTEXT", TIMEOUT)
         .await
         .unwrap();
-    assert_eq!(brokers, [broker.addr()]);
+    assert_eq!(brokers, [broker_addr.clone()]);
 
     // Many sessions one after another: each one is closed, none leaks.
     for _ in 0..20 {
@@ -181,25 +206,71 @@ async fn unreachable_zookeeper_fails_within_the_timeout() {
     assert!(reason.contains("malformed port"), "{reason}");
 }
 
+/// Kafka 3.9 in ZooKeeper mode registers every listener (version 5 JSON
+/// with `features`); each security protocol finds its own endpoint, and the
+/// SASL_SSL one is a working bootstrap server for SCRAM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovers_every_listener_of_a_real_kafka_3_9_in_zookeeper_mode() {
+    let kafka = cluster();
+    let connect = kafka.zookeeper_connect();
+    let registration = zookeeper(kafka).cli("get /kafka/brokers/ids/1\n");
+    assert!(
+        registration.contains(r#""version":5"#) && registration.contains("SASL_SSL://"),
+        "what Kafka 3.9 registers: {registration}"
+    );
+    for (protocol, listener) in [
+        ("PLAINTEXT", Listener::Plaintext),
+        ("SSL", Listener::Ssl),
+        ("SASL_PLAINTEXT", Listener::SaslPlaintext),
+        ("SASL_SSL", Listener::SaslSsl),
+    ] {
+        let brokers = discover_brokers(&connect, protocol, TIMEOUT)
+            .await
+            .unwrap_or_else(|e| panic!("{protocol}: {e}\n--- registration:\n{registration}"));
+        assert_eq!(brokers, [kafka.bootstrap_for(listener)], "{protocol}");
+    }
+
+    let props = kmirror_pool::Properties::parse(&format!(
+        "zookeeper.connect={connect}\nsecurity.protocol=SASL_SSL\nssl.ca.location={}\n\
+         sasl.mechanism=SCRAM-SHA-512\n\
+         sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"hdi\" password=\"hdi-secret\";\n",
+        pki().ca()
+    ))
+    .unwrap();
+    let parsed = kmirror_pool::ClientConfig::from_properties(&props, &[]).unwrap();
+    let cluster = kmirror_pool::Cluster::connect(parsed.config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n--- broker log:\n{}", kafka.log(1)));
+    assert_eq!(
+        cluster.bootstrap_servers(),
+        [kafka.bootstrap_for(Listener::SaslSsl)]
+    );
+    let metadata = cluster.metadata().await.unwrap();
+    assert_eq!(metadata.brokers.len(), 1);
+    assert_eq!(
+        metadata.brokers[&1].addr,
+        kafka.bootstrap_for(Listener::SaslSsl)
+    );
+}
+
 /// The HDInsight guide's consumer.properties has only `zookeeper.connect`
 /// and `group.id`: a cluster client built from exactly that finds the
-/// brokers through ZooKeeper and reads the topic the guide creates.
+/// brokers of a real ZooKeeper-mode Kafka and reads the topic the guide
+/// creates.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guides_consumer_properties_reach_the_cluster_through_zookeeper() {
-    let broker = Broker::start(BrokerOptions::memory());
-    librdkafka_create_topic(&broker.addr(), "testtopic", 8, &[]);
-    let zk = start_zookeeper();
-    zk.create(&[("/brokers/ids/1", &registration_v4(broker.port(), 1))]);
+    let kafka = cluster();
+    librdkafka_create_topic(&kafka.bootstrap(), "testtopic", 8, &[]);
 
     let props = kmirror_pool::Properties::parse(&format!(
         "zookeeper.connect={}\ngroup.id=mirrorgroup\n",
-        zk.addr()
+        kafka.zookeeper_connect()
     ))
     .unwrap();
     let parsed = kmirror_pool::ClientConfig::from_properties(&props, &["group.id"]).unwrap();
     assert!(parsed.unknown_keys.is_empty(), "{:?}", parsed.unknown_keys);
     let cluster = kmirror_pool::Cluster::connect(parsed.config).await.unwrap();
-    assert_eq!(cluster.bootstrap_servers(), [broker.addr()]);
+    assert_eq!(cluster.bootstrap_servers(), [kafka.bootstrap()]);
     let metadata = cluster.metadata().await.unwrap();
     assert_eq!(metadata.topics["testtopic"].partitions.len(), 8);
 }
