@@ -78,11 +78,41 @@ fn version(conn: &BrokerConnection, api: ApiKey) -> Result<i16, PoolError> {
         })
 }
 
+/// How long kmirror waits for a group's coordinator to become available.
+const COORDINATOR_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The node id of `group`'s coordinator, waiting (up to
+/// [`COORDINATOR_WAIT`]) while the broker answers that none is available
+/// yet. Apache Kafka answers COORDINATOR_NOT_AVAILABLE to the first
+/// FindCoordinator of a new cluster while it creates `__consumer_offsets`
+/// (`KafkaApis.handleFindCoordinatorRequest`), and while a partition of it
+/// has no leader; COORDINATOR_LOAD_IN_PROGRESS while loading it.
+pub(crate) async fn find_coordinator(cluster: &Cluster, group: &str) -> Result<i32, PoolError> {
+    let deadline = tokio::time::Instant::now() + COORDINATOR_WAIT;
+    let mut backoff = std::time::Duration::from_millis(100);
+    loop {
+        match cluster.coordinator(group).await {
+            Err(PoolError::Kafka {
+                error:
+                    ResponseError::CoordinatorNotAvailable
+                    | ResponseError::CoordinatorLoadInProgress
+                    | ResponseError::NotCoordinator,
+                ..
+            }) if tokio::time::Instant::now() + backoff < deadline => {
+                tracing::debug!(%group, "no group coordinator available yet; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+            }
+            result => return result,
+        }
+    }
+}
+
 async fn coordinator_connection(
     cluster: &Cluster,
     group: &str,
 ) -> Result<Arc<BrokerConnection>, PoolError> {
-    let id = cluster.coordinator(group).await?;
+    let id = find_coordinator(cluster, group).await?;
     cluster.connection_to_broker(id).await
 }
 

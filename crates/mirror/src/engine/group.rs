@@ -125,9 +125,7 @@ impl GroupMember {
     }
 
     async fn connection(&self) -> Result<Arc<BrokerConnection>, MirrorError> {
-        let id = self
-            .source
-            .coordinator(&self.group)
+        let id = super::admin::find_coordinator(&self.source, &self.group)
             .await
             .map_err(MirrorError::source)?;
         self.source
