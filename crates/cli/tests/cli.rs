@@ -3,9 +3,8 @@
 //! the fix (never a panic or a backtrace). The runs against real brokers
 //! are in `mirror.rs`.
 //!
-//! The broker tests need nisshi and the Python clients (`cargo xtask
-//! brokers`) and, for the guide's `zookeeper.connect`, Debian's ZooKeeper
-//! (`apt-get install -y zookeeper`); CI's `.ci/run` installs all three.
+//! None of these needs a broker: the unreachable cluster is a free port
+//! nobody listens on.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

@@ -1,24 +1,27 @@
-//! End to end: the built `kmirror` binary between two nisshi brokers, inputs
-//! produced by librdkafka, the destination read back by librdkafka and
-//! compared partition by partition, record by record. The destination sits
-//! behind a proxy that runs every Produce request through Apache Kafka's
-//! rules (`ConformanceChecker`), since nisshi alone is more lenient.
+//! End to end: the built `kmirror` binary between two Apache Kafka
+//! clusters, inputs produced by librdkafka, the destination read back by
+//! librdkafka and compared partition by partition, record by record. The
+//! destination sits behind a proxy that runs every Produce request through
+//! Apache Kafka's rules (`ConformanceChecker`), which names the rule a
+//! request broke where the broker only answers an error code.
 //!
-//! Needs nisshi and the Python clients (`cargo xtask brokers`) and, for the
-//! guide's `zookeeper.connect`, Debian's ZooKeeper; CI's `.ci/run`
-//! installs them.
+//! JVMs start slowly, so most tests share one source and one destination
+//! (each with topics and groups of its own); a test that restarts a broker,
+//! needs other listeners or expects a violation starts its own. Needs Apache
+//! Kafka 4.4 and 3.9 and the Python clients (`cargo xtask brokers`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kmirror_test_support::{
-    Broker, BrokerOptions, Codec, ConformanceProxy, ProduceSpec, ZooKeeper, assert_same_records,
-    librdkafka_committed_offsets, librdkafka_consume_all, librdkafka_consume_summary,
-    librdkafka_create_topic, librdkafka_end_offsets, librdkafka_list_topics, librdkafka_produce,
-    start_broker_behind_proxy,
+    ClusterOptions, Codec, ConformanceProxy, KafkaCluster, KafkaVersion, Listener, ProduceSpec,
+    assert_same_records, librdkafka_committed_offsets, librdkafka_consume_all,
+    librdkafka_consume_summary, librdkafka_create_topic, librdkafka_end_offsets,
+    librdkafka_list_topics, librdkafka_produce, start_cluster_behind_proxy,
 };
 
 /// A scratch directory with the `.properties` files and kmirror's output.
@@ -252,29 +255,39 @@ fn partition_count(bootstrap: &str, topic: &str) -> usize {
     librdkafka_end_offsets(bootstrap, topic).len()
 }
 
-/// A broker registration as Kafka brokers write it in ZooKeeper.
-fn register_in_zookeeper(zk: &ZooKeeper, port: u16) {
-    let registration = format!(
-        r#"{{"listener_security_protocol_map":{{"PLAINTEXT":"PLAINTEXT"}},"endpoints":["PLAINTEXT://127.0.0.1:{port}"],"jmx_port":-1,"host":"127.0.0.1","timestamp":"1700000000000","port":{port},"version":4}}"#
-    );
-    let commands = format!(
-        "create /brokers ''\ncreate /brokers/ids ''\ncreate /brokers/ids/1001 '{registration}'\n"
-    );
-    let mut output = String::new();
-    for _ in 0..5 {
-        output = zk.cli(&commands);
-        if output.contains("Created /brokers/ids/1001\n")
-            || output.contains("Node already exists: /brokers/ids/1001")
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    panic!("zkCli.sh did not create /brokers/ids/1001:\n{output}");
+/// The source cluster shared by the tests of this file (one KRaft broker).
+fn shared_source() -> &'static KafkaCluster {
+    KafkaCluster::shared("source", ClusterOptions::kraft)
 }
 
-fn destination_behind_proxy(options: BrokerOptions) -> (Broker, ConformanceProxy) {
-    start_broker_behind_proxy(options.cluster_id("destination"))
+/// The destination shared by the tests of this file: one KRaft broker
+/// behind a conformance proxy. kmirror's producer bootstraps with
+/// `proxy.addr()`; the test's own clients use `cluster.bootstrap()`.
+/// A violation from any test fails every test that asserts on it, which is
+/// fine: none is expected.
+fn shared_destination() -> &'static (KafkaCluster, ConformanceProxy) {
+    static DESTINATION: OnceLock<(KafkaCluster, ConformanceProxy)> = OnceLock::new();
+    DESTINATION
+        .get_or_init(|| start_cluster_behind_proxy(ClusterOptions::kraft().name("destination")))
+}
+
+/// A destination of the test's own (it restarts it, or expects a
+/// violation).
+fn own_destination(name: &str) -> (KafkaCluster, ConformanceProxy) {
+    start_cluster_behind_proxy(ClusterOptions::kraft().name(name))
+}
+
+/// No Produce request through `proxy` broke a rule (whichever test sent
+/// it), and kmirror's records for each of `topics` went through it.
+fn assert_conformant_for(proxy: &ConformanceProxy, topics: &[&str]) {
+    proxy.assert_no_violations();
+    for topic in topics {
+        assert!(
+            proxy.records_to(topic) > 0,
+            "no record for {topic} went through the conformance proxy: {}",
+            proxy.report().summary()
+        );
+    }
 }
 
 /// The HDInsight guide, with only the command name changed: `testtopic`
@@ -283,19 +296,23 @@ fn destination_behind_proxy(options: BrokerOptions) -> (Broker, ConformanceProxy
 /// kmirror runs, Ctrl+C. kmirror exits 0, the destination topic was
 /// created with 8 partitions and holds every record as the source does,
 /// and the group's offsets on the source reached the end offsets.
+///
+/// The source is a ZooKeeper-mode Apache Kafka 3.9 cluster (the guide's
+/// clusters are ZooKeeper-mode): its broker registers itself under the
+/// chroot `/kafka`, which kmirror reads.
 #[test]
 fn the_guides_scenario_end_to_end() {
-    assert!(
-        ZooKeeper::is_installed(),
-        "ZooKeeper is not installed; `apt-get install -y zookeeper` (CI's .ci/run does this)"
-    );
-    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
-    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
-    librdkafka_create_topic(&source.addr(), "testtopic", 8, &[]);
-    let zk = ZooKeeper::start();
-    register_in_zookeeper(&zk, source.port());
+    let source_cluster =
+        KafkaCluster::start(ClusterOptions::new(KafkaVersion::V3_9).name("guide-source"));
+    let source = source_cluster.bootstrap();
+    let (destination, proxy) = shared_destination();
+    let destination = destination.bootstrap();
+    librdkafka_create_topic(&source, "testtopic", 8, &[]);
     let scratch = Scratch::new(
-        &format!("zookeeper.connect={}\ngroup.id=mirrorgroup\n", zk.addr()),
+        &format!(
+            "zookeeper.connect={}\ngroup.id=mirrorgroup\n",
+            source_cluster.zookeeper_connect()
+        ),
         &format!(
             "bootstrap.servers={}\ncompression.type=none\n",
             proxy.addr()
@@ -303,9 +320,9 @@ fn the_guides_scenario_end_to_end() {
     );
     let mirror = scratch.spawn(&["--whitelist", "testtopic", "--num.streams", "4"]);
     let spec = ProduceSpec::default().count(2_000).keys(50).headers(true);
-    librdkafka_produce(&source.addr(), "testtopic", &spec);
+    librdkafka_produce(&source, "testtopic", &spec);
     wait_for_records(
-        &proxy.addr(),
+        &destination,
         "testtopic",
         2_000,
         Duration::from_secs(60),
@@ -320,12 +337,12 @@ fn the_guides_scenario_end_to_end() {
         "{}",
         exited.context()
     );
-    assert_eq!(partition_count(&proxy.addr(), "testtopic"), 8);
+    assert_eq!(partition_count(&destination, "testtopic"), 8);
     assert_same_records(
-        &librdkafka_consume_all(&source.addr(), "testtopic"),
-        &librdkafka_consume_all(&proxy.addr(), "testtopic"),
+        &librdkafka_consume_all(&source, "testtopic"),
+        &librdkafka_consume_all(&destination, "testtopic"),
     );
-    assert_committed_to_the_end(&source.addr(), "mirrorgroup", "testtopic");
+    assert_committed_to_the_end(&source, "mirrorgroup", "testtopic");
     let summary = exited.summary();
     assert_eq!(summary.records, 2_000, "{}", exited.context());
     assert!(
@@ -333,7 +350,7 @@ fn the_guides_scenario_end_to_end() {
         "{}",
         exited.context()
     );
-    proxy.assert_conformant();
+    assert_conformant_for(proxy, &["testtopic"]);
 }
 
 /// Every codec, with null keys, null values, headers (repeats, empty and
@@ -341,12 +358,13 @@ fn the_guides_scenario_end_to_end() {
 /// passthrough path only, and `--once` exits 0 with the offsets committed.
 #[test]
 fn every_codec_passes_through_byte_identical_with_once() {
-    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
-    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
+    let source = shared_source().bootstrap();
+    let (destination, proxy) = shared_destination();
+    let destination = destination.bootstrap();
     let mut total = 0;
     for codec in Codec::ALL {
         let topic = format!("codec-{}", codec.name());
-        librdkafka_create_topic(&source.addr(), &topic, 3, &[]);
+        librdkafka_create_topic(&source, &topic, 3, &[]);
         let spec = ProduceSpec::default()
             .count(300)
             .codec(codec)
@@ -358,10 +376,10 @@ fn every_codec_passes_through_byte_identical_with_once() {
             .large_values(97, 900 * 1024)
             .partitions(3)
             .linger_ms(20);
-        total += librdkafka_produce(&source.addr(), &topic, &spec);
+        total += librdkafka_produce(&source, &topic, &spec);
     }
     let scratch = Scratch::new(
-        &format!("bootstrap.servers={}\ngroup.id=codecs\n", source.addr()),
+        &format!("bootstrap.servers={source}\ngroup.id=codecs\n"),
         &format!("bootstrap.servers={}\n", proxy.addr()),
     );
     let exited = scratch
@@ -374,14 +392,14 @@ fn every_codec_passes_through_byte_identical_with_once() {
     assert!(summary.passthrough >= 15, "{}", exited.context());
     for codec in Codec::ALL {
         let topic = format!("codec-{}", codec.name());
-        assert_eq!(partition_count(&proxy.addr(), &topic), 3);
+        assert_eq!(partition_count(&destination, &topic), 3);
         assert_same_records(
-            &librdkafka_consume_all(&source.addr(), &topic),
-            &librdkafka_consume_all(&proxy.addr(), &topic),
+            &librdkafka_consume_all(&source, &topic),
+            &librdkafka_consume_all(&destination, &topic),
         );
-        assert_committed_to_the_end(&source.addr(), "codecs", &topic);
+        assert_committed_to_the_end(&source, "codecs", &topic);
+        assert_conformant_for(proxy, &[&topic]);
     }
-    proxy.assert_conformant();
 }
 
 const TOPIC_CONFIGS: &str = r#"
@@ -399,22 +417,23 @@ for future in admin.describe_configs([resource]).values():
 /// metadata refresh and mirrored; SIGTERM stops kmirror with exit 0.
 #[test]
 fn a_topic_created_while_running_is_mirrored() {
-    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
-    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
-    librdkafka_create_topic(&source.addr(), "early", 2, &[]);
+    let source = shared_source().bootstrap();
+    let (destination, proxy) = shared_destination();
+    let destination = destination.bootstrap();
+    librdkafka_create_topic(&source, "early", 2, &[]);
     let scratch = Scratch::new(
         &format!(
             "bootstrap.servers={}\ngroup.id=watcher\nmetadata.max.age.ms=1000\n",
-            source.addr()
+            source
         ),
         &format!("bootstrap.servers={}\n", proxy.addr()),
     );
     let mirror = scratch.spawn(&["--whitelist", "early|late.*"]);
-    librdkafka_produce(&source.addr(), "early", &ProduceSpec::default().count(50));
-    wait_for_records(&proxy.addr(), "early", 50, Duration::from_secs(60), &mirror);
+    librdkafka_produce(&source, "early", &ProduceSpec::default().count(50));
+    wait_for_records(&destination, "early", 50, Duration::from_secs(60), &mirror);
 
     librdkafka_create_topic(
-        &source.addr(),
+        &source,
         "late-1",
         4,
         &[
@@ -426,9 +445,9 @@ fn a_topic_created_while_running_is_mirrored() {
         .count(400)
         .codec(Codec::Zstd)
         .headers(true);
-    librdkafka_produce(&source.addr(), "late-1", &spec);
+    librdkafka_produce(&source, "late-1", &spec);
     wait_for_records(
-        &proxy.addr(),
+        &destination,
         "late-1",
         400,
         Duration::from_secs(60),
@@ -438,21 +457,21 @@ fn a_topic_created_while_running_is_mirrored() {
     mirror.signal("-TERM");
     let exited = mirror.wait(Duration::from_secs(60));
     exited.assert_success();
-    assert_eq!(partition_count(&proxy.addr(), "late-1"), 4);
+    assert_eq!(partition_count(&destination, "late-1"), 4);
     // The topic's own settings were copied to the topic kmirror created.
-    let configs = kmirror_test_support::run_python(TOPIC_CONFIGS, &[&proxy.addr(), "late-1"]);
+    let configs = kmirror_test_support::run_python(TOPIC_CONFIGS, &[&destination, "late-1"]);
     assert!(
         configs.contains("retention.ms=123456\n")
             && configs.contains("cleanup.policy=compact,delete\n"),
         "{configs}"
     );
     assert_same_records(
-        &librdkafka_consume_all(&source.addr(), "late-1"),
-        &librdkafka_consume_all(&proxy.addr(), "late-1"),
+        &librdkafka_consume_all(&source, "late-1"),
+        &librdkafka_consume_all(&destination, "late-1"),
     );
-    assert_committed_to_the_end(&source.addr(), "watcher", "late-1");
-    assert_committed_to_the_end(&source.addr(), "watcher", "early");
-    proxy.assert_conformant();
+    assert_committed_to_the_end(&source, "watcher", "late-1");
+    assert_committed_to_the_end(&source, "watcher", "early");
+    assert_conformant_for(proxy, &["early", "late-1"]);
 }
 
 /// Records at the destination so far (0 before the topic exists).
@@ -517,9 +536,10 @@ fn assert_complete_in_order(source: &str, destination: &str, topic: &str) -> u64
 /// (at-least-once) are counted and printed.
 #[test]
 fn sigkill_three_times_then_resume_loses_nothing() {
-    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
-    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
-    librdkafka_create_topic(&source.addr(), "big", 8, &[]);
+    let source = shared_source().bootstrap();
+    let (destination, proxy) = shared_destination();
+    let destination = destination.bootstrap();
+    librdkafka_create_topic(&source, "big", 8, &[]);
     let spec = ProduceSpec::default()
         .count(200_000)
         .value_size(1024)
@@ -527,13 +547,13 @@ fn sigkill_three_times_then_resume_loses_nothing() {
         .keys(1_000)
         .linger_ms(50)
         .batch_size(32 * 1024);
-    librdkafka_produce(&source.addr(), "big", &spec);
+    librdkafka_produce(&source, "big", &spec);
     // Small fetches, small requests and a small buffer make the copy slow
     // enough to interrupt (and exercise the memory bound).
     let scratch = Scratch::new(
         &format!(
             "bootstrap.servers={}\ngroup.id=crashy\nmax.partition.fetch.bytes=32768\nfetch.max.bytes=65536\n",
-            source.addr()
+            source
         ),
         &format!(
             "bootstrap.servers={}\nmax.request.size=65536\nbuffer.memory=1048576\n",
@@ -556,7 +576,7 @@ fn sigkill_three_times_then_resume_loses_nothing() {
         // Mid-copy: once this run has copied something (a restart first
         // waits for the killed run's group session to expire).
         let deadline = Instant::now() + Duration::from_secs(60);
-        while destination_count(&proxy.addr(), "big") <= before && Instant::now() < deadline {
+        while destination_count(&destination, "big") <= before && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
         std::thread::sleep(Duration::from_millis(100 * round));
@@ -568,7 +588,7 @@ fn sigkill_three_times_then_resume_loses_nothing() {
             "killed by a signal: {}",
             exited.context()
         );
-        killed_at.push(destination_count(&proxy.addr(), "big"));
+        killed_at.push(destination_count(&destination, "big"));
     }
     let copied_before_resume = killed_at.last().copied().unwrap_or(0);
     assert!(
@@ -577,22 +597,23 @@ fn sigkill_three_times_then_resume_loses_nothing() {
     );
     let exited = scratch.spawn(&args).wait(Duration::from_secs(300));
     exited.assert_success();
-    let duplicates = assert_complete_in_order(&source.addr(), &proxy.addr(), "big");
-    assert_committed_to_the_end(&source.addr(), "crashy", "big");
+    let duplicates = assert_complete_in_order(&source, &destination, "big");
+    assert_committed_to_the_end(&source, "crashy", "big");
     eprintln!(
         "SIGKILL x3 at destination record counts {killed_at:?}: nothing lost, order kept, \
          {duplicates} duplicates of 200000 records"
     );
-    proxy.assert_conformant();
+    assert_conformant_for(proxy, &["big"]);
 }
 
-/// The destination broker (SQLite storage) restarted mid-copy: kmirror
-/// rides through it, and nothing is lost or reordered.
+/// The destination broker restarted (killed, started again on its data)
+/// mid-copy: kmirror rides through it, and nothing is lost or reordered.
 #[test]
 fn a_destination_restart_mid_copy_loses_nothing() {
-    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
-    let (mut destination, proxy) = destination_behind_proxy(BrokerOptions::sqlite());
-    librdkafka_create_topic(&source.addr(), "steady", 4, &[]);
+    let source = shared_source().bootstrap();
+    let (mut destination_cluster, proxy) = own_destination("restarting-destination");
+    let destination = destination_cluster.bootstrap();
+    librdkafka_create_topic(&source, "steady", 4, &[]);
     let spec = ProduceSpec::default()
         .count(60_000)
         .value_size(1024)
@@ -600,11 +621,11 @@ fn a_destination_restart_mid_copy_loses_nothing() {
         .keys(100)
         .linger_ms(50)
         .batch_size(32 * 1024);
-    librdkafka_produce(&source.addr(), "steady", &spec);
+    librdkafka_produce(&source, "steady", &spec);
     let scratch = Scratch::new(
         &format!(
             "bootstrap.servers={}\ngroup.id=steady\nmax.partition.fetch.bytes=32768\nfetch.max.bytes=65536\n",
-            source.addr()
+            source
         ),
         &format!(
             "bootstrap.servers={}\nmax.request.size=65536\nrequest.timeout.ms=5000\n",
@@ -615,13 +636,13 @@ fn a_destination_restart_mid_copy_loses_nothing() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         std::thread::sleep(Duration::from_millis(300));
-        let copied = destination_count(&proxy.addr(), "steady");
+        let copied = destination_count(&destination, "steady");
         if copied > 0 || Instant::now() > deadline {
             break;
         }
     }
-    let copied_at_restart = destination_count(&proxy.addr(), "steady");
-    destination.restart();
+    let copied_at_restart = destination_count(&destination, "steady");
+    destination_cluster.restart(1);
     let exited = mirror.wait(Duration::from_secs(240));
     exited.assert_success();
     assert!(
@@ -637,26 +658,32 @@ fn a_destination_restart_mid_copy_loses_nothing() {
     for line in exited.stderr.lines().filter(|l| l.contains("WARN")).take(5) {
         eprintln!("{line}");
     }
-    let duplicates = assert_complete_in_order(&source.addr(), &proxy.addr(), "steady");
-    assert_committed_to_the_end(&source.addr(), "steady", "steady");
+    let duplicates = assert_complete_in_order(&source, &destination, "steady");
+    assert_committed_to_the_end(&source, "steady", "steady");
     eprintln!(
         "destination restart after {copied_at_restart} records: nothing lost, order kept, \
          {duplicates} duplicates of 60000 records, {} records acknowledged",
         summary.records
     );
+    assert_conformant_for(&proxy, &["steady"]);
 }
 
 /// A wrong password is a clear one-paragraph error with exit 4.
 #[test]
 fn a_wrong_password_is_a_clear_error() {
-    let source = Broker::start_with_scram_user("mirror", "right-password");
-    let destination = Broker::start(BrokerOptions::memory());
+    let source_cluster = KafkaCluster::start(
+        ClusterOptions::kraft()
+            .name("sasl-source")
+            .sasl_user("mirror", "right-password"),
+    );
+    let source = source_cluster.bootstrap_for(Listener::SaslPlaintext);
+    let (_, proxy) = shared_destination();
     let scratch = Scratch::new(
         &format!(
             "bootstrap.servers={}\ngroup.id=g\nauto.offset.reset=earliest\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\nsasl.username=mirror\nsasl.password=wrong-password\n",
-            source.addr()
+            source
         ),
-        &format!("bootstrap.servers={}\n", destination.addr()),
+        &format!("bootstrap.servers={}\n", proxy.addr()),
     );
     let exited = scratch
         .spawn(&["--whitelist", "x"])
@@ -694,29 +721,23 @@ c.close()
 /// with a clear message, before anything is committed to it.
 #[test]
 fn a_group_in_use_is_refused() {
-    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
-    let destination = Broker::start(BrokerOptions::memory().cluster_id("destination"));
-    librdkafka_create_topic(&source.addr(), "shared", 1, &[]);
+    let source = shared_source().bootstrap();
+    let (_, proxy) = shared_destination();
+    librdkafka_create_topic(&source, "shared", 1, &[]);
     let python = kmirror_test_support::venv_python();
     let mut member = Command::new(python)
-        .args([
-            "-c",
-            ACTIVE_MEMBER,
-            &source.addr(),
-            "busy-group",
-            "shared",
-            "60",
-        ])
+        .args(["-c", ACTIVE_MEMBER, &source, "busy-group", "shared", "60"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let scratch = Scratch::new(
-        &format!("bootstrap.servers={}\ngroup.id=busy-group\n", source.addr()),
-        &format!("bootstrap.servers={}\n", destination.addr()),
+        &format!("bootstrap.servers={}\ngroup.id=busy-group\n", source),
+        &format!("bootstrap.servers={}\n", proxy.addr()),
     );
-    // The member needs a moment to join (nisshi's initial rebalance delay).
+    // The member needs a moment to join (the Python process starts, finds
+    // the coordinator and joins).
     let deadline = Instant::now() + Duration::from_secs(45);
     let exited = loop {
         let exited = scratch
@@ -754,20 +775,21 @@ print("committed")
 /// `auto.offset.reset` with a warning, and the copy goes on from there.
 #[test]
 fn an_out_of_range_offset_is_reset_with_a_warning() {
-    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
-    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
-    librdkafka_create_topic(&source.addr(), "reset", 1, &[]);
-    librdkafka_produce(&source.addr(), "reset", &ProduceSpec::default().count(30));
-    kmirror_test_support::run_python(COMMIT_OFFSET, &[&source.addr(), "lost", "reset", "5000"]);
+    let source = shared_source().bootstrap();
+    let (destination, proxy) = shared_destination();
+    let destination = destination.bootstrap();
+    librdkafka_create_topic(&source, "reset", 1, &[]);
+    librdkafka_produce(&source, "reset", &ProduceSpec::default().count(30));
+    kmirror_test_support::run_python(COMMIT_OFFSET, &[&source, "lost", "reset", "5000"]);
     let scratch = Scratch::new(
         &format!(
             "bootstrap.servers={}\ngroup.id=lost\nauto.offset.reset=earliest\n",
-            source.addr()
+            source
         ),
         &format!("bootstrap.servers={}\n", proxy.addr()),
     );
     let mirror = scratch.spawn(&["--whitelist", "reset"]);
-    wait_for_records(&proxy.addr(), "reset", 30, Duration::from_secs(60), &mirror);
+    wait_for_records(&destination, "reset", 30, Duration::from_secs(60), &mirror);
     mirror.signal("-INT");
     let exited = mirror.wait(Duration::from_secs(60));
     exited.assert_success();
@@ -777,11 +799,11 @@ fn an_out_of_range_offset_is_reset_with_a_warning() {
         exited.context()
     );
     assert_same_records(
-        &librdkafka_consume_all(&source.addr(), "reset"),
-        &librdkafka_consume_all(&proxy.addr(), "reset"),
+        &librdkafka_consume_all(&source, "reset"),
+        &librdkafka_consume_all(&destination, "reset"),
     );
-    assert_committed_to_the_end(&source.addr(), "lost", "reset");
-    proxy.assert_conformant();
+    assert_committed_to_the_end(&source, "lost", "reset");
+    assert_conformant_for(proxy, &["reset"]);
 }
 
 const ONE_BY_ONE: &str = r#"
@@ -805,11 +827,12 @@ print("produced", len(sizes))
 /// the batch, counts it, and copies the rest.
 #[test]
 fn a_refused_batch_aborts_or_is_skipped_as_configured() {
-    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
-    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
-    librdkafka_create_topic(&source.addr(), "oversize", 1, &[]);
+    let source = shared_source().bootstrap();
+    let (destination, proxy) = shared_destination();
+    let destination = destination.bootstrap();
+    librdkafka_create_topic(&source, "oversize", 1, &[]);
     librdkafka_create_topic(
-        &proxy.addr(),
+        &destination,
         "oversize",
         1,
         &[("max.message.bytes", "1000")],
@@ -817,13 +840,13 @@ fn a_refused_batch_aborts_or_is_skipped_as_configured() {
     let mut sizes = vec!["100"; 5];
     sizes.push("5000");
     sizes.extend(["100"; 5]);
-    let mut args = vec![source.addr(), "oversize".to_owned()];
+    let mut args = vec![source.clone(), "oversize".to_owned()];
     args.extend(sizes.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     kmirror_test_support::run_python(ONE_BY_ONE, &args);
 
     let scratch = Scratch::new(
-        &format!("bootstrap.servers={}\ngroup.id=strict\n", source.addr()),
+        &format!("bootstrap.servers={}\ngroup.id=strict\n", source),
         &format!("bootstrap.servers={}\n", proxy.addr()),
     );
     let exited = scratch
@@ -848,13 +871,13 @@ fn a_refused_batch_aborts_or_is_skipped_as_configured() {
         );
     }
     assert_eq!(
-        librdkafka_committed_offsets(&source.addr(), "strict", "oversize"),
+        librdkafka_committed_offsets(&source, "strict", "oversize"),
         BTreeMap::from([(0, Some(5))]),
         "committed up to the refused batch"
     );
 
     let scratch = Scratch::new(
-        &format!("bootstrap.servers={}\ngroup.id=lenient\n", source.addr()),
+        &format!("bootstrap.servers={}\ngroup.id=lenient\n", source),
         &format!("bootstrap.servers={}\n", proxy.addr()),
     );
     let exited = scratch
@@ -872,7 +895,8 @@ fn a_refused_batch_aborts_or_is_skipped_as_configured() {
         "{}",
         exited.context()
     );
-    assert_committed_to_the_end(&source.addr(), "lenient", "oversize");
+    assert_committed_to_the_end(&source, "lenient", "oversize");
+    assert_conformant_for(proxy, &["oversize"]);
 }
 
 /// Source with 8 partitions, destination pre-created with `n`: every keyed
@@ -880,28 +904,29 @@ fn a_refused_batch_aborts_or_is_skipped_as_configured() {
 /// default) puts its key, null keys stay on `source partition % n`, per-key
 /// order holds, and nothing is lost or duplicated.
 fn remap_to(n: i32, flags: &[&str]) {
-    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
-    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
+    let source = shared_source().bootstrap();
+    let (destination, proxy) = shared_destination();
+    let destination = destination.bootstrap();
     let topic = format!("remap-{n}");
-    librdkafka_create_topic(&source.addr(), &topic, 8, &[]);
-    librdkafka_create_topic(&proxy.addr(), &topic, n, &[]);
+    librdkafka_create_topic(&source, &topic, 8, &[]);
+    librdkafka_create_topic(&destination, &topic, n, &[]);
     let spec = ProduceSpec::default()
         .count(3_000)
         .keys(200)
         .null_key_every(13)
         .headers(true)
         .codec(Codec::Lz4);
-    librdkafka_produce(&source.addr(), &topic, &spec);
+    librdkafka_produce(&source, &topic, &spec);
     // Where librdkafka's murmur2_random puts each key with n partitions.
     let reference = format!("reference-{n}");
-    librdkafka_create_topic(&source.addr(), &reference, n, &[]);
+    librdkafka_create_topic(&source, &reference, n, &[]);
     librdkafka_produce(
-        &source.addr(),
+        &source,
         &reference,
         &ProduceSpec::default().count(200).keys(200),
     );
     let mut expected_partition = BTreeMap::new();
-    for (partition, records) in librdkafka_consume_all(&source.addr(), &reference) {
+    for (partition, records) in librdkafka_consume_all(&source, &reference) {
         for r in records {
             expected_partition.insert(r.key.unwrap(), partition);
         }
@@ -909,7 +934,7 @@ fn remap_to(n: i32, flags: &[&str]) {
     assert_eq!(expected_partition.len(), 200);
 
     let scratch = Scratch::new(
-        &format!("bootstrap.servers={}\ngroup.id=remap\n", source.addr()),
+        &format!("bootstrap.servers={source}\ngroup.id={topic}\n"),
         &format!("bootstrap.servers={}\n", proxy.addr()),
     );
     let mut args = vec!["--whitelist", &topic, "--once"];
@@ -925,8 +950,8 @@ fn remap_to(n: i32, flags: &[&str]) {
         exited.context()
     );
 
-    let source_records = librdkafka_consume_all(&source.addr(), &topic);
-    let destination_records = librdkafka_consume_all(&proxy.addr(), &topic);
+    let source_records = librdkafka_consume_all(&source, &topic);
+    let destination_records = librdkafka_consume_all(&destination, &topic);
     let source_partition_of: BTreeMap<Vec<u8>, i32> = source_records
         .iter()
         .flat_map(|(p, rs)| rs.iter().map(move |r| (r.value.clone().unwrap(), *p)))
@@ -974,8 +999,8 @@ fn remap_to(n: i32, flags: &[&str]) {
             String::from_utf8_lossy(&key)
         );
     }
-    assert_committed_to_the_end(&source.addr(), "remap", &topic);
-    proxy.assert_conformant();
+    assert_committed_to_the_end(&source, &topic, &topic);
+    assert_conformant_for(proxy, &[&topic]);
 }
 
 #[test]
@@ -999,19 +1024,20 @@ fn partition_by_key_places_records_by_key_with_equal_counts() {
 /// is split on record boundaries; the records arrive identical.
 #[test]
 fn a_batch_over_the_destination_limit_is_split() {
-    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
-    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
-    librdkafka_create_topic(&source.addr(), "wide", 2, &[]);
-    librdkafka_create_topic(&proxy.addr(), "wide", 2, &[("max.message.bytes", "4000")]);
+    let source = shared_source().bootstrap();
+    let (destination, proxy) = shared_destination();
+    let destination = destination.bootstrap();
+    librdkafka_create_topic(&source, "wide", 2, &[]);
+    librdkafka_create_topic(&destination, "wide", 2, &[("max.message.bytes", "4000")]);
     let spec = ProduceSpec::default()
         .count(400)
         .value_size(300)
         .headers(true)
         .partitions(2)
         .linger_ms(200);
-    librdkafka_produce(&source.addr(), "wide", &spec);
+    librdkafka_produce(&source, "wide", &spec);
     let scratch = Scratch::new(
-        &format!("bootstrap.servers={}\ngroup.id=wide\n", source.addr()),
+        &format!("bootstrap.servers={}\ngroup.id=wide\n", source),
         &format!("bootstrap.servers={}\n", proxy.addr()),
     );
     let exited = scratch
@@ -1021,11 +1047,11 @@ fn a_batch_over_the_destination_limit_is_split() {
     let summary = exited.summary();
     assert!(summary.slow > 0, "{}", exited.context());
     assert_same_records(
-        &librdkafka_consume_all(&source.addr(), "wide"),
-        &librdkafka_consume_all(&proxy.addr(), "wide"),
+        &librdkafka_consume_all(&source, "wide"),
+        &librdkafka_consume_all(&destination, "wide"),
     );
-    assert_committed_to_the_end(&source.addr(), "wide", "wide");
-    proxy.assert_conformant();
+    assert_committed_to_the_end(&source, "wide", "wide");
+    assert_conformant_for(proxy, &["wide"]);
 }
 
 /// A runtime for a test's own requests and kmirror's client for the
@@ -1102,9 +1128,10 @@ fn batch_codecs(bootstrap: &str, topic: &str) -> std::collections::BTreeSet<&'st
 /// re-encoded to zstd (and to none); the records are identical.
 #[test]
 fn compression_type_reencodes_batches_in_another_codec() {
-    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
-    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
-    librdkafka_create_topic(&source.addr(), "lz4-in", 3, &[]);
+    let source = shared_source().bootstrap();
+    let (destination, proxy) = shared_destination();
+    let destination = destination.bootstrap();
+    librdkafka_create_topic(&source, "lz4-in", 3, &[]);
     let spec = ProduceSpec::default()
         .count(1_500)
         .codec(Codec::Lz4)
@@ -1112,12 +1139,12 @@ fn compression_type_reencodes_batches_in_another_codec() {
         .null_key_every(5)
         .null_value_every(9)
         .partitions(3);
-    librdkafka_produce(&source.addr(), "lz4-in", &spec);
-    assert_eq!(batch_codecs(&source.addr(), "lz4-in"), ["lz4"].into());
+    librdkafka_produce(&source, "lz4-in", &spec);
+    assert_eq!(batch_codecs(&source, "lz4-in"), ["lz4"].into());
     // Each run appends one more copy to the same destination topic.
     for (codec, group) in [("zstd", "to-zstd"), ("none", "to-none")] {
         let scratch = Scratch::new(
-            &format!("bootstrap.servers={}\ngroup.id={group}\n", source.addr()),
+            &format!("bootstrap.servers={}\ngroup.id={group}\n", source),
             &format!(
                 "bootstrap.servers={}\ncompression.type={codec}\n",
                 proxy.addr()
@@ -1130,11 +1157,11 @@ fn compression_type_reencodes_batches_in_another_codec() {
         let summary = exited.summary();
         assert_eq!(summary.passthrough, 0, "{}", exited.context());
         assert!(summary.slow > 0, "{}", exited.context());
-        let codecs = batch_codecs(&proxy.addr(), "lz4-in");
+        let codecs = batch_codecs(&destination, "lz4-in");
         assert!(codecs.contains(codec), "{codec}: {codecs:?}");
         assert!(!codecs.contains("lz4"), "{codec}: {codecs:?}");
-        let source_records = librdkafka_consume_all(&source.addr(), "lz4-in");
-        let mut destination_records = librdkafka_consume_all(&proxy.addr(), "lz4-in");
+        let source_records = librdkafka_consume_all(&source, "lz4-in");
+        let mut destination_records = librdkafka_consume_all(&destination, "lz4-in");
         // Compare the copy this run appended.
         for (partition, records) in destination_records.iter_mut() {
             let n = source_records[partition].len();
@@ -1143,7 +1170,7 @@ fn compression_type_reencodes_batches_in_another_codec() {
         }
         assert_same_records(&source_records, &destination_records);
     }
-    proxy.assert_conformant();
+    assert_conformant_for(proxy, &["lz4-in"]);
 }
 
 const TRANSACTIONS: &str = r#"
@@ -1167,25 +1194,27 @@ for tx in range(10):
 print(committed, aborted)
 "#;
 
-/// A transactional source (tansu, since nisshi refuses transactional
-/// producers) with committed and aborted transactions: only committed
+/// A transactional source with committed and aborted transactions (Apache
+/// Kafka keeps the aborted records in the log and serves them; a
+/// READ_COMMITTED fetch lists them as aborted transactions): only committed
 /// records arrive, and no control batch is ever produced.
 #[test]
 fn only_committed_transactions_are_mirrored_and_markers_never() {
-    let source = Broker::start(BrokerOptions::transactional_tansu().cluster_id("source"));
-    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
-    librdkafka_create_topic(&source.addr(), "tx", 2, &[]);
-    let out = kmirror_test_support::run_python(TRANSACTIONS, &[&source.addr(), "tx"]);
+    let source = shared_source().bootstrap();
+    let (destination, proxy) = shared_destination();
+    let destination = destination.bootstrap();
+    librdkafka_create_topic(&source, "tx", 2, &[]);
+    let out = kmirror_test_support::run_python(TRANSACTIONS, &[&source, "tx"]);
     assert_eq!(out.trim(), "350 150", "{out}");
     let scratch = Scratch::new(
-        &format!("bootstrap.servers={}\ngroup.id=tx\n", source.addr()),
+        &format!("bootstrap.servers={}\ngroup.id=tx\n", source),
         &format!("bootstrap.servers={}\n", proxy.addr()),
     );
     let exited = scratch
         .spawn(&["--whitelist", "tx", "--once"])
         .wait(Duration::from_secs(120));
     exited.assert_success();
-    let destination_records = librdkafka_consume_all(&proxy.addr(), "tx");
+    let destination_records = librdkafka_consume_all(&destination, "tx");
     let values: Vec<String> = destination_records
         .values()
         .flatten()
@@ -1200,14 +1229,11 @@ fn only_committed_transactions_are_mirrored_and_markers_never() {
             "a record of an aborted transaction arrived: {value}"
         );
     }
-    assert_same_records(
-        &librdkafka_consume_all(&source.addr(), "tx"),
-        &destination_records,
-    );
+    assert_same_records(&librdkafka_consume_all(&source, "tx"), &destination_records);
     let report = proxy.report();
     assert_eq!(report.control_batches, 0, "{}", report.summary());
-    proxy.assert_conformant();
-    assert_committed_to_the_end(&source.addr(), "tx", "tx");
+    assert_conformant_for(proxy, &["tx"]);
+    assert_committed_to_the_end(&source, "tx", "tx");
     eprintln!("transactions: {}", exited.stdout.trim());
 }
 
@@ -1249,7 +1275,7 @@ type BatchPatch = fn(&kmirror_protocol::record::RecordBatchView) -> Option<Vec<u
 /// A TCP proxy in front of the source that rewrites batches in every Fetch
 /// response in place with a [`BatchPatch`]: to make a compacted log
 /// ([`compacted_batch`]) or a corrupted one ([`corrupted_batch`]) out of
-/// what nisshi serves.
+/// what the broker serves.
 struct FetchRewritingProxy {
     addr: String,
     rewritten: std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -1473,33 +1499,35 @@ fn gapped_batch(original: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A source broker behind a [`FetchRewritingProxy`] with `patch` (it
-/// advertises the proxy, so every connection kmirror makes to it goes
-/// through the proxy) and a destination behind the conformance proxy. The
-/// source's one-partition `topic` holds 20 librdkafka records, one
-/// uncompressed 4-record batch with keys `{marker}-0` to `{marker}-3` and
-/// `value_len`-byte values (offsets 20 to 23), and 20 more records.
+/// A source broker of its own behind a [`FetchRewritingProxy`] with
+/// `patch`: its `PROXIED` listener advertises the proxy, so every
+/// connection a client bootstrapping at the proxy makes goes through it;
+/// `cluster.bootstrap()` stays direct. The source's one-partition `topic`
+/// holds 20 librdkafka records, one uncompressed 4-record batch with keys
+/// `{marker}-0` to `{marker}-3` and `value_len`-byte values (offsets 20 to
+/// 23), and 20 more records.
 fn source_with_a_marked_batch(
     topic: &str,
     marker: &str,
     value_len: usize,
     patch: BatchPatch,
-) -> (Broker, FetchRewritingProxy, Broker, ConformanceProxy) {
+) -> (KafkaCluster, FetchRewritingProxy) {
     use kmirror_protocol::record::{
         BatchBuilder, ProducerStamp, RecordBatchView, rewrite_for_produce,
     };
     let listener = FetchRewritingProxy::bind();
-    let advertised = listener.local_addr().unwrap().to_string();
-    let source = Broker::start(
-        BrokerOptions::memory()
-            .cluster_id("source")
-            .advertised(advertised),
+    let port = listener.local_addr().unwrap().port();
+    let cluster = KafkaCluster::start(
+        ClusterOptions::kraft()
+            .name(&format!("{topic}-source"))
+            .behind_proxy(&[port]),
     );
-    let rewriting = FetchRewritingProxy::serve(listener, source.addr(), patch);
-    let (destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
-    librdkafka_create_topic(&source.addr(), topic, 1, &[]);
+    let rewriting =
+        FetchRewritingProxy::serve(listener, cluster.broker_addr(1, Listener::Proxied), patch);
+    let source = cluster.bootstrap();
+    librdkafka_create_topic(&source, topic, 1, &[]);
     let spec = ProduceSpec::default().count(20).partitions(1);
-    librdkafka_produce(&source.addr(), topic, &spec);
+    librdkafka_produce(&source, topic, &spec);
     let mut builder = BatchBuilder::new(kmirror_protocol::Compression::None);
     let value = vec![b'o'; value_len];
     for i in 0..4 {
@@ -1515,12 +1543,12 @@ fn source_with_a_marked_batch(
     let built = builder.build(ProducerStamp::NONE).unwrap();
     let view = RecordBatchView::new(built.to_bytes()).unwrap();
     produce_raw(
-        &source.addr(),
+        &source,
         topic,
         vec![rewrite_for_produce(&view, ProducerStamp::NONE)],
     );
-    librdkafka_produce(&source.addr(), topic, &spec);
-    (source, rewriting, destination, proxy)
+    librdkafka_produce(&source, topic, &spec);
+    (cluster, rewriting)
 }
 
 /// A compacted source log (offsets removed inside a batch, as compaction
@@ -1529,8 +1557,11 @@ fn source_with_a_marked_batch(
 /// records, and the commit reaches the end of the log, the hole included.
 #[test]
 fn a_compacted_source_with_offset_gaps_is_rebuilt_densely() {
-    let (source, compacting, _destination, proxy) =
+    let (source_cluster, compacting) =
         source_with_a_marked_batch("compacted", "gap", 120, compacted_batch);
+    let source = source_cluster.bootstrap();
+    let (destination, proxy) = shared_destination();
+    let destination = destination.bootstrap();
 
     let scratch = Scratch::new(
         &format!(
@@ -1553,7 +1584,7 @@ fn a_compacted_source_with_offset_gaps_is_rebuilt_densely() {
 
     // Read through the proxy, librdkafka sees the compacted log too: the
     // marked batch holds only its records at deltas 0 and 3.
-    let source_records = librdkafka_consume_all(&source.addr(), "compacted");
+    let source_records = librdkafka_consume_all(&compacting.addr, "compacted");
     let offsets: Vec<i64> = source_records[&0].iter().map(|r| r.offset).collect();
     assert_eq!(offsets.len(), 42);
     assert!(
@@ -1567,7 +1598,7 @@ fn a_compacted_source_with_offset_gaps_is_rebuilt_densely() {
             .is_some_and(|v| v.starts_with(b"kept-3:"))),
         "the rewritten batch was read"
     );
-    let destination_records = librdkafka_consume_all(&proxy.addr(), "compacted");
+    let destination_records = librdkafka_consume_all(&destination, "compacted");
     assert_same_records(&source_records, &destination_records);
     let dense: Vec<i64> = destination_records[&0].iter().map(|r| r.offset).collect();
     assert_eq!(
@@ -1575,8 +1606,8 @@ fn a_compacted_source_with_offset_gaps_is_rebuilt_densely() {
         (0..42).collect::<Vec<i64>>(),
         "dense offsets at the destination"
     );
-    assert_committed_to_the_end(&source.addr(), "compacted", "compacted");
-    proxy.assert_conformant();
+    assert_committed_to_the_end(&source, "compacted", "compacted");
+    assert_conformant_for(proxy, &["compacted"]);
 }
 
 /// A source batch whose bytes no longer match its CRC never reaches the
@@ -1587,8 +1618,13 @@ fn a_compacted_source_with_offset_gaps_is_rebuilt_densely() {
 /// (Apache Kafka refuses it with CORRUPT_MESSAGE; the checker flags it).
 #[test]
 fn a_corrupt_source_batch_is_stopped_or_stays_detectably_corrupt() {
-    let (source, corrupting, _destination, proxy) =
+    let (source_cluster, corrupting) =
         source_with_a_marked_batch("corrupt", "corrupt", 100, corrupted_batch);
+    let source = source_cluster.bootstrap();
+    // A destination of its own: the second run sends a corrupt batch on
+    // purpose, a violation that would fail the tests sharing a proxy.
+    let (destination_cluster, proxy) = own_destination("corrupt-destination");
+    let destination = destination_cluster.bootstrap();
 
     // check.crcs=true (the default): stopped before the destination.
     let scratch = Scratch::new(
@@ -1613,12 +1649,12 @@ fn a_corrupt_source_batch_is_stopped_or_stays_detectably_corrupt() {
         assert!(errors[0].contains(needle), "{needle}: {}", exited.context());
     }
     assert_eq!(
-        librdkafka_committed_offsets(&source.addr(), "checked", "corrupt"),
+        librdkafka_committed_offsets(&source, "checked", "corrupt"),
         BTreeMap::from([(0, Some(20))]),
         "committed up to the corrupt batch"
     );
     // Nothing behind the corrupt batch was sent either (no hole).
-    assert_eq!(destination_count(&proxy.addr(), "corrupt"), 20);
+    assert_eq!(destination_count(&destination, "corrupt"), 20);
     proxy.assert_conformant();
     let before = proxy.report();
 
@@ -1647,8 +1683,9 @@ fn a_corrupt_source_batch_is_stopped_or_stays_detectably_corrupt() {
         "the corrupt batch reached the destination once, with its CRC still wrong: {}",
         report.summary()
     );
-    // nisshi checks CRCs as Apache Kafka does: CORRUPT_MESSAGE, which no
-    // resend can cure, stops kmirror at once with the offsets named.
+    // Apache Kafka checks the CRC (DefaultRecordBatch.ensureValid, from
+    // LogValidator): CORRUPT_MESSAGE, which no resend can cure, stops
+    // kmirror at once with the offsets named.
     assert_eq!(exited.code, Some(1), "{}", exited.context());
     assert!(
         exited
@@ -1659,34 +1696,29 @@ fn a_corrupt_source_batch_is_stopped_or_stays_detectably_corrupt() {
         exited.context()
     );
     assert_eq!(
-        librdkafka_committed_offsets(&source.addr(), "unchecked", "corrupt"),
+        librdkafka_committed_offsets(&source, "unchecked", "corrupt"),
         BTreeMap::from([(0, Some(20))]),
     );
     // Its own group started from the beginning: the first 20 records once
     // more, and again nothing behind the corrupt batch.
-    assert_eq!(destination_count(&proxy.addr(), "corrupt"), 40);
+    assert_eq!(destination_count(&destination, "corrupt"), 40);
 }
 
 /// kmirror is a member of its group while it runs: a second kmirror on the
 /// same group is refused at start instead of copying everything twice.
 #[test]
 fn a_second_kmirror_on_the_same_group_is_refused() {
-    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
-    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
-    librdkafka_create_topic(&source.addr(), "single", 2, &[]);
-    librdkafka_produce(&source.addr(), "single", &ProduceSpec::default().count(100));
+    let source = shared_source().bootstrap();
+    let (destination, proxy) = shared_destination();
+    let destination = destination.bootstrap();
+    librdkafka_create_topic(&source, "single", 2, &[]);
+    librdkafka_produce(&source, "single", &ProduceSpec::default().count(100));
     let scratch = Scratch::new(
-        &format!("bootstrap.servers={}\ngroup.id=only-one\n", source.addr()),
+        &format!("bootstrap.servers={}\ngroup.id=only-one\n", source),
         &format!("bootstrap.servers={}\n", proxy.addr()),
     );
     let first = scratch.spawn(&["--whitelist", "single"]);
-    wait_for_records(
-        &proxy.addr(),
-        "single",
-        100,
-        Duration::from_secs(60),
-        &first,
-    );
+    wait_for_records(&destination, "single", 100, Duration::from_secs(60), &first);
     let second = scratch
         .spawn(&["--whitelist", "single", "--once"])
         .wait(Duration::from_secs(60));
@@ -1702,7 +1734,8 @@ fn a_second_kmirror_on_the_same_group_is_refused() {
     let exited = first.wait(Duration::from_secs(60));
     exited.assert_success();
     assert_eq!(exited.summary().records, 100, "{}", exited.context());
-    assert_committed_to_the_end(&source.addr(), "only-one", "single");
+    assert_committed_to_the_end(&source, "only-one", "single");
+    assert_conformant_for(proxy, &["single"]);
 }
 
 /// A LogAppendTime source topic (its records carry the broker's append
@@ -1711,10 +1744,11 @@ fn a_second_kmirror_on_the_same_group_is_refused() {
 /// producer's original times instead.
 #[test]
 fn log_append_time_records_keep_the_source_append_time() {
-    let source = Broker::start(BrokerOptions::memory().cluster_id("source"));
-    let (_destination, proxy) = destination_behind_proxy(BrokerOptions::memory());
+    let source = shared_source().bootstrap();
+    let (destination, proxy) = shared_destination();
+    let destination = destination.bootstrap();
     librdkafka_create_topic(
-        &source.addr(),
+        &source,
         "appended",
         1,
         &[("message.timestamp.type", "LogAppendTime")],
@@ -1724,8 +1758,8 @@ fn log_append_time_records_keep_the_source_append_time() {
         .partitions(1)
         .codec(Codec::Lz4)
         .timestamps(1_600_000_000_000);
-    librdkafka_produce(&source.addr(), "appended", &spec);
-    let source_records = librdkafka_consume_all(&source.addr(), "appended");
+    librdkafka_produce(&source, "appended", &spec);
+    let source_records = librdkafka_consume_all(&source, "appended");
     assert!(
         source_records[&0]
             .iter()
@@ -1735,9 +1769,9 @@ fn log_append_time_records_keep_the_source_append_time() {
     );
     // The destination topic is CreateTime (the setting is not copied over
     // an existing topic).
-    librdkafka_create_topic(&proxy.addr(), "appended", 1, &[]);
+    librdkafka_create_topic(&destination, "appended", 1, &[]);
     let scratch = Scratch::new(
-        &format!("bootstrap.servers={}\ngroup.id=appended\n", source.addr()),
+        &format!("bootstrap.servers={}\ngroup.id=appended\n", source),
         &format!("bootstrap.servers={}\n", proxy.addr()),
     );
     let exited = scratch
@@ -1745,7 +1779,7 @@ fn log_append_time_records_keep_the_source_append_time() {
         .wait(Duration::from_secs(60));
     exited.assert_success();
     assert!(exited.summary().slow >= 1, "{}", exited.context());
-    let destination_records = librdkafka_consume_all(&proxy.addr(), "appended");
+    let destination_records = librdkafka_consume_all(&destination, "appended");
     assert_eq!(destination_records[&0].len(), 50);
     for (source, destination) in source_records[&0].iter().zip(&destination_records[&0]) {
         assert_eq!(
@@ -1761,5 +1795,5 @@ fn log_append_time_records_keep_the_source_append_time() {
             (&source.key, &source.value)
         );
     }
-    proxy.assert_conformant();
+    assert_conformant_for(proxy, &["appended"]);
 }

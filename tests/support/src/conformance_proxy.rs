@@ -165,6 +165,8 @@ struct State {
     report: ConformanceReport,
     /// Frames read but not checked yet.
     pending: usize,
+    /// Records (from batch headers) per topic name, in decodable requests.
+    records_by_topic: HashMap<String, u64>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -216,6 +218,7 @@ impl ConformanceProxy {
                 checker,
                 report: ConformanceReport::default(),
                 pending: 0,
+                records_by_topic: HashMap::new(),
             }),
             idle: Condvar::new(),
             open: Mutex::new(HashMap::new()),
@@ -268,6 +271,19 @@ impl ConformanceProxy {
             .wait_timeout_while(state, REPORT_WAIT, |s| s.pending > 0)
             .unwrap_or_else(PoisonError::into_inner);
         state.report.clone()
+    }
+
+    /// Records (counted from batch headers) that decodable Produce requests
+    /// carried to `topic` so far, so that tests sharing one proxy can tell
+    /// their own traffic apart. Waits like [`ConformanceProxy::report`].
+    pub fn records_to(&self, topic: &str) -> u64 {
+        let state = lock(&self.shared.state);
+        let (state, _) = self
+            .shared
+            .idle
+            .wait_timeout_while(state, REPORT_WAIT, |s| s.pending > 0)
+            .unwrap_or_else(PoisonError::into_inner);
+        state.records_by_topic.get(topic).copied().unwrap_or(0)
     }
 
     /// Asserts that no Produce request broke a rule, every frame could be
@@ -493,11 +509,13 @@ struct Counts {
     batches: u64,
     records: u64,
     control_batches: u64,
+    by_topic: Vec<(String, u64)>,
 }
 
 fn count(request: &DecodedProduceRequest) -> Counts {
     let mut counts = Counts::default();
-    for (_, partitions) in &request.topics {
+    for (topic, partitions) in &request.topics {
+        let before = counts.records;
         for (_, records) in partitions {
             let Some(records) = records else { continue };
             for entry in RecordBatches::new(records.clone()) {
@@ -515,6 +533,9 @@ fn count(request: &DecodedProduceRequest) -> Counts {
                 }
             }
         }
+        counts
+            .by_topic
+            .push((topic.to_string(), counts.records - before));
     }
     counts
 }
@@ -542,6 +563,9 @@ fn inspect(shared: &Shared, id: u64, event: Event) {
                     state.report.batches += counts.batches;
                     state.report.records += counts.records;
                     state.report.control_batches += counts.control_batches;
+                    for (topic, records) in counts.by_topic {
+                        *state.records_by_topic.entry(topic).or_default() += records;
+                    }
                     let violations = state.checker.check(frame);
                     for violation in violations {
                         state.report.violations_total += 1;
