@@ -1,5 +1,6 @@
 //! Pipelined vs sequential requests on one connection to a real Apache
-//! Kafka broker (KRaft, the newest pinned version, benchmark JVM options): `cargo bench -p kmirror-pool --bench pipelining`.
+//! Kafka broker (KRaft, the newest pinned version, benchmark JVM options):
+//! `cargo bench -p kmirror-pool --bench pipelining`.
 //!
 //! Prints requests per second for each mode and their ratio, measured in the
 //! same run (never a wall-clock threshold).
