@@ -1,11 +1,12 @@
 //! The conformance proxy: librdkafka's idempotent producer passes through it
 //! clean, deliberately bad requests are reported (the checker is shared
 //! across connections), bytes are forwarded exactly, and a broker restart
-//! behind it keeps working.
+//! behind it keeps working. The brokers are Apache Kafka.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -20,9 +21,16 @@ use kmirror_protocol::messages::produce::{
 };
 use kmirror_protocol::record::{BatchBuilder, ProducerStamp};
 use kmirror_test_support::{
-    BrokerOptions, ConformanceProxy, ConformanceReport, librdkafka_create_topic,
-    librdkafka_list_topics, run_python, start_broker_behind_proxy,
+    ClusterOptions, ConformanceProxy, ConformanceReport, KafkaCluster, librdkafka_create_topic,
+    librdkafka_list_topics, run_python, start_cluster_behind_proxy,
 };
+
+/// A KRaft broker behind a conformance proxy, shared by the tests that
+/// neither restart it nor need the proxy's counts to themselves.
+fn proxied() -> &'static (KafkaCluster, ConformanceProxy) {
+    static PROXIED: OnceLock<(KafkaCluster, ConformanceProxy)> = OnceLock::new();
+    PROXIED.get_or_init(|| start_cluster_behind_proxy(ClusterOptions::kraft().name("proxied")))
+}
 
 const PRODUCE: &str = r#"
 import sys
@@ -51,10 +59,10 @@ print(delivered[0], left, errors[:5])
 
 #[test]
 fn librdkafka_idempotent_lz4_producer_is_conformant() {
-    let (broker, proxy) = start_broker_behind_proxy(BrokerOptions::memory());
+    let (kafka, proxy) = proxied();
     librdkafka_create_topic(&proxy.addr(), "through-proxy", 3, &[]);
     let out = run_python(PRODUCE, &[&proxy.addr(), "through-proxy", "200"]);
-    assert_eq!(out.trim(), "200 0 []", "broker log:\n{}", broker.log());
+    assert_eq!(out.trim(), "200 0 []", "broker log:\n{}", kafka.log(1));
     proxy.assert_conformant();
     let report = proxy.report();
     assert!(report.produce_requests > 0, "{}", report.summary());
@@ -165,7 +173,11 @@ fn wait_for(
 
 #[test]
 fn bad_requests_are_reported_across_connections() {
-    let (broker, proxy) = start_broker_behind_proxy(BrokerOptions::memory());
+    // A proxy of its own (the counts below are exact), in front of the
+    // shared broker's PLAINTEXT listener: nothing here bootstraps, so the
+    // advertised addresses do not matter.
+    let (kafka, _) = proxied();
+    let proxy = ConformanceProxy::start(0, &kafka.bootstrap());
     proxy.assert_no_violations();
 
     // Two batches for one partition in one request.
@@ -210,7 +222,6 @@ fn bad_requests_are_reported_across_connections() {
         .map(|s| *s)
         .unwrap_or_default();
     assert!(message.contains("MultipleBatches(2)"), "{message}");
-    drop(broker);
 }
 
 /// An upstream that echoes every connection back.
@@ -301,14 +312,15 @@ fn bytes_are_forwarded_exactly_and_bad_frames_are_listed() {
 
 #[test]
 fn broker_restart_behind_the_proxy() {
-    let (mut broker, proxy) = start_broker_behind_proxy(BrokerOptions::sqlite());
+    let (mut kafka, proxy) =
+        start_cluster_behind_proxy(ClusterOptions::kraft().name("proxied-restart"));
     librdkafka_create_topic(&proxy.addr(), "survives", 1, &[]);
-    broker.restart();
+    kafka.restart(1);
     let topics = librdkafka_list_topics(&proxy.addr());
     assert!(
         topics.iter().any(|t| t == "survives"),
         "topics after restart {topics:?}; broker log:\n{}",
-        broker.log()
+        kafka.log(1)
     );
     // The advertised address is the proxy's.
     let brokers = run_python(

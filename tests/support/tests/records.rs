@@ -1,4 +1,4 @@
-//! librdkafka producing a [`ProduceSpec`] corpus into nisshi and reading it
+//! librdkafka producing a [`ProduceSpec`] corpus into Apache Kafka and reading it
 //! back: every field as the spec says, and `assert_same_records` telling
 //! equal readings from doctored ones.
 
@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use kmirror_test_support::{
-    Broker, BrokerOptions, Codec, ConsumedRecord, ProduceSpec, assert_same_records,
+    ClusterOptions, Codec, ConsumedRecord, KafkaCluster, ProduceSpec, assert_same_records,
     librdkafka_committed_offsets, librdkafka_consume_all, librdkafka_consume_summary,
     librdkafka_create_topic, librdkafka_end_offsets, librdkafka_produce, run_python,
     value_sequence,
@@ -23,10 +23,10 @@ fn panic_message(f: impl FnOnce()) -> String {
 }
 
 #[test]
-fn librdkafka_corpus_round_trips_through_nisshi() {
-    let broker = Broker::start(BrokerOptions::memory().cluster_id("records"));
-    let addr = broker.addr();
-    let log = || broker.log();
+fn librdkafka_corpus_round_trips_through_apache_kafka() {
+    let kafka = KafkaCluster::start(ClusterOptions::kraft().name("records"));
+    let addr = kafka.bootstrap();
+    let log = || kafka.log(1);
 
     // 500 keyed records (every 7th key null, every 11th value null), lz4,
     // headers, and one 900 KB value (record 499).
