@@ -1,12 +1,18 @@
 //! `cargo xtask bench`: an end-to-end benchmark of `kmirror --once` between
-//! two local nisshi brokers, next to what the brokers do alone with
-//! librdkafka.
+//! two local Apache Kafka 4.4.0 brokers (or, `--nisshi`, two nisshi
+//! brokers), next to what the brokers do alone with librdkafka.
 //!
 //! For each cell (codec, value size, partition count):
 //!
-//! 1. fresh source and destination nisshi brokers (memory storage, groups
-//!    form at once);
-//! 2. the topic with P partitions on the source (librdkafka AdminClient);
+//! 1. fresh source and destination brokers: a single-broker KRaft cluster
+//!    each, from `kmirror-test-cluster` with Kafka's production JVM options
+//!    (G1, both JIT compilers, 1 GiB heap), log dirs on local disk, groups
+//!    form at once (`group.initial.rebalance.delay.ms=0`); the JVMs' start
+//!    (about 6 s) is not measured. With `--nisshi`: nisshi brokers with
+//!    memory storage;
+//! 2. the topic with P partitions on the source (Kafka's `kafka-topics`,
+//!    waiting until every partition has a leader; on nisshi, librdkafka's
+//!    AdminClient);
 //! 3. **produce**: a librdkafka producer (acks=all, linger.ms=50,
 //!    batch.size=1000000, the cell's codec) fills the source; the wall time
 //!    from the first `produce()` to the end of `flush()`;
@@ -21,21 +27,28 @@
 //! 6. the destination's end offsets must add up to the source's.
 //!
 //! Rates are in batch bytes (the record batches as stored, compressed, as
-//! kmirror's summary counts them) so the three steps of a cell compare.
-//! Results go to stdout as rows and to `<target>/xtask/bench/results.md`.
+//! kmirror's summary counts them) so the three steps of a cell compare; the
+//! ratio of kmirror's rate to the consumer's, both in the same cell on the
+//! same brokers, is the figure that survives a loaded machine best, so it
+//! has a column of its own, as has the 1-minute load average just before
+//! kmirror ran. Results go to stdout as rows and to
+//! `<target>/xtask/bench/results.md`.
 
 use std::fmt::Write as _;
 use std::fs::File;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use kmirror_test_cluster::{ClusterOptions, KafkaCluster, KafkaVersion};
+
 use crate::harness::{
     BROKER_ARGS, Broker, CREATE_TOPIC, Guarded, Profile, SCRIPT_TIMEOUT, Scripts, build_kmirror,
-    describe_status, ensure_tools, parse_json, scratch_dir, tail, wait_timeout, write_file,
+    describe_status, parse_json, scratch_dir, tail, wait_timeout, write_file,
 };
 use crate::json::Json;
-use crate::{Options, Result};
+use crate::{Options, Result, brokers, kafka_dist, paths};
 
 /// The benchmark's topic.
 const TOPIC: &str = "bench";
@@ -67,6 +80,8 @@ pub(crate) struct BenchOptions {
     streams: u32,
     keys: u64,
     matrix: bool,
+    /// nisshi brokers instead of Apache Kafka.
+    nisshi: bool,
     /// The command line, for the results file.
     args: Vec<String>,
 }
@@ -74,7 +89,12 @@ pub(crate) struct BenchOptions {
 /// Reads the options (see the usage text in `main.rs`).
 pub(crate) fn parse_options(rest: &[String]) -> Result<BenchOptions> {
     let matrix = rest.iter().any(|arg| arg == "--matrix");
-    let others: Vec<String> = rest.iter().filter(|a| *a != "--matrix").cloned().collect();
+    let nisshi = rest.iter().any(|arg| arg == "--nisshi");
+    let others: Vec<String> = rest
+        .iter()
+        .filter(|a| *a != "--matrix" && *a != "--nisshi")
+        .cloned()
+        .collect();
     let mut opts = Options::parse(
         &others,
         &[
@@ -126,6 +146,7 @@ pub(crate) fn parse_options(rest: &[String]) -> Result<BenchOptions> {
         streams: u32::try_from(streams).map_err(|_| "--streams is too large")?,
         keys,
         matrix,
+        nisshi,
         args: rest.to_vec(),
     })
 }
@@ -191,6 +212,11 @@ struct Row {
     summary: String,
     passthrough_batches: u64,
     slow_path_batches: u64,
+    /// The 1-minute load average (`/proc/loadavg`) just before kmirror ran.
+    load_before: f64,
+    /// Whether the destination holds the source's records in the same
+    /// order, partition by partition ([`order_verdict`]).
+    order: String,
 }
 
 /// kmirror's run: GNU time's figures and the brokers' CPU seconds.
@@ -234,6 +260,11 @@ impl Row {
             rate(self.produce_secs),
             rate(self.consume_secs),
             rate(self.mirror.wall_secs),
+            if self.mirror.wall_secs > 0.0 {
+                format!("{:.2}", self.consume_secs / self.mirror.wall_secs)
+            } else {
+                "-".to_owned()
+            },
             format!("{:.2}", self.mirror.wall_secs),
             if gb > 0.0 {
                 format!("{:.2}", self.kmirror_cpu() / gb)
@@ -253,6 +284,8 @@ impl Row {
                 "-".to_owned()
             },
             format!("{}/{}", self.passthrough_batches, self.slow_path_batches),
+            format!("{:.2}", self.load_before),
+            self.order.clone(),
         ]
     }
 }
@@ -265,12 +298,15 @@ const HEADERS: &[&str] = &[
     "produce MB/s",
     "consume MB/s",
     "kmirror MB/s",
+    "kmirror/consume",
     "kmirror wall s",
     "kmirror CPU-s/GB",
     "kmirror peak RSS MiB",
     "broker CPU-s (src+dst)",
     "kmirror CPU % of brokers",
     "batches passed/rebuilt",
+    "load 1m",
+    "same records, same order",
 ];
 
 /// A fixed-width text row: the first column left-aligned, the rest right.
@@ -293,10 +329,153 @@ fn header_cells() -> Vec<String> {
 
 /// The tools and binaries every cell uses.
 struct Tools {
-    nisshi: PathBuf,
+    /// The nisshi binary with `--nisshi`; Apache Kafka otherwise.
+    nisshi: Option<PathBuf>,
     python: PathBuf,
     kmirror: PathBuf,
     clock_ticks: f64,
+}
+
+/// The Apache Kafka version the benchmark runs against.
+const KAFKA: KafkaVersion = KafkaVersion::V4_4;
+
+/// Installs Apache Kafka and the venv (and, with `nisshi`, nisshi) if they
+/// are missing; returns nisshi's binary (with `nisshi`) and the venv's
+/// Python.
+fn ensure_tools(nisshi: bool) -> Result<(Option<PathBuf>, PathBuf)> {
+    let python = paths::venv_python();
+    if nisshi {
+        let bin = brokers::ensure_nisshi()?;
+        if !python.is_file() {
+            brokers::ensure_venv()?;
+        }
+        println!("nisshi:      {}", bin.display());
+        println!("venv python: {}", python.display());
+        return Ok((Some(bin), python));
+    }
+    if !kafka_dist::installed() || !python.is_file() {
+        println!("Apache Kafka or the Python venv is missing: running `cargo xtask brokers` first");
+        brokers::run(false)?;
+    }
+    println!("kafka-tool:  {}", kafka_dist::launcher().display());
+    println!("venv python: {}", python.display());
+    Ok((None, python))
+}
+
+/// One broker under benchmark: a single-broker Apache Kafka cluster or a
+/// nisshi broker. Either is stopped when dropped.
+enum BenchBroker {
+    Kafka(Box<KafkaCluster>),
+    Nisshi(Broker),
+}
+
+impl BenchBroker {
+    /// Starts a fresh broker named `name` (its files under `dir` for nisshi,
+    /// under the cluster's scratch directory for Kafka).
+    fn start(tools: &Tools, name: &str, dir: &Path) -> Result<Self> {
+        match &tools.nisshi {
+            Some(nisshi) => Broker::start(nisshi, name, dir, BROKER_ARGS).map(Self::Nisshi),
+            None => caught(&format!("the {name} Apache Kafka {KAFKA} broker"), || {
+                Box::new(KafkaCluster::start(
+                    ClusterOptions::new(KAFKA).performance().name(name),
+                ))
+            })
+            .map(Self::Kafka),
+        }
+    }
+
+    /// `bootstrap.servers`.
+    fn bootstrap(&self) -> String {
+        match self {
+            Self::Kafka(cluster) => cluster.bootstrap(),
+            Self::Nisshi(broker) => broker.addr.to_string(),
+        }
+    }
+
+    /// The broker process's id, for its CPU time.
+    fn pid(&self) -> Result<u32> {
+        match self {
+            Self::Kafka(cluster) => cluster
+                .broker_pid(1)
+                .ok_or_else(|| "the Apache Kafka broker does not run".to_owned()),
+            Self::Nisshi(broker) => Ok(broker.pid()),
+        }
+    }
+
+    /// Creates the topic and checks its partition count.
+    fn create_topic(&self, scripts: &Scripts, partitions: u32) -> Result<()> {
+        let count = match self {
+            Self::Kafka(cluster) => {
+                let wanted = i32::try_from(partitions).map_err(|_| "too many partitions")?;
+                caught(&format!("creating {TOPIC} on the source"), || {
+                    cluster.create_topic(TOPIC, wanted, 1, &[]);
+                    cluster.partitions(TOPIC).len()
+                })?
+            }
+            Self::Nisshi(_) => {
+                let created = scripts.run(
+                    "create_topic",
+                    CREATE_TOPIC,
+                    &[&self.bootstrap(), TOPIC, &partitions.to_string()],
+                )?;
+                let created = parse_json("create_topic", &created)?;
+                created
+                    .get("partitions")
+                    .and_then(Json::as_i64)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .unwrap_or(0)
+            }
+        };
+        if u32::try_from(count).ok() != Some(partitions) {
+            return Err(format!(
+                "the source reports {count} partitions after creating {TOPIC} with {partitions}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Keeps the broker's log in `dir` (a Kafka cluster removes its scratch
+    /// directory when dropped; nisshi logs there already).
+    fn keep_log(&self, name: &str, dir: &Path) {
+        if let Self::Kafka(cluster) = self {
+            let _ = std::fs::write(dir.join(format!("{name}-broker.log")), cluster.log(1));
+        }
+    }
+}
+
+/// Runs `f`, turning a panic (how kmirror-test-cluster fails, with the
+/// broker's log in the message) into an error.
+fn caught<T>(what: &str, f: impl FnOnce() -> T) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "(no message)".to_owned());
+        format!("{what}: {message}")
+    })
+}
+
+/// `/proc/loadavg`'s three load averages (1, 5 and 15 minutes).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// The 1-minute load average, or 0.
+fn load_1m() -> f64 {
+    load_average()
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Runs the benchmark; prints each row as its cell finishes.
@@ -307,8 +486,15 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<()> {
              install it with `apt-get install -y time`"
         ));
     }
-    eprintln!("bench: tools (nisshi and the Python clients)");
-    let (nisshi, python) = ensure_tools()?;
+    eprintln!(
+        "bench: tools ({} and the Python clients)",
+        if opts.nisshi {
+            "nisshi".to_owned()
+        } else {
+            format!("Apache Kafka {KAFKA}")
+        }
+    );
+    let (nisshi, python) = ensure_tools(opts.nisshi)?;
     eprintln!("bench: build kmirror");
     let kmirror = build_kmirror(Profile::Release)?;
     let tools = Tools {
@@ -327,8 +513,9 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<()> {
     let machine = machine();
     let versions = versions(&tools);
     let cells = cells(opts);
+    let load_start = load_average();
     eprintln!(
-        "bench: {} cell(s); {}; scripts and logs in {}",
+        "bench: {} cell(s); {}; load average {load_start}; scripts and logs in {}",
         cells.len(),
         machine,
         dir.display()
@@ -347,9 +534,13 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<()> {
         let row = run_cell(opts, cell, &tools, &dir)?;
         println!("{}", text_row(&row.cells()));
         rows.push(row);
+        let load = Load {
+            start: load_start.clone(),
+            now: load_average(),
+        };
         write_file(
             &results,
-            &markdown(opts, &machine, &versions, &rows, cells.len()),
+            &markdown(opts, &machine, &versions, &load, &rows, cells.len()),
         )?;
     }
     if rows.len() > 1 {
@@ -358,46 +549,72 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<()> {
             println!("{}", text_row(&row.cells()));
         }
     }
-    println!("\nresults: {}", results.display());
+    println!(
+        "\nload average (1, 5, 15 min): {load_start} at the start, {} at the end",
+        load_average()
+    );
+    println!("results: {}", results.display());
     Ok(())
 }
 
-/// Runs one cell on fresh brokers, which are stopped when it returns.
+/// The load averages at the start and after the latest cell.
+struct Load {
+    start: String,
+    now: String,
+}
+
+/// Runs one cell on fresh brokers, which are stopped when it returns; their
+/// logs stay in the cell's directory.
 fn run_cell(opts: &BenchOptions, cell: &Cell, tools: &Tools, dir: &Path) -> Result<Row> {
-    let name = cell.name();
     let cell_dir = dir.join(cell.slug());
     std::fs::create_dir_all(&cell_dir)
         .map_err(|e| format!("cannot create {}: {e}", cell_dir.display()))?;
-    let fail =
-        |message: String| format!("cell {name}: {message} (files in {})", cell_dir.display());
-    let source = Broker::start(&tools.nisshi, "source", &cell_dir, BROKER_ARGS).map_err(fail)?;
-    let destination =
-        Broker::start(&tools.nisshi, "destination", &cell_dir, BROKER_ARGS).map_err(fail)?;
+    eprintln!("bench: {}: start the brokers", cell.name());
+    // Both at once: a JVM's start is mostly waiting.
+    let (source, destination) = std::thread::scope(|scope| {
+        let source = scope.spawn(|| BenchBroker::start(tools, "source", &cell_dir));
+        let destination = BenchBroker::start(tools, "destination", &cell_dir);
+        let source = source
+            .join()
+            .unwrap_or_else(|_| Err("the source broker's start panicked".to_owned()));
+        (source, destination)
+    });
+    let fail = |message: String| {
+        format!(
+            "cell {}: {message} (files in {})",
+            cell.name(),
+            cell_dir.display()
+        )
+    };
+    let (source, destination) = (source.map_err(fail)?, destination.map_err(fail)?);
+    let row = measure_cell(opts, cell, tools, &cell_dir, &source, &destination).map_err(fail);
+    source.keep_log("source", &cell_dir);
+    destination.keep_log("destination", &cell_dir);
+    row
+}
+
+/// Fills the source, reads it back and runs kmirror (see the module's
+/// documentation).
+fn measure_cell(
+    opts: &BenchOptions,
+    cell: &Cell,
+    tools: &Tools,
+    cell_dir: &Path,
+    source: &BenchBroker,
+    destination: &BenchBroker,
+) -> Result<Row> {
+    let name = cell.name();
     let scripts = Scripts {
         python: tools.python.clone(),
-        dir: cell_dir.clone(),
+        dir: cell_dir.to_path_buf(),
     };
-    let source_addr = source.addr.to_string();
-    let destination_addr = destination.addr.to_string();
+    let source_addr = source.bootstrap();
+    let destination_addr = destination.bootstrap();
     // Generous: about 1 MB/s, however slow the machine.
     let long =
         SCRIPT_TIMEOUT + Duration::from_secs(cell.records.saturating_mul(cell.size) / 1_000_000);
 
-    let created = scripts
-        .run(
-            "create_topic",
-            CREATE_TOPIC,
-            &[&source_addr, TOPIC, &cell.partitions.to_string()],
-        )
-        .map_err(fail)?;
-    let created = parse_json("create_topic", &created).map_err(fail)?;
-    if created.get("partitions").and_then(Json::as_i64) != Some(i64::from(cell.partitions)) {
-        return Err(fail(format!(
-            "the source reports {:?} partitions after creating {TOPIC} with {}",
-            created.get("partitions"),
-            cell.partitions
-        )));
-    }
+    source.create_topic(&scripts, cell.partitions)?;
 
     eprintln!("bench: {name}: produce {} records", cell.records);
     let filled = scripts
@@ -413,11 +630,10 @@ fn run_cell(opts: &BenchOptions, cell: &Cell, tools: &Tools, dir: &Path) -> Resu
                 &opts.keys.to_string(),
             ],
         )
-        .and_then(|script| script.wait_while(long, || Ok(())))
-        .map_err(fail)?;
-    let filled = parse_json("fill", &filled).map_err(fail)?;
-    let produce_secs = number(&filled, "seconds").map_err(fail)?;
-    let payload_bytes = whole(&filled, "payload_bytes").map_err(fail)?;
+        .and_then(|script| script.wait_while(long, || Ok(())))?;
+    let filled = parse_json("fill", &filled)?;
+    let produce_secs = number(&filled, "seconds")?;
+    let payload_bytes = whole(&filled, "payload_bytes")?;
 
     eprintln!("bench: {name}: consume");
     let consumed = scripts
@@ -426,16 +642,15 @@ fn run_cell(opts: &BenchOptions, cell: &Cell, tools: &Tools, dir: &Path) -> Resu
             CONSUME,
             &[&source_addr, TOPIC, &long.as_secs().to_string()],
         )
-        .and_then(|script| script.wait_while(long + SCRIPT_TIMEOUT, || Ok(())))
-        .map_err(fail)?;
-    let consumed = parse_json("consume", &consumed).map_err(fail)?;
-    let consume_secs = number(&consumed, "seconds").map_err(fail)?;
-    let consumed_records = whole(&consumed, "records").map_err(fail)?;
+        .and_then(|script| script.wait_while(long + SCRIPT_TIMEOUT, || Ok(())))?;
+    let consumed = parse_json("consume", &consumed)?;
+    let consume_secs = number(&consumed, "seconds")?;
+    let consumed_records = whole(&consumed, "records")?;
     if consumed_records != cell.records {
-        return Err(fail(format!(
+        return Err(format!(
             "the consumer read {consumed_records} records, the producer wrote {}",
             cell.records
-        )));
+        ));
     }
 
     eprintln!("bench: {name}: kmirror --once");
@@ -447,29 +662,27 @@ fn run_cell(opts: &BenchOptions, cell: &Cell, tools: &Tools, dir: &Path) -> Resu
         &cell_dir.join("producer.properties"),
         &format!("bootstrap.servers={destination_addr}\n"),
     )?;
-    let (mirror, stdout) =
-        run_mirror(tools, &cell_dir, opts.streams, &source, &destination, long).map_err(fail)?;
+    let load_before = load_1m();
+    let (mirror, stdout) = run_mirror(tools, cell_dir, opts.streams, source, destination, long)?;
     let summary = stdout
         .lines()
         .find(|line| line.starts_with("kmirror: mirrored "))
-        .ok_or_else(|| fail("kmirror printed no summary line on stdout".to_owned()))?
+        .ok_or_else(|| "kmirror printed no summary line on stdout".to_owned())?
         .to_owned();
-    let parsed = parse_summary(&summary).map_err(fail)?;
+    let parsed = parse_summary(&summary)?;
     if parsed.records != cell.records {
-        return Err(fail(format!(
+        return Err(format!(
             "kmirror mirrored {} records, the source holds {}: {summary}",
             parsed.records, cell.records
-        )));
+        ));
     }
 
-    let ends = scripts
-        .run(
-            "end_offsets",
-            END_OFFSETS,
-            &[&source_addr, &destination_addr, TOPIC],
-        )
-        .map_err(fail)?;
-    let ends = parse_json("end_offsets", &ends).map_err(fail)?;
+    let ends = scripts.run(
+        "end_offsets",
+        END_OFFSETS,
+        &[&source_addr, &destination_addr, TOPIC],
+    )?;
+    let ends = parse_json("end_offsets", &ends)?;
     let side = |which: &str, field: &str| {
         ends.get(which)
             .and_then(|s| s.get(field))
@@ -481,21 +694,40 @@ fn run_cell(opts: &BenchOptions, cell: &Cell, tools: &Tools, dir: &Path) -> Resu
         || u64::try_from(source_end).ok() != Some(cell.records)
         || side("destination", "partitions") != i64::from(cell.partitions)
     {
-        return Err(fail(format!(
+        return Err(format!(
             "after kmirror the end offsets differ: the source's {TOPIC} holds {source_end} records \
              in {} partitions, the destination's {destination_end} in {} (produced {})",
             side("source", "partitions"),
             side("destination", "partitions"),
             cell.records
-        )));
+        ));
     }
     eprintln!(
         "bench: {name}: produce {produce_secs:.2} s, consume {consume_secs:.2} s, kmirror {:.2} s; \
-         destination end offsets add up to the source's ({destination_end})",
+         destination end offsets add up to the source's ({destination_end}); compare the records",
         mirror.wall_secs
     );
-    drop(destination);
-    drop(source);
+    let compared = scripts
+        .spawn(
+            "compare",
+            COMPARE,
+            &[
+                &source_addr,
+                &destination_addr,
+                TOPIC,
+                &long.as_secs().to_string(),
+            ],
+        )
+        .and_then(|script| script.wait_while(long + SCRIPT_TIMEOUT, || Ok(())))?;
+    let compared = parse_json("compare", &compared)?;
+    let order = order_verdict(&compared)?;
+    if order != "yes" {
+        eprintln!(
+            "bench: {name}: WARNING: the destination's records differ from the source's: {order} \
+             (details in {})",
+            cell_dir.join("compare.stdout").display()
+        );
+    }
     Ok(Row {
         cell: cell.clone(),
         payload_bytes,
@@ -506,7 +738,40 @@ fn run_cell(opts: &BenchOptions, cell: &Cell, tools: &Tools, dir: &Path) -> Resu
         summary,
         passthrough_batches: parsed.passthrough,
         slow_path_batches: parsed.slow_path,
+        load_before,
+        order,
     })
+}
+
+/// What the compare script found: `yes` when every destination partition
+/// holds the source partition's records in the same order, else which
+/// partitions differ and how (`p2 reordered from #0`, `p5 lost/added`).
+fn order_verdict(compared: &Json) -> Result<String> {
+    let Some(Json::Array(differences)) = compared.get("differences") else {
+        return Err(format!(
+            "the compare script printed no differences: {compared:?}"
+        ));
+    };
+    if differences.is_empty() {
+        return Ok("yes".to_owned());
+    }
+    let verdicts: Vec<String> = differences
+        .iter()
+        .map(|d| {
+            let field = |f: &str| d.get(f).and_then(Json::as_i64).unwrap_or(-1);
+            let same_records = matches!(d.get("same_records"), Some(Json::Bool(true)));
+            if same_records {
+                format!(
+                    "p{} reordered from #{}",
+                    field("partition"),
+                    field("first_difference")
+                )
+            } else {
+                format!("p{} lost/added", field("partition"))
+            }
+        })
+        .collect();
+    Ok(format!("NO: {}", verdicts.join(", ")))
 }
 
 /// GNU time running kmirror; on drop kills kmirror (time's child) and
@@ -534,8 +799,8 @@ fn run_mirror(
     tools: &Tools,
     dir: &Path,
     streams: u32,
-    source: &Broker,
-    destination: &Broker,
+    source: &BenchBroker,
+    destination: &BenchBroker,
     timeout: Duration,
 ) -> Result<(MirrorRun, String)> {
     let time_file = dir.join("kmirror.time");
@@ -556,7 +821,8 @@ fn run_mirror(
         &streams,
         "--once",
     ];
-    let before = (cpu_ticks(source.pid())?, cpu_ticks(destination.pid())?);
+    let pids = (source.pid()?, destination.pid()?);
+    let before = (cpu_ticks(pids.0)?, cpu_ticks(pids.1)?);
     let mut timed = Timed(Guarded(
         Command::new(GNU_TIME)
             .args(["-f", "%e %U %S %M", "-o"])
@@ -577,7 +843,7 @@ fn run_mirror(
             tail(&stderr_file, 4000)
         )
     })?;
-    let after = (cpu_ticks(source.pid())?, cpu_ticks(destination.pid())?);
+    let after = (cpu_ticks(pids.0)?, cpu_ticks(pids.1)?);
     if !status.success() {
         return Err(format!(
             "kmirror --once exited {}; its stderr ({}):\n{}",
@@ -729,7 +995,7 @@ fn machine() -> String {
     format!("{cpus} CPUs (nproc), {model}, {memory}")
 }
 
-/// The versions of kmirror, nisshi and librdkafka, for the results.
+/// The versions of kmirror, the brokers and librdkafka, for the results.
 fn versions(tools: &Tools) -> String {
     let line = |program: &Path, args: &[&str]| {
         Command::new(program)
@@ -745,7 +1011,13 @@ fn versions(tools: &Tools) -> String {
     format!(
         "{}; {}; librdkafka {} (confluent-kafka {})",
         line(&tools.kmirror, &["--version"]),
-        line(&tools.nisshi, &["--version"]),
+        match &tools.nisshi {
+            Some(nisshi) => line(nisshi, &["--version"]),
+            None => format!(
+                "Apache Kafka {KAFKA} (Maven Central) on {}",
+                kafka_dist::java_version().unwrap_or_else(|_| "unknown Java".to_owned())
+            ),
+        },
         line(
             &tools.python,
             &[
@@ -768,6 +1040,7 @@ fn markdown(
     opts: &BenchOptions,
     machine: &str,
     versions: &str,
+    load: &Load,
     rows: &[Row],
     planned: usize,
 ) -> String {
@@ -786,9 +1059,31 @@ fn markdown(
     let _ = writeln!(md, "- versions: {versions}");
     let _ = writeln!(
         md,
-        "- brokers: two nisshi brokers on 127.0.0.1, memory storage, fresh for every cell, \
-         `--group-initial-rebalance-delay 0s`; on the same machine as kmirror and the clients"
+        "- load average (1, 5, 15 min, /proc/loadavg): {} at the start, {} after the latest \
+         cell; the `load 1m` column is the 1-minute figure just before kmirror ran. Other work \
+         on the machine slows every step of a cell alike, so the kmirror/consume ratio (the \
+         consumer's wall time over kmirror's, same brokers, same data) compares better across \
+         runs than the absolute rates",
+        load.start, load.now
     );
+    if opts.nisshi {
+        let _ = writeln!(
+            md,
+            "- brokers: two nisshi brokers on 127.0.0.1, memory storage, fresh for every cell, \
+             `--group-initial-rebalance-delay 0s`; on the same machine as kmirror and the clients"
+        );
+    } else {
+        let _ = writeln!(
+            md,
+            "- brokers: two single-broker Apache Kafka {KAFKA} clusters (KRaft, combined \
+             broker+controller) on 127.0.0.1 from kmirror-test-cluster, fresh for every cell \
+             (their start is not measured), Kafka's production JVM options (`{}`, -Xmx1g \
+             -Xms1g), log dirs on local disk, group.initial.rebalance.delay.ms=0, \
+             num.network.threads=2, num.io.threads=4, the topic created with kafka-topics \
+             (replication factor 1); on the same machine as kmirror and the clients",
+            kmirror_test_cluster::PERFORMANCE_JVM_OPTS
+        );
+    }
     let _ = writeln!(
         md,
         "- produce: librdkafka (confluent-kafka), acks=all, linger.ms=50, batch.size=1000000, \
@@ -813,6 +1108,14 @@ fn markdown(
          start-up, connecting, creating the destination topic and the final commit); broker CPU \
          from /proc/<pid>/stat utime+stime before and after the run",
         opts.streams
+    );
+    let _ = writeln!(
+        md,
+        "- checks: the destination's end offsets add up to the source's (else the cell fails); \
+         then both topics are read partition by partition and compared record by record \
+         (CRC-32 of key and value): `same records, same order` is `yes`, or names the \
+         partitions that differ (`reordered from #i`: the same records in another order from \
+         the i-th on; `lost/added`: different records)"
     );
     let _ = writeln!(
         md,
@@ -940,6 +1243,56 @@ while pending:
 seconds = time.perf_counter() - started
 consumer.close()
 print(json.dumps({"seconds": seconds, "records": records, "expected": expected}))
+"#;
+
+/// Reads the topic on both brokers, partition by partition (assign from
+/// offset 0 to the end offsets), and compares the sequences of records (a
+/// CRC-32 of key and value each); prints the partitions that differ, with
+/// the first index where they do and whether they hold the same records in
+/// another order.
+const COMPARE: &str = r#"
+import json, sys, time, zlib
+from collections import Counter
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+source, destination, topic, timeout = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+crc32 = zlib.crc32
+
+def read(bootstrap):
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "kmirror-bench-compare",
+                         "enable.auto.commit": False})
+    metadata = consumer.list_topics(topic, timeout=30)
+    partitions = sorted(metadata.topics[topic].partitions)
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+            for p in partitions}
+    records = {p: [] for p in partitions}
+    pending = {p: high for p, (low, high) in ends.items() if high > low}
+    consumer.assign([TopicPartition(topic, p, ends[p][0]) for p in pending])
+    deadline = time.perf_counter() + timeout
+    while pending:
+        if time.perf_counter() > deadline:
+            sys.exit(f"could not read {bootstrap} to the end offsets within {timeout} s")
+        for m in consumer.consume(10000, 0.5):
+            if m.error() is not None:
+                raise KafkaException(m.error())
+            p = m.partition()
+            if p in pending:
+                records[p].append(crc32(m.value() or b"", crc32(m.key() or b"")))
+                if m.offset() + 1 >= pending[p]:
+                    del pending[p]
+    consumer.close()
+    return records
+
+a, b = read(source), read(destination)
+differences = []
+for p in sorted(set(a) | set(b)):
+    left, right = a.get(p, []), b.get(p, [])
+    if left == right:
+        continue
+    first = next((i for i, (x, y) in enumerate(zip(left, right)) if x != y), min(len(left), len(right)))
+    differences.append({"partition": p, "source": len(left), "destination": len(right),
+                        "first_difference": first, "same_records": Counter(left) == Counter(right)})
+print(json.dumps({"differences": differences}))
 "#;
 
 /// The topic's partition count and end offsets summed, on both brokers.

@@ -109,10 +109,13 @@ Commands:
       target/xtask/demo.
 
   bench [--records N] [--size BYTES] [--codec CODEC] [--partitions P]
-        [--streams S] [--keys K] [--matrix]
-      End-to-end benchmark of kmirror on this machine. Builds kmirror
-      (release), then for each cell starts fresh source and destination nisshi
-      brokers (memory storage), creates the topic with P partitions (default
+        [--streams S] [--keys K] [--matrix] [--nisshi]
+      End-to-end benchmark of kmirror on this machine. Runs `brokers` if
+      Apache Kafka or the venv is missing, builds kmirror (release), then for
+      each cell starts fresh source and destination Apache Kafka 4.4.0
+      brokers (KRaft, one broker each, G1 and a 1 GiB heap; their start is
+      not measured; --nisshi: nisshi brokers with memory storage, installing
+      nisshi first if needed), creates the topic with P partitions (default
       8), fills the source with N records (default 200000) of BYTES-byte
       values (default 1024; slices of a pseudo-word text) with K distinct keys
       (default 1000; 0 for null keys) using librdkafka (acks=all, linger.ms=50,
@@ -123,8 +126,9 @@ Commands:
       both brokers' CPU seconds from /proc. Checks that the destination's end
       offsets add up to the source's. --matrix runs codecs none, lz4, zstd x
       sizes 100, 1024, 10240 x partitions 1, 8, 64 (27 cells), each with
-      N x BYTES value bytes (default 204.8 MB). Prints a row per cell and
-      writes target/xtask/bench/results.md. Needs /usr/bin/time. See
+      N x BYTES value bytes (default 204.8 MB). Prints a row per cell (with
+      kmirror's rate over the consumer's and the load average) and writes
+      target/xtask/bench/results.md. Needs /usr/bin/time. See
       docs/performance.md.
 
   replay [--gb GB] [--partitions P] [--streams S] [--codec CODEC]
