@@ -95,7 +95,7 @@ async fn discovers_hand_made_registrations_through_zookeeper() {
     let brokers = discover_brokers(&connect, "PLAINTEXT", TIMEOUT)
         .await
         .unwrap();
-    assert_eq!(brokers, [broker_addr.clone()]);
+    assert_eq!(brokers, std::slice::from_ref(&broker_addr));
     let topics = librdkafka_list_topics(&brokers.join(","));
     assert!(topics.iter().any(|t| t == "hand-made"), "{topics:?}");
 
@@ -153,7 +153,7 @@ async fn discovers_hand_made_registrations_through_zookeeper() {
     let brokers = discover_brokers(&format!("127.0.0.1:{dead},{connect}"), "PLAINTEXT", TIMEOUT)
         .await
         .unwrap();
-    assert_eq!(brokers, [broker_addr.clone()]);
+    assert_eq!(brokers, std::slice::from_ref(&broker_addr));
 
     // Many sessions one after another: each one is closed, none leaks.
     for _ in 0..20 {
