@@ -92,14 +92,53 @@ pub(crate) async fn find_coordinator(cluster: &Cluster, group: &str) -> Result<i
     let mut backoff = std::time::Duration::from_millis(100);
     loop {
         match cluster.coordinator(group).await {
-            Err(PoolError::Kafka {
-                error:
-                    ResponseError::CoordinatorNotAvailable
-                    | ResponseError::CoordinatorLoadInProgress
-                    | ResponseError::NotCoordinator,
-                ..
-            }) if tokio::time::Instant::now() + backoff < deadline => {
+            Err(PoolError::Kafka { error, .. })
+                if coordinator_busy(error) && tokio::time::Instant::now() + backoff < deadline =>
+            {
                 tracing::debug!(%group, "no group coordinator available yet; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Whether `error` says that the group's coordinator is not available,
+/// has moved, or is still loading the group: worth asking again.
+fn coordinator_busy(error: ResponseError) -> bool {
+    matches!(
+        error,
+        ResponseError::CoordinatorNotAvailable
+            | ResponseError::CoordinatorLoadInProgress
+            | ResponseError::NotCoordinator
+    )
+}
+
+/// Runs `request` (made to `group`'s coordinator) again, with the
+/// coordinator looked up anew, while it is refused because the coordinator
+/// is busy ([`coordinator_busy`]), for up to [`COORDINATOR_WAIT`]. Apache
+/// Kafka answers COORDINATOR_LOAD_IN_PROGRESS to DescribeGroups and
+/// OffsetFetch while it loads a `__consumer_offsets` partition, as it does
+/// right after creating the topic (`GroupCoordinatorService`).
+async fn at_coordinator<T, F, Fut>(
+    cluster: &Cluster,
+    group: &str,
+    mut request: F,
+) -> Result<T, MirrorError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, MirrorError>>,
+{
+    let deadline = tokio::time::Instant::now() + COORDINATOR_WAIT;
+    let mut backoff = std::time::Duration::from_millis(100);
+    loop {
+        match request().await {
+            Err(MirrorError::Refused { error, .. })
+                if coordinator_busy(error) && tokio::time::Instant::now() + backoff < deadline =>
+            {
+                tracing::debug!(%group, %error, "the group coordinator is busy; retrying");
+                cluster.invalidate_coordinator(group);
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
             }
@@ -132,7 +171,7 @@ pub async fn ensure_group_idle(
     let deadline = tokio::time::Instant::now() + session + std::time::Duration::from_secs(5);
     let mut told = false;
     loop {
-        let members = active_members(source, group).await?;
+        let members = at_coordinator(source, group, || active_members(source, group)).await?;
         let Some((state, members)) = members else {
             return Ok(());
         };
@@ -198,6 +237,17 @@ async fn active_members(
 /// The offsets `group` committed on the source for `partitions`; a
 /// partition without a commit is absent.
 pub async fn committed_offsets(
+    source: &Cluster,
+    group: &str,
+    partitions: &[TopicPartition],
+) -> Result<HashMap<TopicPartition, i64>, MirrorError> {
+    at_coordinator(source, group, || {
+        committed_offsets_once(source, group, partitions)
+    })
+    .await
+}
+
+async fn committed_offsets_once(
     source: &Cluster,
     group: &str,
     partitions: &[TopicPartition],
