@@ -1576,7 +1576,8 @@ fn a_compacted_source_with_offset_gaps_is_rebuilt_densely() {
     exited.assert_success();
     assert!(
         compacting.rewritten.load(Ordering::Relaxed) > 0,
-        "the proxy compacted nothing"
+        "the proxy compacted nothing: {}",
+        exited.context()
     );
     let summary = exited.summary();
     assert_eq!(summary.records, 42, "{}", exited.context());
@@ -1637,7 +1638,8 @@ fn a_corrupt_source_batch_is_stopped_or_stays_detectably_corrupt() {
     assert_ne!(exited.code, Some(0), "{}", exited.context());
     assert!(
         corrupting.rewritten.load(Ordering::Relaxed) > 0,
-        "the proxy corrupted nothing"
+        "the proxy corrupted nothing: {}",
+        exited.context()
     );
     let errors: Vec<&str> = exited
         .stderr
