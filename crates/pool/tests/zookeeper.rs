@@ -274,3 +274,59 @@ async fn the_guides_consumer_properties_reach_the_cluster_through_zookeeper() {
     let metadata = cluster.metadata().await.unwrap();
     assert_eq!(metadata.topics["testtopic"].partitions.len(), 8);
 }
+
+/// Kafka 2.1 (what HDInsight 4.0 runs) registers in the older version 4
+/// JSON and knows only old request versions (ApiVersions up to v2, so it
+/// answers kmirror's first ApiVersions with UNSUPPORTED_VERSION in v0):
+/// discovery, version negotiation and metadata still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovers_and_negotiates_with_a_real_kafka_2_1() {
+    use kmirror_pool::protocol::kafka_protocol::messages::ApiKey;
+    let kafka = KafkaCluster::start(ClusterOptions::new(KafkaVersion::V2_1).name("pool-zk-2-1"));
+    kafka.create_topic("old-topic", 3, 1, &[]);
+    let registration = zookeeper(&kafka).cli("get /kafka/brokers/ids/1\n");
+    assert!(
+        registration.contains(r#""version":4"#),
+        "what Kafka 2.1 registers: {registration}"
+    );
+    let props = kmirror_pool::Properties::parse(&format!(
+        "zookeeper.connect={}\ngroup.id=mirrorgroup\n",
+        kafka.zookeeper_connect()
+    ))
+    .unwrap();
+    let parsed = kmirror_pool::ClientConfig::from_properties(&props, &["group.id"]).unwrap();
+    let cluster = kmirror_pool::Cluster::connect(parsed.config)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n--- broker log:\n{}", kafka.log(1)));
+    assert_eq!(cluster.bootstrap_servers(), [kafka.bootstrap()]);
+    let metadata = cluster.metadata().await.unwrap();
+    assert_eq!(metadata.topics["old-topic"].partitions.len(), 3);
+    assert_eq!(
+        metadata.topics["old-topic"].id, [0; 16],
+        "no topic ids in 2.1"
+    );
+    let conn = cluster.connection_to_broker(1).await.unwrap();
+    // Kafka 2.1's highest versions (its ApiVersions answer).
+    assert_eq!(conn.versions().version(ApiKey::Metadata).unwrap(), 7);
+    assert_eq!(conn.versions().version(ApiKey::Fetch).unwrap(), 10);
+    assert_eq!(conn.versions().version(ApiKey::Produce).unwrap(), 7);
+    // Changed from nisshi, which named a coordinator at once: Apache Kafka
+    // answers the first FindCoordinator of a fresh cluster with
+    // COORDINATOR_NOT_AVAILABLE while it creates __consumer_offsets
+    // (KafkaApis.handleFindCoordinatorRequest). The pool reports it as a
+    // typed, retriable error; waiting is the caller's (the engine's
+    // find_coordinator) business, as it is here.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let coordinator = loop {
+        match cluster.coordinator("mirrorgroup").await {
+            Ok(id) => break id,
+            Err(PoolError::Kafka { error, .. })
+                if error.is_retriable() && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("no coordinator: {e}"),
+        }
+    };
+    assert_eq!(coordinator, 1);
+}
