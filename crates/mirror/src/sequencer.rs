@@ -7,7 +7,16 @@
 //! `DefaultRecordBatch.incrementSequence` does), at most five batches per
 //! partition are unacknowledged at once (the broker keeps the last five
 //! batches per producer and partition to recognise retries), and a new
-//! epoch starts every partition again at sequence 0. The source's own
+//! epoch starts every partition again at sequence 0.
+//!
+//! A partition's first batch under a producer id and epoch travels alone:
+//! Apache Kafka accepts ANY sequence from a producer it holds no state for
+//! on a partition (`ProducerAppendInfo.checkSequence`), so if that first
+//! batch failed (a new topic whose partitions are not loaded yet answers
+//! NOT_LEADER_OR_FOLLOWER for a moment) while the next one succeeded, the
+//! later batch would be written first and the retried earlier one refused
+//! as out of order: records reordered. Once one batch is acknowledged, the
+//! broker checks every sequence and pipelining is safe. The source's own
 //! producer fields are never passed through: every batch gets this
 //! producer's stamp.
 //!
@@ -104,19 +113,28 @@ struct PartitionSequence {
     next: i32,
     /// Base sequences of unacknowledged batches, oldest first.
     in_flight: VecDeque<i32>,
+    /// Whether a batch was acknowledged under this producer id and epoch,
+    /// so the broker holds this producer's state and checks sequences.
+    established: bool,
 }
 
 impl PartitionSequence {
     /// Takes the next base sequence for a batch of `record_count` records,
     /// unless `limit` batches are already in flight.
     fn stamp(&mut self, record_count: i32, limit: usize) -> Option<i32> {
-        if self.in_flight.len() >= limit {
+        if self.in_flight.len() >= self.limit(limit) {
             return None;
         }
         let base_sequence = self.next;
         self.next = increment_sequence(base_sequence, record_count);
         self.in_flight.push_back(base_sequence);
         Some(base_sequence)
+    }
+
+    /// The in-flight limit: `limit` once the broker knows this producer on
+    /// the partition, one batch before (see the module documentation).
+    fn limit(&self, limit: usize) -> usize {
+        if self.established { limit } else { 1 }
     }
 }
 
@@ -183,9 +201,13 @@ impl ProducerSequencer {
         self.max_in_flight
     }
 
-    /// Whether `partition` of `topic` may take another batch now.
+    /// Whether `partition` of `topic` may take another batch now: fewer
+    /// than the in-flight limit are unacknowledged, and none at all while no
+    /// batch of this producer id and epoch was acknowledged on the partition
+    /// (its first batch travels alone).
     pub fn can_send(&self, topic: &str, partition: i32) -> bool {
-        self.in_flight(topic, partition) < self.max_in_flight
+        self.partition(topic, partition)
+            .is_none_or(|p| p.in_flight.len() < p.limit(self.max_in_flight))
     }
 
     /// Unacknowledged batches of `partition` of `topic`.
@@ -278,6 +300,7 @@ impl ProducerSequencer {
             .position(|s| *s == base_sequence)
             .ok_or_else(unknown)?;
         sequence.in_flight.remove(position);
+        sequence.established = true;
         Ok(())
     }
 
@@ -335,6 +358,7 @@ mod tests {
     fn sequences_continue_across_batches() {
         let mut p = ProducerSequencer::new(7, 2).unwrap();
         let a = p.next("t", 0, 3).unwrap();
+        p.acknowledged("t", 0, 0).unwrap();
         let b = p.next("t", 0, 1).unwrap();
         let c = p.next("t", 0, 100).unwrap();
         assert_eq!(
@@ -348,7 +372,7 @@ mod tests {
         assert_eq!(b.base_sequence, 3);
         assert_eq!(c.base_sequence, 4);
         assert_eq!(p.next_sequence("t", 0), 104);
-        assert_eq!(p.in_flight("t", 0), 3);
+        assert_eq!(p.in_flight("t", 0), 2);
     }
 
     #[test]
@@ -357,11 +381,13 @@ mod tests {
         assert_eq!(p.next("t", 0, 10).unwrap().base_sequence, 0);
         assert_eq!(p.next("t", 1, 10).unwrap().base_sequence, 0);
         assert_eq!(p.next("u", 0, 10).unwrap().base_sequence, 0);
+        p.acknowledged("t", 0, 0).unwrap();
+        p.acknowledged("t", 1, 0).unwrap();
         assert_eq!(p.next("t", 0, 10).unwrap().base_sequence, 10);
         assert_eq!(p.next("t", 1, 1).unwrap().base_sequence, 10);
         assert_eq!(p.next_sequence("u", 0), 10);
         assert_eq!(p.next_sequence("u", 1), 0);
-        assert_eq!(p.in_flight("t", 0), 2);
+        assert_eq!(p.in_flight("t", 0), 1);
         assert_eq!(p.in_flight("u", 0), 1);
         assert_eq!(p.in_flight("v", 0), 0);
     }
@@ -371,6 +397,7 @@ mod tests {
         let mut p = ProducerSequencer::new(1, 0).unwrap();
         let huge = p.next("t", 0, i32::MAX).unwrap();
         assert_eq!(huge.base_sequence, 0);
+        p.acknowledged("t", 0, 0).unwrap();
         assert_eq!(p.next_sequence("t", 0), i32::MAX);
         let last = p.next("t", 0, 3).unwrap();
         assert_eq!(last.base_sequence, i32::MAX);
@@ -381,13 +408,45 @@ mod tests {
         // Exactly reaching i32::MAX + 1 wraps to 0.
         let mut q = ProducerSequencer::new(1, 0).unwrap();
         q.next("t", 0, i32::MAX - 1).unwrap();
+        q.acknowledged("t", 0, 0).unwrap();
         q.next("t", 0, 2).unwrap();
         assert_eq!(q.next_sequence("t", 0), 0);
     }
 
     #[test]
+    fn a_partitions_first_batch_travels_alone() {
+        // Apache Kafka accepts any sequence from a producer it holds no
+        // state for (ProducerAppendInfo.checkSequence): a second batch sent
+        // beside a failing first one could be written before it.
+        let mut p = ProducerSequencer::new(1, 0).unwrap();
+        assert!(p.can_send("t", 0));
+        p.next("t", 0, 2).unwrap();
+        assert!(!p.can_send("t", 0), "nothing beside the first batch");
+        assert!(matches!(
+            p.next("t", 0, 1),
+            Err(SequenceError::InFlightFull { .. })
+        ));
+        p.acknowledged("t", 0, 0).unwrap();
+        for _ in 0..5 {
+            assert!(p.can_send("t", 0), "pipelined once the broker knows us");
+            p.next("t", 0, 1).unwrap();
+        }
+        // A new epoch is a new start: the first batch alone again.
+        p.reset_epoch(1).unwrap();
+        p.next("t", 0, 1).unwrap();
+        assert!(!p.can_send("t", 0));
+        // So is a new producer id.
+        p.acknowledged("t", 0, 0).unwrap();
+        p.reset_producer(2, 0).unwrap();
+        p.next("t", 0, 1).unwrap();
+        assert!(!p.can_send("t", 0));
+    }
+
+    #[test]
     fn at_most_five_batches_in_flight_per_partition() {
         let mut p = ProducerSequencer::new(1, 0).unwrap();
+        p.next("t", 0, 2).unwrap();
+        p.acknowledged("t", 0, 0).unwrap();
         let mut bases = Vec::new();
         for _ in 0..5 {
             assert!(p.can_send("t", 0));
@@ -405,12 +464,12 @@ mod tests {
         );
         assert_eq!(
             p.next_sequence("t", 0),
-            10,
+            12,
             "a refused batch takes no sequence"
         );
         p.acknowledged("t", 0, bases[0]).unwrap();
         assert!(p.can_send("t", 0));
-        assert_eq!(p.next("t", 0, 1).unwrap().base_sequence, 10);
+        assert_eq!(p.next("t", 0, 1).unwrap().base_sequence, 12);
         assert!(!p.can_send("t", 0));
         // Acknowledgements out of order free a slot too.
         p.acknowledged("t", 0, bases[3]).unwrap();
@@ -475,7 +534,9 @@ mod tests {
     fn an_epoch_bump_restarts_every_partition_at_zero() {
         let mut p = ProducerSequencer::new(9, 3).unwrap();
         for partition in 0..3 {
-            for _ in 0..4 {
+            p.next("t", partition, 7).unwrap();
+            p.acknowledged("t", partition, 0).unwrap();
+            for _ in 0..3 {
                 p.next("t", partition, 7).unwrap();
             }
         }
@@ -653,6 +714,14 @@ mod tests {
     fn five_requests_in_flight_pass_the_checker() {
         let mut producer = ProducerSequencer::new(77, 5).unwrap();
         let mut checker = ConformanceChecker::new();
+        let first = stamped_request(
+            &mut producer,
+            &[("t", 0, 4), ("t", 1, 1)],
+            Compression::Gzip,
+        );
+        let frame = encode_produce_request(&first, 11, 100, None).unwrap();
+        assert_eq!(checker.check_frame(&frame), vec![]);
+        acknowledge_all(&mut producer, &first);
         let mut requests = Vec::new();
         while producer.can_send("t", 0) {
             let request = stamped_request(
@@ -682,6 +751,7 @@ mod tests {
         let mut producer = ProducerSequencer::new(1, 0).unwrap();
         let mut checker = ConformanceChecker::new();
         let first = stamped_request(&mut producer, &[("t", 0, 2)], Compression::None);
+        acknowledge_all(&mut producer, &first);
         let _lost = stamped_request(&mut producer, &[("t", 0, 2)], Compression::None);
         let third = stamped_request(&mut producer, &[("t", 0, 2)], Compression::None);
         let frame = encode_produce_request(&first, 9, 1, None).unwrap();
