@@ -243,6 +243,9 @@ impl Cluster {
             self.inner.config.reconnect_backoff_max,
         );
         let mut last_error = String::from("no attempt was made");
+        // Whether `last_error` is an actual failure, which says more than a
+        // later attempt cut short by the deadline.
+        let mut failed = false;
         loop {
             for addr in &self.inner.bootstrap {
                 let attempt =
@@ -257,8 +260,10 @@ impl Cluster {
                     }
                     Ok(Err(e)) => {
                         tracing::debug!(broker = %addr, error = %e, "bootstrap attempt failed");
-                        last_error = e.to_string();
+                        last_error = self.explain(&e);
+                        failed = true;
                     }
+                    Err(_) if failed => {}
                     Err(_) => last_error = self.no_answer(addr),
                 }
             }
@@ -288,6 +293,36 @@ impl Cluster {
             SecurityProtocol::Ssl | SecurityProtocol::SaslSsl => {
                 format!("no answer from {addr} before the deadline")
             }
+        }
+    }
+
+    /// A bootstrap failure, with a hint when it looks like a wrong
+    /// `security.protocol`: Apache Kafka's SASL listeners answer ApiVersions
+    /// before authentication, then close the connection without an error
+    /// response on any other request (`SaslServerAuthenticator` throws
+    /// `IllegalSaslStateException`).
+    fn explain(&self, e: &PoolError) -> String {
+        let closed = match e {
+            PoolError::ConnectionLost { cause, .. } => matches!(
+                **cause,
+                PoolError::Io {
+                    kind: std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset,
+                    ..
+                }
+            ),
+            _ => false,
+        };
+        let without_sasl = matches!(
+            self.inner.config.security_protocol,
+            SecurityProtocol::Plaintext | SecurityProtocol::Ssl
+        );
+        if closed && without_sasl {
+            format!(
+                "{e} (after answering ApiVersions: if this is a SASL listener, set \
+                 security.protocol=SASL_PLAINTEXT or SASL_SSL, sasl.mechanism and sasl.jaas.config)"
+            )
+        } else {
+            e.to_string()
         }
     }
 

@@ -693,6 +693,16 @@ where
         Ok(Err(e)) => return Err(PoolError::io(broker, &e)),
         Err(_) => return Err(timed_out()),
     };
+    if looks_like_tls_record(size) {
+        return Err(PoolError::Tls {
+            broker: broker.to_owned(),
+            reason: format!(
+                "the broker answered the {:?} request with a TLS record (its listener is SSL or \
+                 SASL_SSL): set security.protocol=SSL or SASL_SSL",
+                R::API
+            ),
+        });
+    }
     let decoder = FrameDecoder::default();
     let len = decoder
         .announced_size(&size)
@@ -718,6 +728,15 @@ where
         ));
     }
     R::decode_response(body, version).map_err(|e| PoolError::protocol(broker, e))
+}
+
+/// Whether the first four bytes of an answer are a TLS record header
+/// (content type 20 to 23, protocol major version 3) rather than a frame
+/// size: Apache Kafka's SSL listener may answer a plaintext request with a
+/// TLS alert (its SSLEngine fails on the bytes) instead of keeping silent.
+/// As a frame size this would be over 335 MB, which no handshake answer is.
+fn looks_like_tls_record(size: [u8; 4]) -> bool {
+    (0x14..=0x17).contains(&size[0]) && size[1] == 0x03
 }
 
 /// ApiVersions, negotiation, then SASL if configured.
@@ -910,5 +929,16 @@ mod tests {
         assert!(none_enabled.contains("security.protocol"), "{none_enabled}");
         let unknown = handshake_refusal("PLAIN", 9999, &[]);
         assert!(unknown.contains("(error code 9999)"), "{unknown}");
+    }
+
+    #[test]
+    fn a_tls_alert_is_told_from_a_frame_size() {
+        use super::looks_like_tls_record;
+        // A fatal alert record, TLS 1.2, as a JDK SSLEngine sends it.
+        assert!(looks_like_tls_record([0x15, 0x03, 0x03, 0x00]));
+        assert!(looks_like_tls_record([0x16, 0x03, 0x01, 0x02]));
+        // Ordinary Kafka frame sizes.
+        assert!(!looks_like_tls_record([0x00, 0x00, 0x01, 0x2c]));
+        assert!(!looks_like_tls_record(1_048_576i32.to_be_bytes()));
     }
 }

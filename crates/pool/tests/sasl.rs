@@ -234,3 +234,34 @@ async fn a_mechanism_the_broker_refuses_is_named_with_the_alternatives() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_against_a_sasl_listener_says_to_set_security_protocol() {
+    // Apache Kafka's SaslServerAuthenticator answers ApiVersions before
+    // authentication, then closes the connection on any other request
+    // (IllegalSaslStateException: "Unexpected Kafka request of type METADATA
+    // during SASL handshake"), without an error response.
+    let kafka = cluster();
+    let started = Instant::now();
+    let err = Cluster::connect(common::config(&format!(
+        "bootstrap.servers={}\nrequest.timeout.ms=3000\n",
+        kafka.bootstrap_for(Listener::SaslPlaintext)
+    )))
+    .await
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, PoolError::Unreachable { .. }), "{err:?}");
+    assert!(
+        message.contains("security.protocol=SASL_PLAINTEXT or SASL_SSL"),
+        "{message}"
+    );
+    assert!(
+        message.contains("the broker closed the connection"),
+        "the failure itself, not a later attempt cut short by the deadline: {message}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        started.elapsed()
+    );
+}
