@@ -322,6 +322,8 @@ pub(crate) struct Stream {
     source_meta_at: Option<Instant>,
     dest_meta_at: Option<Instant>,
     pid_busy: bool,
+    /// How long the next InitProducerId waits: zero until one fails.
+    pid_backoff: Duration,
     commit_busy: bool,
     lanes: HashMap<i32, mpsc::UnboundedSender<ProduceJob>>,
     lane_requests: HashMap<i32, usize>,
@@ -358,6 +360,7 @@ impl Stream {
             source_meta_at: None,
             dest_meta_at: None,
             pid_busy: false,
+            pid_backoff: Duration::ZERO,
             commit_busy: false,
             lanes: HashMap::new(),
             lane_requests: HashMap::new(),

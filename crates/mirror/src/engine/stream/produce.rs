@@ -20,7 +20,9 @@ impl Stream {
                     .sequencer
                     .as_ref()
                     .map(|s| (s.producer_id(), s.epoch()));
+                let delay = self.pid_backoff;
                 self.control.spawn(async move {
+                    tokio::time::sleep(delay).await;
                     ControlDone::ProducerId(admin::init_producer_id(&cluster, current).await)
                 });
             }
@@ -433,10 +435,25 @@ impl Stream {
     pub(super) fn on_producer_id(&mut self, result: Result<(i64, i16), PoolError>) {
         self.pid_busy = false;
         let (pid, epoch) = match result {
-            Ok(p) => p,
+            Ok(p) => {
+                self.pid_backoff = Duration::ZERO;
+                p
+            }
             Err(e) => {
                 if e.is_retriable() || matches!(e, PoolError::Kafka { .. }) {
-                    tracing::warn!(error = %e, "InitProducerId failed; retrying");
+                    // Apache Kafka answers COORDINATOR_LOAD_IN_PROGRESS
+                    // until the broker holds a block of producer ids from
+                    // the controller (RPCProducerIdManager): back off.
+                    self.pid_backoff = if self.pid_backoff.is_zero() {
+                        self.ctx
+                            .config
+                            .produce
+                            .retry_backoff
+                            .max(Duration::from_millis(10))
+                    } else {
+                        (self.pid_backoff * 2).min(Duration::from_secs(1))
+                    };
+                    tracing::warn!(error = %e, retry_in = ?self.pid_backoff, "InitProducerId failed; retrying");
                     self.dest_meta_at = None;
                     self.ctx.destination.invalidate_metadata();
                 } else {
