@@ -199,6 +199,7 @@ pub(crate) fn tail(path: &Path, max: usize) -> String {
 /// A nisshi broker: a single-broker cluster on 127.0.0.1.
 pub(crate) struct Broker {
     pub(crate) addr: SocketAddr,
+    #[allow(dead_code, reason = "the demo printed it; it runs on Apache Kafka now")]
     pub(crate) log: PathBuf,
     process: Guarded,
 }

@@ -7,8 +7,9 @@
 //! - `fixtures`: capture golden protocol fixtures from librdkafka and nisshi.
 //! - `fuzz`: run the cargo-fuzz targets of `fuzz/` and summarize.
 //! - `dist`: build a fully static musl release binary of `kmirror`.
-//! - `demo`: the HDInsight MirrorMaker guide's scenario, end to end, with
-//!   `kmirror` between two local nisshi brokers.
+//! - `demo`: the HDInsight MirrorMaker guide's scenario, end to end on
+//!   Apache Kafka 3.9 (ZooKeeper mode) with Kafka's tools, with `kmirror`
+//!   and with Apache Kafka's own MirrorMaker 1, side by side.
 //! - `bench`: an end-to-end benchmark of `kmirror --once` between two local
 //!   nisshi brokers, next to librdkafka producing and consuming alone.
 //! - `replay`: the mirror-only ceiling, kmirror between two bench-only
@@ -18,7 +19,9 @@
 //!   end-to-end latency on two nisshi brokers).
 //!
 //! Dependencies are std only on purpose: this crate must build fast on a
-//! busy machine and never pull in what the product crates do not need.
+//! busy machine and never pull in what the product crates do not need. Its
+//! one dependency, `kmirror-test-cluster` (Apache Kafka clusters on loopback
+//! for the demo and the benchmarks), is std only itself.
 
 mod bench;
 mod brokers;
@@ -93,20 +96,32 @@ Commands:
       running as root or with passwordless sudo. See docs/dist.md.
 
   demo [--debug]
-      The HDInsight MirrorMaker guide's scenario, end to end on this machine:
-      runs `brokers` if nisshi or the venv is missing, builds kmirror (cargo
-      build --release -p kmirror-cli --bin kmirror; --debug for a debug
-      build), starts two nisshi brokers (source and destination, memory
-      storage, free loopback ports), creates testtopic with 8 partitions on
-      the source, writes the guide's consumer.properties and
-      producer.properties, starts `kmirror --consumer.config
-      consumer.properties --producer.config producer.properties --whitelist
-      testtopic --num.streams 4`, produces 10 keyed text lines on the source,
-      waits (up to 60 s) until the destination holds them, stops kmirror with
-      SIGINT (as Ctrl+C does) and checks that it exits 0, then shows what
-      arrived on the destination and the group's committed offsets on the
-      source. Fails if any of it goes wrong. Files and logs stay in
-      target/xtask/demo.
+      The HDInsight MirrorMaker guide's scenario on real Apache Kafka, with
+      Kafka's own tools, once with kmirror and once with Apache Kafka 3.9's
+      own MirrorMaker 1, side by side. Installs Apache Kafka if missing (as
+      `brokers` does), builds kmirror (cargo build --release -p kmirror-cli
+      --bin kmirror; --debug for a debug build), then for each mirror starts
+      fresh source and destination clusters (Apache Kafka 3.9.2, ZooKeeper
+      mode, one broker and one ZooKeeper each), runs `kafka-topics --create
+      --topic testtopic --partitions 8` on the source, writes the guide's
+      consumer.properties (the source's zookeeper.connect, chroot included,
+      and group.id=mirrorgroup, nothing else) and producer.properties
+      (bootstrap.servers of the destination, compression.type=none), starts
+      the mirror with `--consumer.config consumer.properties
+      --producer.config producer.properties --whitelist testtopic
+      --num.streams 4` (MirrorMaker 1 as kafka.tools.MirrorMaker; if it
+      refuses the guide's file, its error is shown and it runs again with
+      bootstrap.servers added), waits until kafka-consumer-groups shows it in
+      group mirrorgroup, types 10 lines into kafka-console-producer, times
+      their arrival on the destination, stops the mirror with SIGINT (as
+      Ctrl+C does), reads the destination with kafka-console-consumer
+      --from-beginning and describes the group with kafka-consumer-groups.
+      Prints both results side by side: the guide's files accepted as they
+      are, records per partition on the destination, time to the last
+      record, exit status on SIGINT, committed offsets and lag. Fails if
+      kmirror does not accept the guide's files, deliver every line once on
+      its source partition, exit 0 or leave lag 0. 30-50 s after the build.
+      Files and logs stay in target/xtask/demo.
 
   bench [--records N] [--size BYTES] [--codec CODEC] [--partitions P]
         [--streams S] [--keys K] [--matrix] [--nisshi]
