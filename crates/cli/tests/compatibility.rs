@@ -312,7 +312,8 @@ fn check(source: &KafkaCluster, destination: &KafkaCluster, prefix: &str, case: 
         }
         Case::Compacted => assert!(gaps(&src) > 0, "{topic} at the source has gaps"),
         Case::Legacy { .. } => assert!(
-            stdout.contains("kmirror: mirrored ") && !stdout.contains(" 0 rebuilt on the slow path"),
+            stdout.contains("kmirror: mirrored ")
+                && !stdout.contains(" 0 rebuilt on the slow path"),
             "legacy message sets are rebuilt on the slow path: {stdout}"
         ),
         Case::Codec(_) => {}
@@ -420,8 +421,16 @@ fn negotiated_versions_follow_each_broker() {
     let ours = |key| kmirror_protocol::api::api_spec(key).unwrap().ours.max;
     for (version, produce, fetch) in [
         (KafkaVersion::V2_1, 7, 10),
-        (KafkaVersion::V3_9, ours(ApiKey::Produce).min(11), ours(ApiKey::Fetch)),
-        (KafkaVersion::V4_4, ours(ApiKey::Produce), ours(ApiKey::Fetch)),
+        (
+            KafkaVersion::V3_9,
+            ours(ApiKey::Produce).min(11),
+            ours(ApiKey::Fetch),
+        ),
+        (
+            KafkaVersion::V4_4,
+            ours(ApiKey::Produce),
+            ours(ApiKey::Fetch),
+        ),
     ] {
         let bootstrap = cluster(version).bootstrap();
         let versions = runtime.block_on(async {
