@@ -67,16 +67,11 @@ const OLD_LOG4J_AND_ZOOKEEPER: &[(&str, &str)] = &[
     ("org.apache.zookeeper", "zookeeper"),
 ];
 
-/// The newest Apache Kafka that resolves: KRaft, the default test cluster.
-pub(crate) const KAFKA_NEWEST: &str = "4.4.0";
-/// The last line with ZooKeeper mode and MirrorMaker 1.
-pub(crate) const KAFKA_ZK: &str = "3.9.2";
-/// The oldest line that still runs on Java 17 (HDInsight runs 2.1 to 3.2).
-pub(crate) const KAFKA_OLDEST: &str = "2.1.1";
-/// MirrorMaker 2: `connect-mirror` is published up to 4.3.1 (4.4.0 is not
-/// on Maven Central).
-pub(crate) const MIRROR_MAKER_2: &str = "4.3.1";
-
+/// The pinned distributions: the newest 4.x that resolves (KRaft, the
+/// default test cluster), 3.9.2 (the last line with ZooKeeper mode and
+/// MirrorMaker 1), 2.1.1 (the oldest that runs on Java 17; HDInsight runs
+/// 2.1 to 3.2), and MirrorMaker 2 from `connect-mirror` 4.3.1 (4.4.0 is not
+/// published on Maven Central).
 const DISTRIBUTIONS: &[Distribution] = &[
     Distribution {
         name: "kafka-4.4.0",
