@@ -536,9 +536,12 @@ fn assert_complete_in_order(source: &str, destination: &str, topic: &str) -> u64
 /// (at-least-once) are counted and printed.
 #[test]
 fn sigkill_three_times_then_resume_loses_nothing() {
-    let source = shared_source().bootstrap();
-    let (destination, proxy) = shared_destination();
-    let destination = destination.bootstrap();
+    // Clusters of its own: the 200 MB on each side go with them when they
+    // are dropped (shared clusters never are, so their data would stay).
+    let source_cluster = KafkaCluster::start(ClusterOptions::kraft().name("sigkill-source"));
+    let source = source_cluster.bootstrap();
+    let (destination_cluster, proxy) = own_destination("sigkill-destination");
+    let destination = destination_cluster.bootstrap();
     librdkafka_create_topic(&source, "big", 8, &[]);
     let spec = ProduceSpec::default()
         .count(200_000)
@@ -603,7 +606,7 @@ fn sigkill_three_times_then_resume_loses_nothing() {
         "SIGKILL x3 at destination record counts {killed_at:?}: nothing lost, order kept, \
          {duplicates} duplicates of 200000 records"
     );
-    assert_conformant_for(proxy, &["big"]);
+    assert_conformant_for(&proxy, &["big"]);
 }
 
 /// The destination broker restarted (killed, started again on its data)
