@@ -1423,9 +1423,10 @@ fn first_key(view: &kmirror_protocol::record::RecordBatchView) -> Option<bytes::
 /// it: the same offsets (base offset, lastOffsetDelta) and the same length,
 /// but only the records at offset deltas 0 and 3 (values resized to keep
 /// the length), so offsets base+1 and base+2 are a hole inside the batch.
-/// nisshi refuses gapped batches on Produce (`last_offset_delta + 1 does
-/// not equal record_count`) and does not compact, so this is how a
-/// compacted log reaches kmirror here.
+/// Apache Kafka refuses such a batch from a client (`LogValidator`:
+/// inconsistent batch offset range, INVALID_RECORD), and only its log
+/// cleaner writes one, on its own schedule, so this is how a compacted log
+/// reaches kmirror here.
 fn compacted_batch(view: &kmirror_protocol::record::RecordBatchView) -> Option<Vec<u8>> {
     (view.header().record_count == 4 && first_key(view).as_deref() == Some(b"gap-0".as_slice()))
         .then(|| gapped_batch(view.as_bytes()))
@@ -1688,9 +1689,10 @@ fn a_corrupt_source_batch_is_stopped_or_stays_detectably_corrupt() {
         "the corrupt batch reached the destination once, with its CRC still wrong: {}",
         report.summary()
     );
-    // Apache Kafka checks the CRC (DefaultRecordBatch.ensureValid, from
-    // LogValidator): CORRUPT_MESSAGE, which no resend can cure, stops
-    // kmirror at once with the offsets named.
+    // Apache Kafka checks the CRC of every batch a client produces
+    // (`UnifiedLog.analyzeAndValidateRecords`, `DefaultRecordBatch.ensureValid`):
+    // CORRUPT_MESSAGE, which no resend can cure, stops kmirror at once with
+    // the offsets named.
     assert_eq!(exited.code, Some(1), "{}", exited.context());
     assert!(
         exited
