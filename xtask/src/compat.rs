@@ -787,7 +787,19 @@ fn render(
          and v1 per topic (`message.format.version`), Produce up to v7 (zstd needs v7, so \
          zstd batches reach a 2.1 destination) and Fetch up to v10 (no KIP-392 follower \
          fetching, no topic ids). 3.9 ignores `message.format.version` (always v2 under \
-         inter.broker.protocol.version 3.0+). 4.x removed message formats v0/v1 entirely.\n\n\
+         inter.broker.protocol.version 3.0+). 4.x removed message formats v0/v1 entirely. \
+         v0 records (no timestamp) arrive as CreateTime -1, which every destination version \
+         accepts and librdkafka reads as CreateTime -1.\n\n\
+         ## Findings\n\n\
+         Failures, if any, are in the table and under Details per case. Observed besides:\n\n\
+         - Uncompressed v0/v1 message sets are up-converted one v2 batch per record: \
+           `v1-none` and `v0-none` report \"200 rebuilt on the slow path\" for 200 records, and \
+           Kafka's DumpLogSegments on a 4.4 destination of a 200-record uncompressed v1 \
+           partition shows 200 batches of `count: 1` (175 bytes each against the source's \
+           139-byte v1 messages). Correct, but larger and slower than one batch per fetched \
+           run of entries: each legacy entry is its own slow-path step \
+           (crates/mirror/src/fetch_plan.rs, `legacy`). Compressed v0/v1 wrappers \
+           (`v1-snappy`, `v0-lz4`) become one batch per wrapper.\n\n\
          ## Setup of the source topics\n\n",
     );
     for (v, case, result) in &report.setups {
