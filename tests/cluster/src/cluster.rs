@@ -984,7 +984,8 @@ impl KafkaCluster {
             &node.log_path,
             &format!("starting broker {} of {}", node.id, self.describe()),
         );
-        let server = Server::spawn(command, &node.log_path);
+        let data = node.dir.join("data");
+        let server = Server::spawn_with_cleanup(command, &node.log_path, Some(&data));
         self.nodes[i].server = Some(server);
     }
 

@@ -14,16 +14,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The watchdog: `$1` is the pid file, the rest the command. It runs the
-/// command in the background, records its pid, then blocks reading stdin;
-/// at end of file (the owner is gone or let go) it kills the command.
-const WATCHDOG: &str = r#"pidfile="$1"; shift
+/// The watchdog: `$1` is the pid file, `$2` a directory to remove when
+/// the owner dies (empty: none), the rest the command. It runs the command
+/// in the background, records its pid, then blocks reading stdin; at end of
+/// file it kills the command. The owner writes `keep` first when it lets
+/// go on purpose (a restart needs the data); without it the owner is gone,
+/// and the directory goes too (a shared cluster's data never outlives the
+/// test run).
+const WATCHDOG: &str = r#"pidfile="$1"; cleanup="$2"; shift 2
 "$@" </dev/null &
 child=$!
 echo "$child" > "$pidfile.tmp" && mv "$pidfile.tmp" "$pidfile"
-while read -r _; do :; done
+keep=""
+while read -r line; do [ "$line" = keep ] && keep=1; done
 kill -9 "$child" 2>/dev/null
 wait "$child" 2>/dev/null
+if [ -z "$keep" ] && [ -n "$cleanup" ]; then rm -rf "$cleanup"; fi
 exit 0"#;
 
 /// A running server process under the watchdog.
@@ -43,6 +49,17 @@ impl Server {
     ///
     /// If the shell cannot start or the pid does not appear within 10 s.
     pub fn spawn(command: Command, log_path: &Path) -> Self {
+        Self::spawn_with_cleanup(command, log_path, None)
+    }
+
+    /// Like [`Server::spawn`]; if this process dies (or drops the server
+    /// without [`Server::kill`] or [`Server::terminate`]), the watchdog also
+    /// removes `cleanup` (a broker's data directory).
+    ///
+    /// # Panics
+    ///
+    /// As [`Server::spawn`].
+    pub fn spawn_with_cleanup(command: Command, log_path: &Path, cleanup: Option<&Path>) -> Self {
         let pidfile = log_path.with_extension("pid");
         let _ = std::fs::remove_file(&pidfile);
         let log = OpenOptions::new()
@@ -61,6 +78,7 @@ impl Server {
             .arg(WATCHDOG)
             .arg("kmirror-watchdog")
             .arg(&pidfile)
+            .arg(cleanup.map(Path::as_os_str).unwrap_or_default())
             .arg(&program)
             .args(&args)
             .stdin(Stdio::piped())
@@ -121,14 +139,14 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         let graceful = !self.is_running();
-        self.stop_watchdog();
+        self.stop_watchdog(true);
         graceful
     }
 
     /// Kills the server with SIGKILL and waits for it (a crash).
     pub fn kill(mut self) {
         signal(self.pid, "KILL");
-        self.stop_watchdog();
+        self.stop_watchdog(true);
     }
 
     /// Appends a marker line to the log.
@@ -136,16 +154,22 @@ impl Server {
         note(&self.log_path, what);
     }
 
-    fn stop_watchdog(&mut self) {
-        // End of file on its stdin: the watchdog kills what is left and exits.
-        drop(self.stdin.take());
-        let _ = self.watchdog.wait();
+    fn stop_watchdog(&mut self, keep: bool) {
+        if let Some(mut stdin) = self.stdin.take() {
+            if keep {
+                let _ = stdin.write_all(b"keep\n");
+            }
+            // End of file on its stdin: the watchdog kills what is left
+            // and exits.
+            drop(stdin);
+            let _ = self.watchdog.wait();
+        }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.stop_watchdog();
+        self.stop_watchdog(false);
     }
 }
 
