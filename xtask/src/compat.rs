@@ -253,52 +253,9 @@ fn build_api_versions() -> Result<PathBuf> {
         "kmirror-cli",
         "--example",
         "api_versions",
-        "--message-format=json-render-diagnostics",
     ];
     println!("building: cargo {}", args.join(" "));
-    let mut command = Command::new("cargo");
-    command
-        .current_dir(paths::workspace_root())
-        .args(args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (name, _) in std::env::vars_os() {
-        let Some(name) = name.to_str() else { continue };
-        if name.starts_with("CARGO_PKG_")
-            || matches!(
-                name,
-                "CARGO_MANIFEST_DIR"
-                    | "CARGO_MANIFEST_PATH"
-                    | "CARGO_CRATE_NAME"
-                    | "CARGO_BIN_NAME"
-                    | "CARGO_PRIMARY_PACKAGE"
-            )
-        {
-            command.env_remove(name);
-        }
-    }
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !output.status.success() {
-        return Err(format!("`cargo {}` failed", args.join(" ")));
-    }
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|line| line.contains("\"executable\""))
-        .filter_map(|line| Json::parse(line).ok())
-        .filter(|m| {
-            m.get("target")
-                .and_then(|t| t.get("name"))
-                .and_then(Json::as_str)
-                == Some("api_versions")
-        })
-        .find_map(|m| {
-            m.get("executable")
-                .and_then(Json::as_str)
-                .map(PathBuf::from)
-        })
-        .ok_or_else(|| "cargo reported no api_versions executable".to_owned())
+    crate::harness::cargo_build_executable(&args, "api_versions")
 }
 
 fn start_cluster(version: KafkaVersion, name: &str) -> Result<KafkaCluster> {

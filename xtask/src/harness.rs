@@ -43,6 +43,72 @@ pub(crate) fn ensure_tools() -> Result<(PathBuf, PathBuf)> {
     Ok((nisshi, python))
 }
 
+/// Runs `cargo ARGS --message-format=json-render-diagnostics` in the
+/// workspace and returns the executable of target `name` as cargo reports
+/// it.
+pub(crate) fn cargo_build_executable(args: &[&str], name: &str) -> Result<PathBuf> {
+    let mut command = Command::new("cargo");
+    command
+        .current_dir(paths::workspace_root())
+        .args(args)
+        .arg("--message-format=json-render-diagnostics")
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
+    // `cargo xtask` runs us with the xtask package's CARGO_MANIFEST_DIR,
+    // CARGO_PKG_* and so on. Build scripts that watch one of them (ring's
+    // does) would see a change and rebuild, once here and once more in the
+    // next plain `cargo build --release`.
+    for (var, _) in std::env::vars_os() {
+        let Some(var) = var.to_str() else { continue };
+        if var.starts_with("CARGO_PKG_")
+            || matches!(
+                var,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+            )
+        {
+            command.env_remove(var);
+        }
+    }
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "`cargo {}` failed ({})",
+            args.join(" "),
+            output.status
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .filter(|line| line.contains("\"compiler-artifact\"") && line.contains("\"executable\""))
+        .filter_map(|line| Json::parse(line).ok())
+        .filter(|message| {
+            message
+                .get("target")
+                .and_then(|target| target.get("name"))
+                .and_then(Json::as_str)
+                == Some(name)
+        })
+        .find_map(|message| {
+            message
+                .get("executable")
+                .and_then(Json::as_str)
+                .map(PathBuf::from)
+        })
+        .ok_or_else(|| {
+            format!(
+                "`cargo {}` succeeded but reported no {name} executable",
+                args.join(" ")
+            )
+        })
+}
+
 /// Builds kmirror and returns its executable, as cargo reports it.
 pub(crate) fn build_kmirror(profile: Profile) -> Result<PathBuf> {
     let mut args = vec!["build"];
@@ -59,66 +125,7 @@ pub(crate) fn build_kmirror(profile: Profile) -> Result<PathBuf> {
         args.join(" ")
     );
     let build_started = Instant::now();
-    let mut command = Command::new("cargo");
-    command
-        .current_dir(paths::workspace_root())
-        .args(&args)
-        .arg("--message-format=json-render-diagnostics")
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit());
-    // `cargo xtask` runs us with the xtask package's CARGO_MANIFEST_DIR,
-    // CARGO_PKG_* and so on. Build scripts that watch one of them (ring's
-    // does) would see a change and rebuild, once here and once more in the
-    // next plain `cargo build --release`.
-    for (name, _) in std::env::vars_os() {
-        let Some(name) = name.to_str() else { continue };
-        if name.starts_with("CARGO_PKG_")
-            || matches!(
-                name,
-                "CARGO_MANIFEST_DIR"
-                    | "CARGO_MANIFEST_PATH"
-                    | "CARGO_CRATE_NAME"
-                    | "CARGO_BIN_NAME"
-                    | "CARGO_PRIMARY_PACKAGE"
-            )
-        {
-            command.env_remove(name);
-        }
-    }
-    let output = command
-        .output()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "`cargo {}` failed ({})",
-            args.join(" "),
-            output.status
-        ));
-    }
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let executable = stdout
-        .lines()
-        .filter(|line| line.contains("\"compiler-artifact\"") && line.contains("\"executable\""))
-        .filter_map(|line| Json::parse(line).ok())
-        .filter(|message| {
-            message
-                .get("target")
-                .and_then(|target| target.get("name"))
-                .and_then(Json::as_str)
-                == Some("kmirror")
-        })
-        .find_map(|message| {
-            message
-                .get("executable")
-                .and_then(Json::as_str)
-                .map(PathBuf::from)
-        })
-        .ok_or_else(|| {
-            format!(
-                "`cargo {}` succeeded but reported no kmirror executable",
-                args.join(" ")
-            )
-        })?;
+    let executable = cargo_build_executable(&args, "kmirror")?;
     let version = Command::new(&executable)
         .arg("--version")
         .stdin(Stdio::null())
