@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use kmirror_test_cluster::{ClusterOptions, Election, KafkaCluster, run_tool_ok};
+use kmirror_test_cluster::{ClusterOptions, Election, KafkaCluster, Listener, run_tool_ok};
 
 #[test]
 fn leaders_move_brokers_die_and_come_back() {
@@ -84,12 +84,7 @@ fn leaders_move_brokers_die_and_come_back() {
         "kafka-console-consumer",
         &[
             "--bootstrap-server",
-            &cluster
-                .bootstrap_for(kmirror_test_cluster::Listener::Plaintext)
-                .split(',')
-                .nth(1)
-                .unwrap_or_default()
-                .to_owned(),
+            &cluster.broker_addr(2, Listener::Plaintext),
             "--topic",
             "failover",
             "--from-beginning",
