@@ -25,6 +25,7 @@
 
 mod bench;
 mod brokers;
+mod chaos;
 mod compat;
 mod demo;
 mod dist;
@@ -208,6 +209,26 @@ Commands:
       subset: --pairs 2.1:4.4,4.4:2.1 and/or --cases zstd,tx). Fails if any
       case fails. About 10 minutes for the full matrix.
 
+  chaos [--trials N] [--seed S] [--rate R] [--num.streams N]
+      Fault campaign on real Apache Kafka (issue 13). Builds kmirror
+      (release), starts two three-broker Apache Kafka 4.4.0 KRaft clusters
+      (replication factor 3, min.insync.replicas=2) behind TCP proxies of its
+      own, a librdkafka producer (xtask/python/chaos.py; acks=all,
+      idempotent, R records/s, default 300, keyed, per-key sequence numbers)
+      into chaos-0 (6 partitions), and kmirror --whitelist 'chaos-.*'
+      through the proxies. Each of N trials (default 5) applies one fault
+      from a seeded shuffle (seed printed; --seed replays): kill -9 or
+      graceful restart of a source or destination broker leading a busy
+      partition, a leader election, a rolling restart, a connection cut or
+      stall in a proxy, kill -9 of kmirror, partitions added to the source
+      topic, a new topic; then measures the time until the destination
+      catches up, with a deadline (a stall: recorded, kmirror restarted).
+      An exited kmirror is recorded and restarted. At the end, stops the
+      producer and kmirror (SIGINT), reads both clusters and prints per
+      trial records, lost, reordered, duplicates, time to recover; writes
+      target/xtask/chaos/results.md and per-trial kmirror logs there.
+      Fails if anything was lost or reordered.
+
   help
       Print this message.
 ";
@@ -265,6 +286,7 @@ fn run(args: &[String]) -> Result<()> {
         "demo" => demo::run(demo::parse_options(rest)?),
         "bench" => bench::run(&bench::parse_options(rest)?),
         "compat" => compat::run(&compat::parse_options(rest)?),
+        "chaos" => chaos::run(&chaos::parse_options(rest)?),
         "replay" => replay::run(&replay::parse_options(rest)?),
         "latency" => latency::run(&latency::parse_options(rest)?),
         "help" | "--help" | "-h" => {
