@@ -3,6 +3,7 @@
 //! every partition it returns.
 
 use super::*;
+use kmirror_protocol::messages::fetch::FetchPartition;
 
 impl Stream {
     /// The most one fetch may ask for: `fetch.max.bytes`, capped at a fair
@@ -74,11 +75,12 @@ impl Stream {
                 slot.position,
             ));
         }
-        for (broker, partitions) in by_broker {
+        for (broker, mut partitions) in by_broker {
             let available = self.ctx.budget.available();
             if available < useful {
                 break;
             }
+            self.fetch_order.arrange(&mut partitions);
             for (topic, _, partition, _) in &partitions {
                 if let Some(slot) = self.slots.get_mut(&(topic.clone(), *partition)) {
                     slot.fetching = true;
@@ -93,6 +95,10 @@ impl Stream {
                         .get(&(t.clone(), *p))
                         .map_or(1 << 20, |s| s.fetch_size)
                 })
+                .collect();
+            let epochs: Vec<i32> = partitions
+                .iter()
+                .map(|(t, _, p, _)| self.leader_epoch(t, *p))
                 .collect();
             let cluster = self.ctx.source.clone();
             let fetch = self.ctx.config.fetch.clone();
@@ -117,8 +123,14 @@ impl Stream {
                     }
                 };
                 let addr = conn.broker().to_owned();
-                let request = match fetch_request(conn.versions(), &job, &sizes, &fetch, max_bytes)
-                {
+                let request = match fetch_request(
+                    conn.versions(),
+                    &job,
+                    &sizes,
+                    &epochs,
+                    &fetch,
+                    max_bytes,
+                ) {
                     Ok(r) => r,
                     Err(e) => {
                         return FetchDone {
@@ -139,6 +151,19 @@ impl Stream {
                 }
             });
         }
+    }
+
+    /// The leader epoch of a source partition in the metadata its leader
+    /// was taken from (-1 if unknown), sent as the current leader epoch
+    /// (KIP-320, Fetch v9+): a broker that is no longer the leader, or
+    /// whose epoch differs, answers FENCED_LEADER_EPOCH or
+    /// UNKNOWN_LEADER_EPOCH instead of data, and the metadata is refreshed.
+    fn leader_epoch(&self, topic: &str, partition: i32) -> i32 {
+        self.source_meta
+            .as_ref()
+            .and_then(|m| m.topics.get(topic))
+            .and_then(|t| t.partitions.iter().find(|p| p.partition == partition))
+            .map_or(-1, |p| p.leader_epoch)
     }
 
     pub(super) fn on_fetch(&mut self, done: FetchDone) {
@@ -226,7 +251,7 @@ impl Stream {
         &mut self,
         key: &TopicPartition,
         broker: &str,
-        p: kmirror_protocol::messages::fetch::FetchPartition,
+        p: FetchPartition,
         charge: Option<&Arc<Charge>>,
     ) {
         let config = self.ctx.config.clone();
@@ -234,17 +259,7 @@ impl Stream {
         let Some(slot) = self.slots.get_mut(key) else {
             return;
         };
-        // Apache Kafka answers OFFSET_OUT_OF_RANGE for a position past the
-        // high-water mark; some compatible brokers return nothing instead,
-        // which would stall the partition for ever.
-        let past_the_end =
-            p.error_code == 0 && p.high_watermark >= 0 && slot.position > p.high_watermark;
-        let code = if past_the_end {
-            ResponseError::OffsetOutOfRange.code()
-        } else {
-            p.error_code
-        };
-        if let Some(error) = ResponseError::try_from_code(code) {
+        if let Some(error) = partition_error(&p) {
             match error {
                 ResponseError::OffsetOutOfRange => {
                     let reset = config.fetch.offset_reset;
@@ -330,10 +345,7 @@ impl Stream {
                 needed_at_least,
                 position,
             }) => {
-                let raised = needed_at_least
-                    .next_power_of_two()
-                    .clamp(slot.fetch_size * 2, MAX_PARTITION_FETCH);
-                if raised <= slot.fetch_size {
+                let Some(raised) = raised_fetch_size(needed_at_least, slot.fetch_size) else {
                     let source = FetchPlanError::BatchLargerThanFetch {
                         needed_at_least,
                         position,
@@ -344,11 +356,11 @@ impl Stream {
                         broker: broker.to_owned(),
                         source,
                     });
-                } else {
-                    tracing::info!(topic = %key.0, partition = key.1, position, needed_at_least, fetch_size = raised,
-                        "a batch is larger than max.partition.fetch.bytes; fetching this partition with a larger size");
-                    slot.fetch_size = raised;
-                }
+                    return;
+                };
+                tracing::info!(topic = %key.0, partition = key.1, position, needed_at_least, fetch_size = raised,
+                    "a batch is larger than max.partition.fetch.bytes; fetching this partition with a larger size");
+                slot.fetch_size = raised;
                 return;
             }
             Err(source) => {
@@ -372,6 +384,9 @@ impl Stream {
             .metrics
             .add_plan(passthrough, slow, counters.skipped_batches);
         let next = plan.next_position();
+        if next > slot.position {
+            self.fetch_order.returned_data(key);
+        }
         if let Some(slot) = self.slots.get_mut(key) {
             slot.position = next;
             let unsent = Arc::new(Unsent);
@@ -392,24 +407,28 @@ impl Stream {
 }
 
 /// Builds the Fetch request for `job` at the connection's version: topics
-/// by name up to v12, by id from v13; no fetch session (a full fetch each
-/// time).
+/// by name up to v12, by id from v13; the partitions in the job's order,
+/// each with its size and (v9+) its current leader epoch; no fetch session
+/// (a full fetch each time).
 fn fetch_request(
     versions: &NegotiatedVersions,
     job: &FetchJob,
     sizes: &[usize],
+    epochs: &[i32],
     fetch: &crate::engine::config::FetchConfig,
     max_bytes: usize,
 ) -> Result<kp::FetchRequest, kmirror_protocol::ProtocolError> {
     let version = versions.version(ApiKey::Fetch)?;
     let mut topics: Vec<kp::fetch_request::FetchTopic> = Vec::new();
-    for ((topic, id, partition, position), size) in job.partitions.iter().zip(sizes) {
+    for (i, ((topic, id, partition, position), size)) in
+        job.partitions.iter().zip(sizes).enumerate()
+    {
         let mut part = kp::fetch_request::FetchPartition::default()
             .with_partition(*partition)
             .with_fetch_offset(*position)
             .with_partition_max_bytes(i32::try_from(*size).unwrap_or(i32::MAX));
         if version >= 9 {
-            part = part.with_current_leader_epoch(-1);
+            part = part.with_current_leader_epoch(epochs.get(i).copied().unwrap_or(-1));
         }
         if version >= 12 {
             part = part.with_last_fetched_epoch(-1);
@@ -447,4 +466,255 @@ fn fetch_request(
         request = request.with_replica_id(BrokerId(-1));
     }
     Ok(request)
+}
+
+/// The error the broker reports for one fetched partition. Only the
+/// broker's code decides: right after an election Apache Kafka's new leader
+/// reports a high-water mark below its log end until the followers catch
+/// up, and answers OFFSET_OUT_OF_RANGE only past the log end, so a position
+/// above the high-water mark with no error means "nothing yet": wait.
+fn partition_error(p: &FetchPartition) -> Option<ResponseError> {
+    ResponseError::try_from_code(p.error_code)
+}
+
+/// The fetch size for a partition whose batch at the fetch position needs
+/// at least `needed_at_least` bytes while fetched with `current`: the next
+/// power of two, at least double, at most [`MAX_PARTITION_FETCH`] (or
+/// `current`, when configured above it). `None` when no larger size can
+/// hold the batch (the partition then stops with a clear error). Total:
+/// no overflow, no panic, whatever the sizes.
+fn raised_fetch_size(needed_at_least: usize, current: usize) -> Option<usize> {
+    let cap = MAX_PARTITION_FETCH.max(current);
+    if needed_at_least > cap {
+        return None;
+    }
+    let raised = needed_at_least
+        .checked_next_power_of_two()
+        .unwrap_or(cap)
+        .max(current.saturating_mul(2))
+        .min(cap);
+    (raised > current && raised >= needed_at_least).then_some(raised)
+}
+
+/// The order of each broker's partitions in its fetches, rotated as the
+/// Java consumer rotates it.
+///
+/// On Fetch v3 and later Apache Kafka fills a response in request order up
+/// to `fetch.max.bytes` (only the first partition with data may exceed it,
+/// with one batch), so with a fixed order the last partitions of a busy
+/// broker starve. A partition that returned data goes to the back of the
+/// order; partitions that returned nothing keep their place in front (a
+/// partition never seen sorts first, in key order).
+#[derive(Debug, Default)]
+pub(super) struct FetchOrder {
+    /// When each partition last returned data (a counter, not a clock).
+    turns: HashMap<TopicPartition, u64>,
+    next_turn: u64,
+}
+
+impl FetchOrder {
+    /// Sorts one fetch's partitions: least recently served first (stable,
+    /// so ties keep the order given).
+    pub(super) fn arrange(&self, partitions: &mut [FetchedPartition]) {
+        partitions.sort_by_cached_key(|(topic, _, partition, _)| {
+            self.turns
+                .get(&(topic.clone(), *partition))
+                .copied()
+                .unwrap_or(0)
+        });
+    }
+
+    /// Records that `key` returned data: it goes to the back of the order.
+    pub(super) fn returned_data(&mut self, key: &TopicPartition) {
+        self.next_turn += 1;
+        self.turns.insert(key.clone(), self.next_turn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(error_code: i16, high_watermark: i64) -> FetchPartition {
+        FetchPartition {
+            partition_index: 0,
+            error_code,
+            high_watermark,
+            last_stable_offset: high_watermark,
+            log_start_offset: 0,
+            aborted_transactions: None,
+            preferred_read_replica: -1,
+            records: None,
+        }
+    }
+
+    /// Right after an election Apache Kafka's new leader reports a
+    /// high-water mark below its log end; a caught-up mirror fetches above
+    /// it and must wait, not reset (issue 13, item 1).
+    #[test]
+    fn a_position_above_the_high_water_mark_is_not_out_of_range() {
+        // The fetch position (100) is above the high-water mark (90): no
+        // error, so nothing to do but wait.
+        let waiting = answer(0, 90);
+        assert!(100 > waiting.high_watermark);
+        assert_eq!(partition_error(&waiting), None);
+        assert_eq!(partition_error(&answer(0, 100)), None);
+        assert_eq!(
+            partition_error(&answer(ResponseError::OffsetOutOfRange.code(), 90)),
+            Some(ResponseError::OffsetOutOfRange)
+        );
+        assert_eq!(
+            partition_error(&answer(ResponseError::NotLeaderOrFollower.code(), -1)),
+            Some(ResponseError::NotLeaderOrFollower)
+        );
+    }
+
+    /// Raising the fetch size for an oversized batch never panics, always
+    /// grows or refuses, and never goes past the cap unless configured
+    /// there (issue 13, item 6).
+    #[test]
+    fn raising_the_fetch_size_is_total() {
+        const MIB: usize = 1 << 20;
+        // The ordinary case: the next power of two, at least double.
+        assert_eq!(raised_fetch_size(3 * MIB, MIB), Some(4 * MIB));
+        assert_eq!(raised_fetch_size(MIB + 1, MIB), Some(2 * MIB));
+        // max.partition.fetch.bytes above half the cap.
+        assert_eq!(raised_fetch_size(40 * MIB, 33 * MIB), Some(64 * MIB));
+        // A second oversized batch at the cap: no further raise.
+        assert_eq!(raised_fetch_size(70 * MIB, 64 * MIB), None);
+        // Configured above the cap.
+        assert_eq!(raised_fetch_size(130 * MIB, 100 * MIB), None);
+        // A batch bigger than the cap: refused at once.
+        assert_eq!(raised_fetch_size(65 * MIB, MIB), None);
+        // Hostile sizes.
+        assert_eq!(raised_fetch_size(usize::MAX, MIB), None);
+        assert_eq!(raised_fetch_size(usize::MAX, usize::MAX), None);
+        for current in [
+            1,
+            MIB,
+            31 * MIB,
+            32 * MIB,
+            33 * MIB,
+            63 * MIB,
+            64 * MIB,
+            200 * MIB,
+        ] {
+            for needed in [
+                current + 1,
+                2 * current,
+                64 * MIB,
+                64 * MIB + 1,
+                usize::MAX / 2,
+            ] {
+                if let Some(raised) = raised_fetch_size(needed, current) {
+                    assert!(
+                        raised > current && raised >= needed,
+                        "{needed} {current} {raised}"
+                    );
+                    assert!(raised <= MAX_PARTITION_FETCH.max(current));
+                }
+            }
+        }
+    }
+
+    /// From Fetch v9 each partition carries its leader epoch from the
+    /// metadata (KIP-320), in the order the job lists the partitions.
+    #[test]
+    fn the_fetch_carries_the_current_leader_epochs_in_the_jobs_order() {
+        use kmirror_protocol::messages::api_versions::{ApiVersionRange, ApiVersionsResponse};
+        let versions = |max: i16| {
+            NegotiatedVersions::negotiate(&ApiVersionsResponse {
+                error_code: 0,
+                api_keys: vec![ApiVersionRange {
+                    api_key: ApiKey::Fetch as i16,
+                    min_version: 4,
+                    max_version: max,
+                }],
+                throttle_time_ms: 0,
+            })
+        };
+        let job = FetchJob {
+            broker: 1,
+            partitions: vec![
+                (Arc::from("t"), [1; 16], 2, 10),
+                (Arc::from("u"), [2; 16], 0, 20),
+                (Arc::from("t"), [1; 16], 0, 30),
+            ],
+            _reservation: MemoryBudget::new(1 << 20).charge(1),
+        };
+        let fetch = crate::engine::config::FetchConfig::new("g");
+        let sizes = [100, 200, 300];
+        let epochs = [7, 3, 5];
+        for max in [8, 12, 16] {
+            let v = versions(max).version(ApiKey::Fetch).unwrap();
+            let request =
+                fetch_request(&versions(max), &job, &sizes, &epochs, &fetch, 1000).unwrap();
+            let got: Vec<(i32, i64, i32, i32)> = request
+                .topics
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .map(|p| {
+                    (
+                        p.partition,
+                        p.fetch_offset,
+                        p.partition_max_bytes,
+                        p.current_leader_epoch,
+                    )
+                })
+                .collect();
+            let epoch = |e: i32| if v >= 9 { e } else { -1 };
+            assert_eq!(
+                got,
+                vec![
+                    (2, 10, 100, epoch(7)),
+                    (0, 30, 300, epoch(5)),
+                    (0, 20, 200, epoch(3))
+                ],
+                "Fetch v{v}"
+            );
+        }
+    }
+
+    fn key(p: i32) -> TopicPartition {
+        (Arc::from("t"), p)
+    }
+
+    /// Fetches of one broker where every partition always has more data
+    /// than a response holds: Apache Kafka (Fetch v3+) fills the response
+    /// in request order up to fetch.max.bytes, so only the first partitions
+    /// get data. Rotating as the Java consumer does serves every partition
+    /// (issue 13, item 5).
+    #[test]
+    fn busy_partitions_take_turns_at_the_front_of_a_fetch() {
+        const PARTITIONS: i32 = 4;
+        // Each partition has 1 MB waiting; a response holds 1.5 MB.
+        const RESPONSE: usize = 1_500_000;
+        const BATCH: usize = 1_000_000;
+        let mut order = FetchOrder::default();
+        let mut served = [0u32; PARTITIONS as usize];
+        for _ in 0..40 {
+            let mut request: Vec<FetchedPartition> = (0..PARTITIONS)
+                .map(|p| (Arc::from("t"), [0; 16], p, 0))
+                .collect();
+            order.arrange(&mut request);
+            let mut room = RESPONSE;
+            let mut first = true;
+            for (_, _, p, _) in &request {
+                // The first partition gets its batch whatever the size;
+                // later ones only what fits.
+                if first || BATCH <= room {
+                    room = room.saturating_sub(BATCH);
+                    first = false;
+                    served[usize::try_from(*p).unwrap()] += 1;
+                    order.returned_data(&key(*p));
+                }
+            }
+        }
+        for (p, n) in served.iter().enumerate() {
+            assert!(
+                *n >= 9,
+                "partition {p} was served {n} times in 40 fetches: {served:?}"
+            );
+        }
+    }
 }

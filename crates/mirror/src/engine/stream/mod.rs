@@ -313,6 +313,8 @@ pub(crate) struct Stream {
     bump_needed: bool,
     fetch_brokers: HashSet<i32>,
     fetch_tasks: JoinSet<FetchDone>,
+    /// The order of partitions in fetches: rotated as data returns.
+    fetch_order: fetch::FetchOrder,
     /// Slow-path rebuilds running on the blocking pool.
     jobs: JoinSet<JobDone>,
     next_job: u64,
@@ -352,6 +354,7 @@ impl Stream {
             bump_needed: false,
             fetch_brokers: HashSet::new(),
             fetch_tasks: JoinSet::new(),
+            fetch_order: fetch::FetchOrder::default(),
             jobs: JoinSet::new(),
             next_job: 0,
             control: JoinSet::new(),
