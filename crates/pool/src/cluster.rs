@@ -564,6 +564,14 @@ impl Cluster {
         &self,
         request: &R,
     ) -> Result<R::Response, PoolError> {
+        let (_, conn) = self.any_connection().await?;
+        self.observe(conn.send(request).await)
+    }
+
+    /// A connection to any broker that can be reached: those with a live
+    /// connection first, then every broker in the metadata, then the
+    /// bootstrap servers. Returns its address too.
+    async fn any_connection(&self) -> Result<(String, Arc<BrokerConnection>), PoolError> {
         let metadata = self.metadata().await?;
         let mut addrs: Vec<String> = metadata.brokers.values().map(|b| b.addr.clone()).collect();
         addrs.extend(self.inner.bootstrap.iter().cloned());
@@ -583,7 +591,7 @@ impl Cluster {
         let mut last = None;
         for addr in live.iter().chain(addrs.iter()) {
             match self.connection(addr).await {
-                Ok(conn) => return self.observe(conn.send(request).await),
+                Ok(conn) => return Ok((addr.clone(), conn)),
                 Err(e) => last = Some(e),
             }
         }
@@ -602,15 +610,9 @@ impl Cluster {
         {
             return Ok(*id);
         }
-        let metadata = self.metadata().await?;
-        let addr = metadata
-            .brokers
-            .values()
-            .next()
-            .map(|b| b.addr.clone())
-            .or_else(|| self.inner.bootstrap.first().cloned())
-            .ok_or(PoolError::Shutdown)?;
-        let conn = self.connection(&addr).await?;
+        // Any broker answers FindCoordinator: ask one that can be reached
+        // (during a rolling restart the first one may be down).
+        let (addr, conn) = self.any_connection().await?;
         let version = conn
             .versions()
             .version(ApiKey::FindCoordinator)

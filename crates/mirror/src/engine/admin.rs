@@ -653,9 +653,68 @@ pub async fn create_topic(
     Ok(())
 }
 
+/// Grows `topic` on the destination to `partitions` partitions
+/// (CreatePartitions to the controller), as a source topic that grew must
+/// grow where it is mirrored. A topic that already has that many
+/// (INVALID_PARTITIONS: someone grew it meanwhile) is fine: the caller
+/// reads the count from the metadata.
+pub async fn create_partitions(
+    destination: &Cluster,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), MirrorError> {
+    let metadata = destination
+        .metadata()
+        .await
+        .map_err(MirrorError::destination)?;
+    let target = if metadata.brokers.contains_key(&metadata.controller_id) {
+        metadata.controller_id
+    } else {
+        metadata.brokers.keys().next().copied().unwrap_or(-1)
+    };
+    let request = kp::CreatePartitionsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![
+            kp::create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(TopicName(str_bytes(topic)))
+                .with_count(partitions)
+                .with_assignments(None),
+        ]);
+    let response = destination
+        .send_to_broker(target, &request)
+        .await
+        .map_err(MirrorError::destination)?;
+    destination.invalidate_metadata();
+    for result in response.results {
+        match kafka_error(result.error_code) {
+            None | Some(ResponseError::InvalidPartitions) => {}
+            Some(error) => {
+                let detail = result
+                    .error_message
+                    .map(|m| m.to_string())
+                    .unwrap_or_default();
+                return Err(MirrorError::Refused {
+                    side: Side::Destination,
+                    what: format!("CreatePartitions for {topic} (to {partitions}) {detail}"),
+                    error,
+                    hint: Some(match error {
+                        ResponseError::TopicAuthorizationFailed
+                        | ResponseError::ClusterAuthorizationFailed => {
+                            "grant the mirror's principal Alter on the destination topic, or add the partitions there yourself".to_owned()
+                        }
+                        _ => format!("add partitions to the destination topic yourself (kafka-topics --alter --partitions {partitions})"),
+                    }),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// An idempotent producer id and epoch from the destination; with
 /// `current`, asks to bump that producer's epoch (InitProducerId v3+),
-/// else for a new id.
+/// else for a new id. A bump refused with INVALID_PRODUCER_EPOCH or
+/// PRODUCER_FENCED asks for a new id instead.
 pub async fn init_producer_id(
     destination: &Cluster,
     current: Option<(i64, i16)>,

@@ -148,4 +148,77 @@ impl MirrorError {
             source,
         }
     }
+
+    /// Whether the error may go away by itself once a cluster that was
+    /// already reached comes back or settles: a broker restarting
+    /// (connection refused or lost, timeouts), a leader or coordinator
+    /// moving, metadata that lags. Such errors are retried with backoff
+    /// after the first contact; configuration, authorization and protocol
+    /// errors are not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            MirrorError::Cluster { source, .. } => pool_error_is_transient(source),
+            MirrorError::Refused { error, .. } => response_error_is_transient(*error),
+            _ => false,
+        }
+    }
+}
+
+/// [`MirrorError::is_transient`] for a client error.
+pub(crate) fn pool_error_is_transient(error: &PoolError) -> bool {
+    match error {
+        PoolError::Io { .. }
+        | PoolError::Timeout { .. }
+        | PoolError::ConnectionLost { .. }
+        | PoolError::Unreachable { .. }
+        | PoolError::UnknownTopicOrPartition { .. } => true,
+        PoolError::Kafka { error, .. } => response_error_is_transient(*error),
+        _ => false,
+    }
+}
+
+/// [`MirrorError::is_transient`] for an error code: Kafka's retriable
+/// errors, plus a broker that is missing from the metadata for now.
+pub(crate) fn response_error_is_transient(error: ResponseError) -> bool {
+    error.is_retriable()
+        || matches!(
+            error,
+            ResponseError::BrokerNotAvailable
+                | ResponseError::CoordinatorNotAvailable
+                | ResponseError::CoordinatorLoadInProgress
+                | ResponseError::NotCoordinator
+                | ResponseError::LeaderNotAvailable
+                | ResponseError::NotLeaderOrFollower
+                | ResponseError::RebalanceInProgress
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_and_moves_are_transient_refusals_are_not() {
+        let lost = MirrorError::destination(PoolError::Io {
+            broker: "b:9092".into(),
+            kind: std::io::ErrorKind::ConnectionRefused,
+            message: "Connection refused".into(),
+        });
+        assert!(lost.is_transient());
+        let moved = MirrorError::Refused {
+            side: Side::Source,
+            what: "SyncGroup".into(),
+            error: ResponseError::CoordinatorNotAvailable,
+            hint: None,
+        };
+        assert!(moved.is_transient());
+        let denied = MirrorError::Refused {
+            side: Side::Source,
+            what: "JoinGroup".into(),
+            error: ResponseError::GroupAuthorizationFailed,
+            hint: None,
+        };
+        assert!(!denied.is_transient());
+        assert!(!MirrorError::Internal("x".into()).is_transient());
+    }
 }

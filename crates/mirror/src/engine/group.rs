@@ -20,7 +20,7 @@ use kmirror_pool::{BrokerConnection, Cluster, PoolError};
 use kmirror_protocol::ResponseError;
 use tokio::sync::watch;
 
-use super::error::{MirrorError, Side};
+use super::error::{MirrorError, Side, response_error_is_transient};
 
 /// The protocol type of consumer groups.
 const PROTOCOL_TYPE: &str = "consumer";
@@ -32,6 +32,43 @@ pub(crate) const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
 /// How long a rebalance may take.
 pub(crate) const REBALANCE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// JoinGroup rounds in a row answered REBALANCE_IN_PROGRESS (or an
+/// outdated generation) before kmirror gives up: another consumer keeps
+/// joining the group.
+const MAX_CONTENDED_JOINS: u32 = 20;
+
+/// What one JoinGroup/SyncGroup round came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JoinStep {
+    /// kmirror holds the group.
+    Joined,
+    /// Go again at once (a member id was handed out or forgotten).
+    Again,
+    /// The group is rebalancing: go again shortly.
+    Rebalancing,
+}
+
+/// Exponential backoff for retries of transient trouble: 100 ms doubling
+/// to [`Backoff::MAX`].
+#[derive(Debug, Default)]
+pub(crate) struct Backoff {
+    attempts: u32,
+}
+
+impl Backoff {
+    /// The longest wait.
+    pub(crate) const MAX: Duration = Duration::from_secs(5);
+
+    /// The wait before the next attempt.
+    pub(crate) fn next(&mut self) -> Duration {
+        let wait = Duration::from_millis(100)
+            .saturating_mul(1 << self.attempts.min(8))
+            .min(Self::MAX);
+        self.attempts = self.attempts.saturating_add(1);
+        wait
+    }
+}
 
 /// The identity commits carry: generation and member id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,124 +182,155 @@ impl GroupMember {
 
     /// Joins the group as its only member and takes the assignment.
     /// Another member in the group is [`MirrorError::GroupInUse`].
-    pub(crate) async fn join(&mut self) -> Result<(), MirrorError> {
+    ///
+    /// Trouble that passes (the coordinator moving or restarting, a
+    /// broker unreachable for a while: [`MirrorError::is_transient`]) is
+    /// retried with backoff until `stop`, with a warning each time; only
+    /// errors that retrying cannot fix end the run. Returns `Ok(false)` if
+    /// stopped before joining.
+    pub(crate) async fn join(
+        &mut self,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<bool, MirrorError> {
         self.state.send_replace(None);
-        for _attempt in 0..10 {
-            let conn = self.connection().await?;
-            let version = Self::version(&conn, ApiKey::JoinGroup)?;
-            let mut request = kp::JoinGroupRequest::default()
-                .with_group_id(GroupId(str_bytes(&self.group)))
-                .with_session_timeout_ms(millis(SESSION_TIMEOUT))
-                .with_member_id(str_bytes(&self.member_id))
-                .with_protocol_type(str_bytes(PROTOCOL_TYPE))
-                .with_protocols(vec![
-                    kp::join_group_request::JoinGroupRequestProtocol::default()
-                        .with_name(str_bytes(PROTOCOL_NAME))
-                        .with_metadata(subscription(&self.topics)),
-                ]);
-            if version >= 1 {
-                request = request.with_rebalance_timeout_ms(millis(REBALANCE_TIMEOUT));
+        let mut backoff = Backoff::default();
+        let mut contended = 0;
+        loop {
+            if *stop.borrow() {
+                return Ok(false);
             }
-            let response = match conn.send(&request).await {
-                Ok(r) => r,
-                Err(e) if e.is_retriable() => {
-                    self.source.invalidate_coordinator(&self.group);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
+            let wait = match self.join_once().await {
+                Ok(JoinStep::Joined) => return Ok(true),
+                Ok(JoinStep::Again) => Duration::ZERO,
+                Ok(JoinStep::Rebalancing) => {
+                    contended += 1;
+                    if contended >= MAX_CONTENDED_JOINS {
+                        return Err(MirrorError::Refused {
+                            side: Side::Source,
+                            what: format!("JoinGroup for group {}", self.group),
+                            error: ResponseError::RebalanceInProgress,
+                            hint: Some(
+                                "the group kept rebalancing; is another consumer joining it?"
+                                    .into(),
+                            ),
+                        });
+                    }
+                    Duration::from_millis(200)
                 }
-                Err(e) => return Err(MirrorError::source(e)),
+                Err(e) if e.is_transient() => {
+                    self.source.invalidate_coordinator(&self.group);
+                    let wait = backoff.next();
+                    tracing::warn!(group = %self.group, error = %e, retry_in = ?wait, "cannot join the consumer group yet; retrying");
+                    wait
+                }
+                Err(e) => return Err(e),
             };
-            match ResponseError::try_from_code(response.error_code) {
-                None => {}
-                Some(ResponseError::MemberIdRequired) => {
-                    self.member_id = response.member_id.to_string();
-                    continue;
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    changed = stop.changed() => {
+                        if changed.is_err() {
+                            return Ok(false);
+                        }
+                    }
                 }
-                Some(ResponseError::UnknownMemberId) => {
-                    self.member_id.clear();
-                    continue;
-                }
-                Some(
-                    ResponseError::NotCoordinator
-                    | ResponseError::CoordinatorNotAvailable
-                    | ResponseError::CoordinatorLoadInProgress
-                    | ResponseError::RebalanceInProgress,
-                ) => {
-                    self.source.invalidate_coordinator(&self.group);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-                Some(error) => return Err(refused(&self.group, "JoinGroup", error)),
             }
-            self.member_id = response.member_id.to_string();
-            let leader = response.leader.to_string() == self.member_id;
-            if leader && response.members.len() > 1 {
-                let members = response.members.len() - 1;
-                self.leave().await;
-                return Err(MirrorError::GroupInUse {
-                    group: self.group.clone(),
-                    state: "joined by another member while kmirror joined".into(),
-                    members,
-                });
-            }
-            let generation = response.generation_id;
-            let sync_version = Self::version(&conn, ApiKey::SyncGroup)?;
-            let mut sync = kp::SyncGroupRequest::default()
-                .with_group_id(GroupId(str_bytes(&self.group)))
-                .with_generation_id(generation)
-                .with_member_id(str_bytes(&self.member_id));
-            if sync_version >= 5 {
-                sync = sync
-                    .with_protocol_type(Some(str_bytes(PROTOCOL_TYPE)))
-                    .with_protocol_name(Some(str_bytes(PROTOCOL_NAME)));
-            }
-            if leader {
-                sync = sync.with_assignments(vec![
-                    kp::sync_group_request::SyncGroupRequestAssignment::default()
-                        .with_member_id(str_bytes(&self.member_id))
-                        .with_assignment(empty_assignment()),
-                ]);
-            }
-            let synced = conn.send(&sync).await.map_err(MirrorError::source)?;
-            match ResponseError::try_from_code(synced.error_code) {
-                None => {}
-                Some(
-                    ResponseError::RebalanceInProgress
-                    | ResponseError::IllegalGeneration
-                    | ResponseError::NotCoordinator,
-                ) => continue,
-                Some(ResponseError::UnknownMemberId) => {
-                    self.member_id.clear();
-                    continue;
-                }
-                Some(error) => return Err(refused(&self.group, "SyncGroup", error)),
-            }
-            if !leader {
-                // Someone else leads the group: another consumer is in it.
-                self.leave().await;
-                return Err(MirrorError::GroupInUse {
-                    group: self.group.clone(),
-                    state: "led by another member".into(),
-                    members: 1,
-                });
-            }
-            tracing::info!(group = %self.group, generation, member_id = %self.member_id, "joined the consumer group");
-            self.state.send_replace(Some(Membership {
-                generation,
-                member_id: self.member_id.clone(),
-            }));
-            return Ok(());
         }
-        Err(MirrorError::Refused {
-            side: Side::Source,
-            what: format!("JoinGroup for group {}", self.group),
-            error: ResponseError::RebalanceInProgress,
-            hint: Some("the group kept rebalancing; is another consumer joining it?".into()),
-        })
     }
 
-    /// Heartbeats until `stop`; rejoins when the coordinator asks. Returns
-    /// an error when another member takes part in the group.
+    /// One JoinGroup and SyncGroup round.
+    async fn join_once(&mut self) -> Result<JoinStep, MirrorError> {
+        let conn = self.connection().await?;
+        let version = Self::version(&conn, ApiKey::JoinGroup)?;
+        let mut request = kp::JoinGroupRequest::default()
+            .with_group_id(GroupId(str_bytes(&self.group)))
+            .with_session_timeout_ms(millis(SESSION_TIMEOUT))
+            .with_member_id(str_bytes(&self.member_id))
+            .with_protocol_type(str_bytes(PROTOCOL_TYPE))
+            .with_protocols(vec![
+                kp::join_group_request::JoinGroupRequestProtocol::default()
+                    .with_name(str_bytes(PROTOCOL_NAME))
+                    .with_metadata(subscription(&self.topics)),
+            ]);
+        if version >= 1 {
+            request = request.with_rebalance_timeout_ms(millis(REBALANCE_TIMEOUT));
+        }
+        let response = conn.send(&request).await.map_err(MirrorError::source)?;
+        match ResponseError::try_from_code(response.error_code) {
+            None => {}
+            Some(ResponseError::MemberIdRequired) => {
+                self.member_id = response.member_id.to_string();
+                return Ok(JoinStep::Again);
+            }
+            Some(ResponseError::UnknownMemberId) => {
+                self.member_id.clear();
+                return Ok(JoinStep::Again);
+            }
+            Some(ResponseError::RebalanceInProgress) => return Ok(JoinStep::Rebalancing),
+            Some(error) => return Err(refused(&self.group, "JoinGroup", error)),
+        }
+        self.member_id = response.member_id.to_string();
+        let leader = response.leader.to_string() == self.member_id;
+        if leader && response.members.len() > 1 {
+            let members = response.members.len() - 1;
+            self.leave().await;
+            return Err(MirrorError::GroupInUse {
+                group: self.group.clone(),
+                state: "joined by another member while kmirror joined".into(),
+                members,
+            });
+        }
+        let generation = response.generation_id;
+        let sync_version = Self::version(&conn, ApiKey::SyncGroup)?;
+        let mut sync = kp::SyncGroupRequest::default()
+            .with_group_id(GroupId(str_bytes(&self.group)))
+            .with_generation_id(generation)
+            .with_member_id(str_bytes(&self.member_id));
+        if sync_version >= 5 {
+            sync = sync
+                .with_protocol_type(Some(str_bytes(PROTOCOL_TYPE)))
+                .with_protocol_name(Some(str_bytes(PROTOCOL_NAME)));
+        }
+        if leader {
+            sync = sync.with_assignments(vec![
+                kp::sync_group_request::SyncGroupRequestAssignment::default()
+                    .with_member_id(str_bytes(&self.member_id))
+                    .with_assignment(empty_assignment()),
+            ]);
+        }
+        let synced = conn.send(&sync).await.map_err(MirrorError::source)?;
+        match ResponseError::try_from_code(synced.error_code) {
+            None => {}
+            Some(ResponseError::RebalanceInProgress | ResponseError::IllegalGeneration) => {
+                return Ok(JoinStep::Rebalancing);
+            }
+            Some(ResponseError::UnknownMemberId) => {
+                self.member_id.clear();
+                return Ok(JoinStep::Again);
+            }
+            Some(error) => return Err(refused(&self.group, "SyncGroup", error)),
+        }
+        if !leader {
+            // Someone else leads the group: another consumer is in it.
+            self.leave().await;
+            return Err(MirrorError::GroupInUse {
+                group: self.group.clone(),
+                state: "led by another member".into(),
+                members: 1,
+            });
+        }
+        tracing::info!(group = %self.group, generation, member_id = %self.member_id, "joined the consumer group");
+        self.state.send_replace(Some(Membership {
+            generation,
+            member_id: self.member_id.clone(),
+        }));
+        Ok(JoinStep::Joined)
+    }
+
+    /// Heartbeats until `stop`; rejoins when the coordinator asks, and
+    /// rides through coordinator moves and restarts (retried with
+    /// backoff). Returns an error when another member takes part in the
+    /// group, or the coordinator refuses kmirror for good.
     pub(crate) async fn keep_alive(
         &mut self,
         mut stop: watch::Receiver<bool>,
@@ -280,7 +348,7 @@ impl GroupMember {
                 }
             }
             let Some(membership) = self.state.borrow().clone() else {
-                self.join().await?;
+                self.join(&mut stop).await?;
                 continue;
             };
             let request = kp::HeartbeatRequest::default()
@@ -288,33 +356,34 @@ impl GroupMember {
                 .with_generation_id(membership.generation)
                 .with_member_id(str_bytes(&membership.member_id));
             let response = match self.connection().await {
-                Ok(conn) => conn.send(&request).await,
-                Err(e) => {
-                    tracing::warn!(group = %self.group, error = %e, "heartbeat failed; retrying");
-                    continue;
-                }
+                Ok(conn) => conn.send(&request).await.map_err(MirrorError::source),
+                Err(e) => Err(e),
             };
-            match response {
-                Ok(r) => match ResponseError::try_from_code(r.error_code) {
-                    None => {}
-                    Some(ResponseError::RebalanceInProgress) => {
-                        tracing::warn!(group = %self.group, "the group is rebalancing: another consumer is joining it");
-                        self.join().await?;
-                    }
-                    Some(ResponseError::UnknownMemberId | ResponseError::IllegalGeneration) => {
-                        tracing::warn!(group = %self.group, "the coordinator dropped kmirror from the group; joining again");
-                        self.member_id.clear();
-                        self.join().await?;
-                    }
-                    Some(
-                        ResponseError::NotCoordinator | ResponseError::CoordinatorNotAvailable,
-                    ) => self.source.invalidate_coordinator(&self.group),
-                    Some(error) => return Err(refused(&self.group, "Heartbeat", error)),
-                },
-                Err(e) => {
+            let code = match response {
+                Ok(r) => ResponseError::try_from_code(r.error_code),
+                Err(e) if e.is_transient() => {
                     tracing::warn!(group = %self.group, error = %e, "heartbeat failed; retrying");
                     self.source.invalidate_coordinator(&self.group);
+                    continue;
                 }
+                Err(e) => return Err(e),
+            };
+            match code {
+                None => {}
+                Some(ResponseError::RebalanceInProgress) => {
+                    tracing::warn!(group = %self.group, "the group is rebalancing: another consumer is joining it, or its coordinator moved");
+                    self.join(&mut stop).await?;
+                }
+                Some(ResponseError::UnknownMemberId | ResponseError::IllegalGeneration) => {
+                    tracing::warn!(group = %self.group, "the coordinator dropped kmirror from the group; joining again");
+                    self.member_id.clear();
+                    self.join(&mut stop).await?;
+                }
+                Some(error) if response_error_is_transient(error) => {
+                    tracing::warn!(group = %self.group, %error, "heartbeat refused; finding the coordinator again");
+                    self.source.invalidate_coordinator(&self.group);
+                }
+                Some(error) => return Err(refused(&self.group, "Heartbeat", error)),
             }
         }
     }

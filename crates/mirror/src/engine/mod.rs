@@ -35,6 +35,12 @@ pub use self::metrics::{Metrics, MetricsSnapshot, PartitionProgress};
 use self::slow_path::Route;
 use self::stream::{Assignment, Command, Stream, StreamContext};
 
+/// The longest time between two checks of the destination topics (and
+/// listings of the source topics), whatever `metadata.max.age.ms` says: a
+/// destination topic deleted, or a source topic grown, stalls its
+/// partitions until the next check.
+const DESTINATION_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Asks a running [`Mirror`] to stop gracefully: stop fetching, wait for
 /// in-flight batches to be acknowledged, commit, return. Cloneable; safe to
 /// call from a signal handler task.
@@ -93,13 +99,17 @@ impl Mirror {
         source: Cluster,
         destination: Cluster,
     ) -> Result<Self, MirrorError> {
-        admin::ensure_group_idle(
-            &source,
-            &config.fetch.group_id,
-            group::SESSION_TIMEOUT.max(group::REBALANCE_TIMEOUT),
-        )
-        .await?;
         let (tx, _rx) = watch::channel(false);
+        // Both clusters answered once: from here on a cluster that drops
+        // out for a moment is waited for.
+        retry_transient("check the consumer group", &tx, || {
+            admin::ensure_group_idle(
+                &source,
+                &config.fetch.group_id,
+                group::SESSION_TIMEOUT.max(group::REBALANCE_TIMEOUT),
+            )
+        })
+        .await?;
         Ok(Self {
             config: Arc::new(config),
             source,
@@ -132,11 +142,11 @@ impl Mirror {
         let budget = MemoryBudget::new(self.config.produce.buffer_memory);
         // Join the group first: from now on it shows kmirror as its member,
         // and another kmirror on the same group is refused.
-        let subscribed: Vec<String> = self
-            .source
-            .metadata()
-            .await
-            .map_err(MirrorError::source)?
+        let source_meta = retry_transient("read the source metadata", &self.stop.tx, || async {
+            self.source.metadata().await.map_err(MirrorError::source)
+        })
+        .await?;
+        let subscribed: Vec<String> = source_meta
             .topics
             .values()
             .filter(|t| !t.is_internal && self.config.selector.selects(&t.name))
@@ -147,7 +157,8 @@ impl Mirror {
             self.config.fetch.group_id.clone(),
             subscribed,
         );
-        member.join().await?;
+        let mut join_stop = self.stop.tx.subscribe();
+        member.join(&mut join_stop).await?;
         let membership = member.membership();
         let (group_stop, group_stop_rx) = watch::channel(false);
         let mut group_task = tokio::spawn(async move {
@@ -169,12 +180,18 @@ impl Mirror {
                 (self.source.clone(), self.destination.clone())
             } else {
                 (
-                    Cluster::connect(self.config.source.clone())
-                        .await
-                        .map_err(MirrorError::source)?,
-                    Cluster::connect(self.config.destination.clone())
-                        .await
-                        .map_err(MirrorError::destination)?,
+                    retry_transient("connect to the source", &self.stop.tx, || async {
+                        Cluster::connect(self.config.source.clone())
+                            .await
+                            .map_err(MirrorError::source)
+                    })
+                    .await?,
+                    retry_transient("connect to the destination", &self.stop.tx, || async {
+                        Cluster::connect(self.config.destination.clone())
+                            .await
+                            .map_err(MirrorError::destination)
+                    })
+                    .await?,
                 )
             };
             let ctx = Arc::new(StreamContext {
@@ -206,7 +223,22 @@ impl Mirror {
             topics: Vec::new(),
         };
         let mut first_error = None;
-        match controller.sync(&senders).await {
+        let mut backoff = group::Backoff::default();
+        let set_up = loop {
+            match controller.sync(&senders).await {
+                Err(e) if e.is_transient() && !self.stop.is_stopped() => {
+                    let wait = backoff.next();
+                    tracing::warn!(error = %e, retry_in = ?wait, "cannot set up the mirror yet; retrying");
+                    let mut stop_rx = self.stop.tx.subscribe();
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stop_rx.wait_for(|s| *s) => {}
+                    }
+                }
+                result => break result,
+            }
+        };
+        match set_up {
             Ok(()) => {}
             Err(e) => {
                 tracing::error!(error = %e, "cannot set up the mirror");
@@ -218,9 +250,14 @@ impl Mirror {
             // No more assignments: each stream ends once caught up.
             senders.clear();
         }
+        // New topics and partitions are looked for at the configured
+        // interval, and at least every DESTINATION_CHECK_INTERVAL the
+        // destination topics are checked (grown with their source,
+        // created again if deleted), in --once mode too.
         let mut refresh = tokio::time::interval(
             self.config
                 .topic_refresh_interval
+                .min(DESTINATION_CHECK_INTERVAL)
                 .max(Duration::from_millis(100)),
         );
         refresh.reset();
@@ -243,9 +280,22 @@ impl Mirror {
                         self.stop.stop();
                     }
                 },
-                _ = refresh.tick(), if !senders.is_empty() && !self.stop.is_stopped() => {
-                    if let Err(e) = controller.sync(&senders).await {
-                        tracing::warn!(error = %e, "topic refresh failed; retrying at the next interval");
+                _ = refresh.tick(), if !self.stop.is_stopped() => {
+                    match controller.sync(&senders).await {
+                        Ok(()) => {}
+                        Err(e) if e.is_transient() => {
+                            tracing::warn!(error = %e, "topic refresh failed; retrying at the next interval");
+                        }
+                        Err(e) => {
+                            // A partition left unassigned, or a
+                            // destination partition missing, would stall
+                            // its records (and the buffer) for ever.
+                            tracing::error!(error = %e, "stopping");
+                            if first_error.is_none() {
+                                first_error = Some(e);
+                            }
+                            self.stop.stop();
+                        }
                     }
                 }
                 _ = stop_rx.changed(), if !self.stop.is_stopped() => {}
@@ -284,6 +334,37 @@ impl Mirror {
     }
 }
 
+/// Runs a set-up step again, with backoff and a warning, while it fails
+/// with a transient error ([`MirrorError::is_transient`]) and no stop is
+/// requested through `stop`. Used only once both clusters have answered:
+/// a cluster that cannot be reached at first contact is a wrong address
+/// and fails at once.
+async fn retry_transient<T, F, Fut>(
+    what: &str,
+    stop: &watch::Sender<bool>,
+    mut step: F,
+) -> Result<T, MirrorError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, MirrorError>>,
+{
+    let mut backoff = group::Backoff::default();
+    let mut stop_rx = stop.subscribe();
+    loop {
+        match step().await {
+            Err(e) if e.is_transient() && !*stop_rx.borrow() => {
+                let wait = backoff.next();
+                tracing::warn!(error = %e, retry_in = ?wait, "cannot {what} yet; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop_rx.wait_for(|s| *s) => {}
+                }
+            }
+            result => return result,
+        }
+    }
+}
+
 /// Keeps the selected source topics assigned.
 struct Controller {
     config: Arc<MirrorConfig>,
@@ -296,13 +377,123 @@ struct Controller {
     topics: Vec<String>,
 }
 
+/// What the destination topic needs before a source topic's partitions
+/// are mirrored, and where they go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Placement {
+    /// The route for the topic's partitions.
+    route: Route,
+    /// Create the destination topic with this many partitions.
+    create: Option<i32>,
+    /// Grow the destination topic to this many partitions first.
+    grow_to: Option<i32>,
+}
+
+/// How a source topic with `source` partitions is placed on a destination
+/// topic with `destination` partitions (`None`: it does not exist).
+///
+/// - `previous`: the route this run already used for the topic. A topic
+///   mirrored partition to partition keeps that: if the source grew, the
+///   destination grows to match (CreatePartitions); if the destination
+///   topic was deleted, it is created again. A topic placed by key keeps
+///   its destination partition count, so every key stays where it went.
+/// - With no previous route (start, or a new topic): equal counts map
+///   partition to partition (by key with `by_key`). A destination with
+///   fewer partitions grows when `grown_since` says the source grew after
+///   an earlier run mirrored it partition to partition (the group holds
+///   offsets for the destination's partitions and none for the source's
+///   extra ones); otherwise the counts differ by design and records are
+///   placed by key over the destination's partitions.
+fn plan_placement(
+    source: usize,
+    destination: Option<usize>,
+    previous: Option<Route>,
+    by_key: bool,
+    grown_since: bool,
+) -> Placement {
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let partitions = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).max(1);
+    let Some(destination) = destination else {
+        let (route, create) = match previous {
+            Some(Route::ByKey { partitions }) => (
+                Route::ByKey { partitions },
+                i32::try_from(partitions).unwrap_or(i32::MAX),
+            ),
+            _ if by_key => (
+                Route::ByKey {
+                    partitions: partitions(source),
+                },
+                count(source),
+            ),
+            _ => (Route::SamePartition, count(source)),
+        };
+        return Placement {
+            route,
+            create: Some(create),
+            grow_to: None,
+        };
+    };
+    let same = Placement {
+        route: Route::SamePartition,
+        create: None,
+        grow_to: (destination < source).then(|| count(source)),
+    };
+    match previous {
+        Some(Route::SamePartition) => same,
+        Some(route @ Route::ByKey { .. }) => Placement {
+            route,
+            create: None,
+            grow_to: None,
+        },
+        None if by_key => Placement {
+            route: Route::ByKey {
+                partitions: partitions(destination),
+            },
+            create: None,
+            grow_to: None,
+        },
+        None if destination == source || (destination < source && grown_since) => same,
+        None => Placement {
+            route: Route::ByKey {
+                partitions: partitions(destination),
+            },
+            create: None,
+            grow_to: None,
+        },
+    }
+}
+
+/// Whether, by the group's offsets, a source topic grew after an earlier
+/// run mirrored it partition to partition onto `destination` partitions:
+/// some partition below `destination` has a committed offset and none at
+/// or above it has.
+fn grown_since_last_run(
+    committed: &HashMap<TopicPartition, i64>,
+    topic: &str,
+    destination: usize,
+) -> bool {
+    let limit = i32::try_from(destination).unwrap_or(i32::MAX);
+    let mut below = false;
+    for (t, p) in committed.keys() {
+        if &**t == topic {
+            if *p >= limit {
+                return false;
+            }
+            below = true;
+        }
+    }
+    below
+}
+
 impl Controller {
-    /// Lists the source topics, creates missing destination topics, and
-    /// assigns partitions not yet assigned.
+    /// Lists the source topics, keeps every destination topic in shape
+    /// (created, recreated if it was deleted, grown with its source), and
+    /// with `assign` hands partitions not yet assigned to the streams.
     async fn sync(
         &mut self,
         streams: &[mpsc::UnboundedSender<Command>],
     ) -> Result<(), MirrorError> {
+        let assign = !streams.is_empty();
         let source_meta = self
             .source
             .refresh_metadata()
@@ -313,40 +504,51 @@ impl Controller {
             if topic.is_internal || !self.config.selector.selects(&topic.name) {
                 continue;
             }
+            let name: Arc<str> = Arc::from(topic.name.as_str());
             let partitions: Vec<i32> = topic
                 .partitions
                 .iter()
                 .map(|p| p.partition)
-                .filter(|p| {
-                    !self
-                        .assigned
-                        .contains(&(Arc::from(topic.name.as_str()), *p))
-                })
+                .filter(|p| assign && !self.assigned.contains(&(name.clone(), *p)))
                 .collect();
-            if partitions.is_empty() {
+            if partitions.is_empty() && !self.routes.contains_key(&name) {
                 continue;
             }
-            fresh.push((Arc::from(topic.name.as_str()), topic.id, partitions));
+            fresh.push((name, topic.id, partitions));
         }
         if fresh.is_empty() {
             return Ok(());
         }
+        let tps: Vec<TopicPartition> = fresh
+            .iter()
+            .flat_map(|(t, _, ps)| ps.iter().map(move |p| (t.clone(), *p)))
+            .collect();
+        let committed = if tps.is_empty() {
+            HashMap::new()
+        } else {
+            admin::committed_offsets(&self.source, &self.config.fetch.group_id, &tps).await?
+        };
         let mut dest_meta = self
             .destination
             .refresh_metadata()
             .await
             .map_err(MirrorError::destination)?;
         for (topic, _, _) in &fresh {
-            if self.routes.contains_key(topic) {
-                continue;
-            }
             let source_count = source_meta
                 .topics
                 .get(&**topic)
                 .map_or(0, |t| t.partitions.len());
-            if !dest_meta.topics.contains_key(&**topic) {
+            let dest_count = dest_meta.topics.get(&**topic).map(|t| t.partitions.len());
+            let previous = self.routes.get(topic).copied();
+            let by_key = self
+                .config
+                .partition_by_key
+                .as_ref()
+                .is_some_and(|p| p.matches(topic));
+            let grown = dest_count.is_some_and(|d| grown_since_last_run(&committed, topic, d));
+            let placement = plan_placement(source_count, dest_count, previous, by_key, grown);
+            if let Some(count) = placement.create {
                 let configs = admin::copied_topic_configs(&self.source, topic).await?;
-                let count = i32::try_from(source_count).unwrap_or(i32::MAX);
                 admin::create_topic(
                     &self.destination,
                     topic,
@@ -355,43 +557,52 @@ impl Controller {
                     &configs,
                 )
                 .await?;
-                tracing::info!(%topic, partitions = count, configs = ?configs, "created the destination topic");
-                dest_meta = self.wait_for_topic(topic).await?;
+                if previous.is_some() {
+                    tracing::warn!(%topic, partitions = count, "the destination topic was deleted while kmirror mirrored into it: created it again; what was mirrored before is gone from the destination, later records go to the new topic");
+                } else {
+                    tracing::info!(%topic, partitions = count, configs = ?configs, "created the destination topic");
+                }
+                dest_meta = self.wait_for_partitions(topic, count).await?;
+            }
+            if let Some(count) = placement.grow_to {
+                admin::create_partitions(&self.destination, topic, count).await?;
+                tracing::warn!(%topic, from = dest_count.unwrap_or(0), to = count, "the source topic grew: added partitions to the destination topic");
+                dest_meta = self.wait_for_partitions(topic, count).await?;
+            }
+            if previous == Some(placement.route) {
+                if let Route::ByKey { partitions } = placement.route
+                    && dest_count.is_some_and(|d| d < source_count)
+                    && fresh.iter().any(|(t, _, ps)| t == topic && !ps.is_empty())
+                {
+                    tracing::warn!(%topic, source_partitions = source_count, destination_partitions = partitions,
+                        "the source topic grew; its records stay placed by key over the destination's partitions, as before (the destination topic is not grown)");
+                }
+                continue;
             }
             let dest_count = dest_meta
                 .topics
                 .get(&**topic)
                 .map_or(source_count, |t| t.partitions.len());
-            let by_key = self
-                .config
-                .partition_by_key
-                .as_ref()
-                .is_some_and(|p| p.matches(topic));
-            let route = if dest_count == source_count && !by_key {
-                Route::SamePartition
-            } else if dest_count == source_count {
-                tracing::info!(%topic, partitions = dest_count, "--partition-by-key: records are placed by key (Java's partitioner), so passthrough is off for this topic");
-                Route::ByKey {
-                    partitions: u32::try_from(dest_count).unwrap_or(1),
+            match placement.route {
+                Route::SamePartition => {}
+                Route::ByKey { .. } if dest_count == source_count => {
+                    tracing::info!(%topic, partitions = dest_count, "--partition-by-key: records are placed by key (Java's partitioner), so passthrough is off for this topic");
                 }
-            } else {
-                tracing::warn!(%topic, source_partitions = source_count, destination_partitions = dest_count,
-                    "partition counts differ: records are placed by key (Java's partitioner), so passthrough is off for this topic");
-                Route::ByKey {
-                    partitions: u32::try_from(dest_count).unwrap_or(1),
+                Route::ByKey { partitions } => {
+                    tracing::warn!(%topic, source_partitions = source_count, destination_partitions = partitions,
+                        "partition counts differ: records are placed by key (Java's partitioner), so passthrough is off for this topic");
                 }
-            };
-            self.routes.insert(topic.clone(), route);
-            let max = admin::max_message_bytes(&self.destination, topic).await;
-            self.max_batch_bytes.insert(topic.clone(), max);
-            self.topics.push(topic.to_string());
+            }
+            if previous.is_none() {
+                let max = admin::max_message_bytes(&self.destination, topic).await;
+                self.max_batch_bytes.insert(topic.clone(), max);
+                self.topics.push(topic.to_string());
+            }
+            self.routes.insert(topic.clone(), placement.route);
         }
-        let tps: Vec<TopicPartition> = fresh
-            .iter()
-            .flat_map(|(t, _, ps)| ps.iter().map(move |p| (t.clone(), *p)))
-            .collect();
-        let committed =
-            admin::committed_offsets(&self.source, &self.config.fetch.group_id, &tps).await?;
+        if tps.is_empty() {
+            return Ok(());
+        }
         let missing: Vec<TopicPartition> = tps
             .iter()
             .filter(|tp| !committed.contains_key(*tp))
@@ -478,12 +689,15 @@ impl Controller {
         Ok(())
     }
 
-    /// Waits until a topic just created appears in the destination's
-    /// metadata with leaders.
-    async fn wait_for_topic(
+    /// Waits until the destination's metadata shows `topic` with at least
+    /// `partitions` partitions, all with leaders (a topic just created or
+    /// grown), up to the request timeout.
+    async fn wait_for_partitions(
         &self,
         topic: &str,
+        partitions: i32,
     ) -> Result<Arc<kmirror_pool::cluster::ClusterMetadata>, MirrorError> {
+        let wanted = usize::try_from(partitions).unwrap_or(0).max(1);
         let deadline = tokio::time::Instant::now() + self.destination.config().request_timeout;
         loop {
             let meta = self
@@ -492,12 +706,79 @@ impl Controller {
                 .await
                 .map_err(MirrorError::destination)?;
             let ready = meta.topics.get(topic).is_some_and(|t| {
-                !t.partitions.is_empty() && t.partitions.iter().all(|p| p.leader.is_some())
+                t.partitions.len() >= wanted && t.partitions.iter().all(|p| p.leader.is_some())
             });
             if ready || tokio::time::Instant::now() >= deadline {
                 return Ok(meta);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn by_key(partitions: u32) -> Route {
+        Route::ByKey { partitions }
+    }
+
+    #[test]
+    fn a_source_that_grows_while_mirrored_partition_to_partition_grows_the_destination() {
+        let p = plan_placement(6, Some(4), Some(Route::SamePartition), false, false);
+        assert_eq!(p.route, Route::SamePartition);
+        assert_eq!(p.grow_to, Some(6));
+        assert_eq!(p.create, None);
+        let p = plan_placement(6, Some(6), Some(Route::SamePartition), false, false);
+        assert_eq!(p.grow_to, None);
+    }
+
+    #[test]
+    fn a_source_that_grew_between_runs_grows_the_destination() {
+        let mut committed = HashMap::new();
+        for p in 0..4 {
+            committed.insert((Arc::<str>::from("t"), p), 10);
+        }
+        assert!(grown_since_last_run(&committed, "t", 4));
+        assert!(!grown_since_last_run(&committed, "u", 4));
+        let p = plan_placement(6, Some(4), None, false, true);
+        assert_eq!(p.route, Route::SamePartition);
+        assert_eq!(p.grow_to, Some(6));
+        // Mirrored by key before: a source partition past the
+        // destination's count has an offset.
+        committed.insert((Arc::<str>::from("t"), 5), 3);
+        assert!(!grown_since_last_run(&committed, "t", 4));
+    }
+
+    #[test]
+    fn counts_that_differ_by_design_keep_keys_placed() {
+        // First run on a smaller destination: by key, never grown.
+        let p = plan_placement(6, Some(4), None, false, false);
+        assert_eq!(p.route, by_key(4));
+        assert_eq!(p.grow_to, None);
+        // The source grows further: still over the same 4 partitions.
+        let p = plan_placement(8, Some(4), Some(by_key(4)), false, false);
+        assert_eq!(p.route, by_key(4));
+        assert_eq!(p.grow_to, None);
+        // --partition-by-key with equal counts: the source grows, keys
+        // keep their destination partition.
+        let p = plan_placement(6, Some(4), Some(by_key(4)), true, false);
+        assert_eq!(p.route, by_key(4));
+        assert_eq!(p.grow_to, None);
+        let p = plan_placement(4, Some(6), None, false, false);
+        assert_eq!(p.route, by_key(6));
+    }
+
+    #[test]
+    fn a_deleted_destination_topic_is_created_again_in_its_shape() {
+        let p = plan_placement(6, None, Some(Route::SamePartition), false, false);
+        assert_eq!(p.create, Some(6));
+        assert_eq!(p.route, Route::SamePartition);
+        let p = plan_placement(6, None, Some(by_key(4)), false, false);
+        assert_eq!(p.create, Some(4));
+        assert_eq!(p.route, by_key(4));
+        let p = plan_placement(3, None, None, true, false);
+        assert_eq!((p.create, p.route), (Some(3), by_key(3)));
     }
 }
