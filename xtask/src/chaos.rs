@@ -866,6 +866,9 @@ impl Campaign {
                     &args.iter().map(String::as_str).collect::<Vec<_>>(),
                 );
                 self.partitions = to;
+                // The producer refreshes its metadata every 3 s: only then do
+                // the new partitions hold records the target can ask for.
+                self.sleep_observing(Duration::from_secs(8));
             }
             Fault::NewTopic => {
                 let topic = format!("chaos-{}", self.topics.len());
