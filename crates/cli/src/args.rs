@@ -49,11 +49,12 @@ Keys read from --consumer.config (the source cluster):
   max.partition.fetch.bytes, fetch.max.wait.ms, fetch.min.bytes, check.crcs,
   and the connection keys (client.id, security.protocol, ssl.*, sasl.*, timeouts).
 Keys read from --producer.config (the destination cluster):
-  bootstrap.servers, acks (all, the default, | 1 | 0), compression.type (none | gzip |
+  bootstrap.servers, acks (all, the default, | 1, without idempotence; 0 is refused),
+  compression.type (none | gzip |
   snappy | lz4 | zstd; leave it out to keep each batch's codec), compression.gzip.level,
   compression.lz4.level, compression.zstd.level, batch.size, linger.ms, buffer.memory
   (default 64 MiB), delivery.timeout.ms (default: retry for ever),
-  max.in.flight.requests.per.connection (at most 5), enable.idempotence (always on),
+  max.in.flight.requests.per.connection (at most 5), enable.idempotence (on with acks=all),
   retries, max.request.size, and the connection keys.";
 
 /// `kmirror`'s command line. Field docs are the `--help` texts.

@@ -19,7 +19,7 @@ use kmirror_pool::PoolError;
 
 use crate::exit::{CliError, Exit};
 use crate::preflight::connect_error;
-use crate::settings::{Acks, AutoOffsetReset, IsolationLevel, MirrorSettings};
+use crate::settings::{AutoOffsetReset, IsolationLevel, MirrorSettings};
 
 /// Status line interval in continuous mode without a terminal.
 const CONTINUOUS_STATUS: Duration = Duration::from_secs(30);
@@ -57,11 +57,7 @@ pub fn engine_config(settings: &MirrorSettings) -> MirrorConfig {
     };
     let to_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
     config.produce = ProduceConfig {
-        acks: match producer.acks {
-            Acks::All => -1,
-            Acks::Leader => 1,
-            Acks::None => 0,
-        },
+        acks: producer.acks.wire_value(),
         compression: producer.compression,
         compression_level: producer
             .compression

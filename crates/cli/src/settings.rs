@@ -28,7 +28,7 @@
 //!
 //! | key | default | allowed |
 //! | --- | ------- | ------- |
-//! | `acks` | `all` | `all` (or `-1`), `1`, `0` |
+//! | `acks` | `all` | `all` (or `-1`), `1` (without idempotence, with a warning); `0` is refused |
 //! | `compression.type` | keep each batch's codec | `none`, `gzip`, `snappy`, `lz4`, `zstd`; `producer` or no line keeps each batch's codec (passthrough) |
 //! | `compression.gzip.level` | 6 | 1..=9, or -1 |
 //! | `compression.lz4.level` | 9 | 1..=17 |
@@ -38,7 +38,7 @@
 //! | `buffer.memory` | 67108864 (64 MiB) | 1048576..=9223372036854775807 |
 //! | `delivery.timeout.ms` | retry for ever | at least `linger.ms` + `request.timeout.ms` |
 //! | `max.in.flight.requests.per.connection` | 5 | 1..=5 |
-//! | `enable.idempotence` | `true` | `true`; `false` is ignored with a warning |
+//! | `enable.idempotence` | `true` | `true`; `false` is ignored with a warning (`acks=1` mirrors without idempotence) |
 //! | `retries` | 2147483647 | 0..=2147483647 |
 //! | `max.request.size` | 1048576 | 1..=2147483647 |
 //! | `replication.factor` | the destination's default (CreateTopics v4+), else 3 capped at the broker count | 1..=32767, or -1 for the destination's default |
@@ -151,10 +151,10 @@ pub enum Acks {
     /// All in-sync replicas (`all`, `-1`; the default).
     #[default]
     All,
-    /// The leader only (`1`).
+    /// The leader only (`1`): kmirror then mirrors without idempotence.
+    /// (`0`, no acknowledgement, is refused: kmirror commits only what the
+    /// destination acknowledged.)
     Leader,
-    /// No acknowledgement (`0`).
-    None,
 }
 
 impl Acks {
@@ -163,7 +163,6 @@ impl Acks {
         match self {
             Acks::All => -1,
             Acks::Leader => 1,
-            Acks::None => 0,
         }
     }
 }
@@ -762,23 +761,26 @@ fn read_producer(
     let r = Reader::new(props);
     let file = r.file;
 
-    let acks = r.choice(
-        "acks",
-        Acks::All,
-        &[
-            ("all", Acks::All),
-            ("-1", Acks::All),
-            ("1", Acks::Leader),
-            ("0", Acks::None),
-        ],
-        "all (or -1: every in-sync replica has the records; the default), 1 (the leader only) \
-         or 0 (no acknowledgement)",
-    )?;
-    if acks == Acks::None {
+    let acks = match r.value("acks") {
+        Some("0") => {
+            return Err(r.invalid("acks", "0", kmirror::engine::config::ACKS_ZERO_REFUSED));
+        }
+        _ => r.choice(
+            "acks",
+            Acks::All,
+            &[("all", Acks::All), ("-1", Acks::All), ("1", Acks::Leader)],
+            "all (or -1: every in-sync replica has the records; the default) or 1 (the leader \
+             only, without idempotence); 0 is refused, as kmirror commits only what the \
+             destination acknowledged",
+        )?,
+    };
+    if acks == Acks::Leader {
         notices.push(Notice::warn(format!(
-            "{file}: acks=0: the destination never confirms writes, so kmirror commits source \
-             offsets without knowing that the records arrived, and records can be lost; remove \
-             the line for acks=all"
+            "{file}: acks=1: kmirror mirrors without idempotence (batches carry no producer id \
+             or sequence): the partition leader alone acknowledges, so what it acknowledged is \
+             lost if it fails before its followers copy it, a retry after a lost answer writes \
+             records twice, and with max.in.flight.requests.per.connection above 1 a retry can \
+             land behind later records; remove the line for acks=all"
         )));
     }
 
@@ -826,9 +828,10 @@ fn read_producer(
         None => {}
         Some(v) if v == "true" => {}
         Some(v) if v == "false" => notices.push(Notice::warn(format!(
-            "{file}: enable.idempotence=false is ignored: kmirror's producer is always \
+            "{file}: enable.idempotence=false is ignored: with acks=all kmirror's producer is \
              idempotent, which lets it keep up to 5 requests in flight per partition without \
-             reordering or duplicating records on retry; remove the line"
+             reordering or duplicating records on retry; remove the line (acks=1 mirrors \
+             without idempotence)"
         ))),
         Some(_) => {
             let value = r.value("enable.idempotence").unwrap_or_default();

@@ -30,6 +30,13 @@
 //! [`ProducerSequencer::reset_epoch`] or
 //! [`ProducerSequencer::reset_producer`]; batches still unacknowledged
 //! are then stamped again, in their original order, before being resent.
+//!
+//! With `acks=1` kmirror does not use idempotence
+//! ([`ProducerSequencer::without_idempotence`]): batches carry no producer
+//! id, epoch or sequence (-1/-1/-1, as Java's producer without idempotence
+//! sends them), a partition's first batch need not travel alone, and the
+//! sequencer only numbers each partition's batches locally so that answers
+//! can be matched to batches; those numbers never reach the wire.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -91,6 +98,10 @@ pub enum SequenceError {
         /// The base sequence given.
         base_sequence: i32,
     },
+    /// An epoch bump or a new producer id for a sequencer without
+    /// idempotence.
+    #[error("the producer does not use idempotence (acks=1): it has no epoch to bump")]
+    NotIdempotent,
     /// A new epoch that is not above the current one for the same producer.
     #[error(
         "producer {producer_id}: epoch {epoch} does not follow the current epoch {current} \
@@ -121,8 +132,8 @@ struct PartitionSequence {
 impl PartitionSequence {
     /// Takes the next base sequence for a batch of `record_count` records,
     /// unless `limit` batches are already in flight.
-    fn stamp(&mut self, record_count: i32, limit: usize) -> Option<i32> {
-        if self.in_flight.len() >= self.limit(limit) {
+    fn stamp(&mut self, record_count: i32, limit: usize, idempotent: bool) -> Option<i32> {
+        if self.in_flight.len() >= self.limit(limit, idempotent) {
             return None;
         }
         let base_sequence = self.next;
@@ -131,10 +142,15 @@ impl PartitionSequence {
         Some(base_sequence)
     }
 
-    /// The in-flight limit: `limit` once the broker knows this producer on
-    /// the partition, one batch before (see the module documentation).
-    fn limit(&self, limit: usize) -> usize {
-        if self.established { limit } else { 1 }
+    /// The in-flight limit of an idempotent producer: `limit` once the
+    /// broker knows this producer on the partition, one batch before (see
+    /// the module documentation); always `limit` without idempotence.
+    fn limit(&self, limit: usize, idempotent: bool) -> usize {
+        if self.established || !idempotent {
+            limit
+        } else {
+            1
+        }
     }
 }
 
@@ -146,9 +162,10 @@ impl PartitionSequence {
 ///
 /// let mut producer = ProducerSequencer::new(4000, 0)?;
 /// let first = producer.next("testtopic", 3, 10)?;
+/// // A partition's first batch travels alone.
+/// producer.acknowledged("testtopic", 3, 0)?;
 /// let second = producer.next("testtopic", 3, 5)?;
 /// assert_eq!((first.base_sequence, second.base_sequence), (0, 10));
-/// producer.acknowledged("testtopic", 3, 0)?;
 /// producer.reset_epoch(1)?; // after OUT_OF_ORDER_SEQUENCE_NUMBER
 /// assert_eq!(producer.next("testtopic", 3, 5)?.base_sequence, 0);
 /// # Ok::<(), kmirror::sequencer::SequenceError>(())
@@ -158,6 +175,9 @@ pub struct ProducerSequencer {
     producer_id: i64,
     epoch: i16,
     max_in_flight: usize,
+    /// Whether batches carry this producer's stamp (`acks=all`); without,
+    /// they carry -1/-1/-1.
+    idempotent: bool,
     /// Destination topic -> partition -> sequence state.
     topics: HashMap<String, HashMap<i32, PartitionSequence>>,
 }
@@ -172,8 +192,41 @@ impl ProducerSequencer {
             producer_id,
             epoch,
             max_in_flight: MAX_IN_FLIGHT_PER_PARTITION,
+            idempotent: true,
             topics: HashMap::new(),
         })
+    }
+
+    /// A producer without idempotence (`acks=1`): every batch is stamped
+    /// [`ProducerStamp::NONE`] (-1/-1/-1), a partition's first batch does
+    /// not travel alone, and [`ProducerSequencer::next_batch`]'s local
+    /// numbers identify batches for [`ProducerSequencer::acknowledged`].
+    /// There is no InitProducerId and no epoch to bump.
+    ///
+    /// ```
+    /// use kmirror::sequencer::ProducerSequencer;
+    /// use kmirror_protocol::record::ProducerStamp;
+    ///
+    /// let mut producer = ProducerSequencer::without_idempotence();
+    /// let (first, stamp) = producer.next_batch("testtopic", 0, 10)?;
+    /// assert_eq!(stamp, ProducerStamp::NONE);
+    /// assert!(producer.can_send("testtopic", 0), "pipelined from the start");
+    /// producer.acknowledged("testtopic", 0, first)?;
+    /// # Ok::<(), kmirror::sequencer::SequenceError>(())
+    /// ```
+    pub fn without_idempotence() -> Self {
+        Self {
+            producer_id: -1,
+            epoch: -1,
+            max_in_flight: MAX_IN_FLIGHT_PER_PARTITION,
+            idempotent: false,
+            topics: HashMap::new(),
+        }
+    }
+
+    /// Whether batches carry this producer's id, epoch and sequences.
+    pub fn is_idempotent(&self) -> bool {
+        self.idempotent
     }
 
     /// Lowers the limit of batches in flight per partition
@@ -207,7 +260,7 @@ impl ProducerSequencer {
     /// (its first batch travels alone).
     pub fn can_send(&self, topic: &str, partition: i32) -> bool {
         self.partition(topic, partition)
-            .is_none_or(|p| p.in_flight.len() < p.limit(self.max_in_flight))
+            .is_none_or(|p| p.in_flight.len() < p.limit(self.max_in_flight, self.idempotent))
     }
 
     /// Unacknowledged batches of `partition` of `topic`.
@@ -225,13 +278,29 @@ impl ProducerSequencer {
     /// `topic`: this producer's id and epoch, and the partition's next base
     /// sequence, which then advances by `record_count` (wrapping after
     /// `i32::MAX`). The batch counts as in flight until
-    /// [`ProducerSequencer::acknowledged`].
+    /// [`ProducerSequencer::acknowledged`]. Without idempotence the stamp
+    /// is [`ProducerStamp::NONE`]: use [`ProducerSequencer::next_batch`],
+    /// which also returns the batch's local number.
     pub fn next(
         &mut self,
         topic: &str,
         partition: i32,
         record_count: i32,
     ) -> Result<ProducerStamp, SequenceError> {
+        self.next_batch(topic, partition, record_count)
+            .map(|(_, stamp)| stamp)
+    }
+
+    /// Like [`ProducerSequencer::next`], and also returns the partition's
+    /// sequence number for the batch, which identifies it in
+    /// [`ProducerSequencer::acknowledged`]: the stamp's base sequence with
+    /// idempotence, a number that never reaches the wire without.
+    pub fn next_batch(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        record_count: i32,
+    ) -> Result<(i32, ProducerStamp), SequenceError> {
         if record_count <= 0 {
             return Err(SequenceError::EmptyBatch {
                 topic: topic.to_owned(),
@@ -240,6 +309,7 @@ impl ProducerSequencer {
             });
         }
         let limit = self.max_in_flight;
+        let idempotent = self.idempotent;
         let full = || SequenceError::InFlightFull {
             topic: topic.to_owned(),
             partition,
@@ -250,12 +320,16 @@ impl ProducerSequencer {
             .get_mut(topic)
             .and_then(|p| p.get_mut(&partition));
         let base_sequence = match known {
-            Some(sequence) => sequence.stamp(record_count, limit).ok_or_else(full)?,
+            Some(sequence) => sequence
+                .stamp(record_count, limit, idempotent)
+                .ok_or_else(full)?,
             None => {
                 // A partition's first batch; only a topic's first batch
                 // allocates its name.
                 let mut sequence = PartitionSequence::default();
-                let base = sequence.stamp(record_count, limit).ok_or_else(full)?;
+                let base = sequence
+                    .stamp(record_count, limit, idempotent)
+                    .ok_or_else(full)?;
                 match self.topics.get_mut(topic) {
                     Some(partitions) => {
                         partitions.insert(partition, sequence);
@@ -268,11 +342,17 @@ impl ProducerSequencer {
                 base
             }
         };
-        Ok(ProducerStamp {
-            producer_id: self.producer_id,
-            producer_epoch: self.epoch,
+        if !idempotent {
+            return Ok((base_sequence, ProducerStamp::NONE));
+        }
+        Ok((
             base_sequence,
-        })
+            ProducerStamp {
+                producer_id: self.producer_id,
+                producer_epoch: self.epoch,
+                base_sequence,
+            },
+        ))
     }
 
     /// The destination acknowledged the batch of `partition` of `topic`
@@ -316,6 +396,9 @@ impl ProducerSequencer {
     /// partition starts again at sequence 0 with nothing in flight. The same
     /// id must come with a higher epoch.
     pub fn reset_producer(&mut self, producer_id: i64, epoch: i16) -> Result<(), SequenceError> {
+        if !self.idempotent {
+            return Err(SequenceError::NotIdempotent);
+        }
         check_producer(producer_id, epoch)?;
         if producer_id == self.producer_id && epoch <= self.epoch {
             return Err(SequenceError::EpochRegression {
@@ -440,6 +523,51 @@ mod tests {
         p.reset_producer(2, 0).unwrap();
         p.next("t", 0, 1).unwrap();
         assert!(!p.can_send("t", 0));
+    }
+
+    /// Issue 13, item 10: with acks=1 the batches carry no producer
+    /// fields, nothing waits for a first acknowledgement, and there is no
+    /// epoch to bump.
+    #[test]
+    fn without_idempotence_batches_carry_no_producer_fields() {
+        let mut p = ProducerSequencer::without_idempotence()
+            .with_max_in_flight(3)
+            .unwrap();
+        assert!(!p.is_idempotent());
+        let mut numbers = Vec::new();
+        for _ in 0..3 {
+            assert!(p.can_send("t", 0), "no first batch alone");
+            let (number, stamp) = p.next_batch("t", 0, 4).unwrap();
+            assert_eq!(stamp, ProducerStamp::NONE);
+            numbers.push(number);
+        }
+        assert!(!p.can_send("t", 0), "the in-flight limit still holds");
+        assert_eq!(numbers, [0, 4, 8], "local numbers tell the batches apart");
+        p.acknowledged("t", 0, 4).unwrap();
+        assert!(p.can_send("t", 0));
+        assert_eq!(p.next("t", 0, 1).unwrap(), ProducerStamp::NONE);
+        assert_eq!(p.reset_epoch(1), Err(SequenceError::NotIdempotent));
+        assert_eq!(p.reset_producer(3, 0), Err(SequenceError::NotIdempotent));
+        // Every batch passes Apache Kafka's checks as a producer without
+        // idempotence.
+        let mut q = ProducerSequencer::without_idempotence();
+        let request = stamped_request(&mut q, &[("t", 0, 3), ("t", 1, 2)], Compression::None);
+        let mut checker = ConformanceChecker::new();
+        let frame = encode_produce_request(&request, 9, 1, Some("kmirror")).unwrap();
+        assert_eq!(checker.check_frame(&frame), vec![]);
+        for topic in &request.topics {
+            for partition in &topic.partitions {
+                let header = partition.batch.header();
+                assert_eq!(
+                    (
+                        header.producer_id,
+                        header.producer_epoch,
+                        header.base_sequence
+                    ),
+                    (-1, -1, -1)
+                );
+            }
+        }
     }
 
     #[test]

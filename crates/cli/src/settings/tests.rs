@@ -210,9 +210,9 @@ fn every_key_is_read() {
     );
     assert_eq!(s.consumer.isolation_level.wire_value(), 0);
     assert_eq!(s.producer.acks.wire_value(), 1);
-    // Only the compression notice: auto.offset.reset is set, brokers are
-    // listed.
-    assert_eq!(s.notices.len(), 1, "{:?}", s.notices);
+    // The acks=1 warning and the compression notice: auto.offset.reset is
+    // set, brokers are listed.
+    assert_eq!(s.notices.len(), 2, "{:?}", s.notices);
 }
 
 #[test]
@@ -332,8 +332,9 @@ fn bad_producer_values_name_file_key_value_and_what_is_allowed() {
         (
             "acks=2",
             "producer.properties: invalid value \"2\" for acks; allowed: all (or -1: every \
-             in-sync replica has the records; the default), 1 (the leader only) or 0 (no \
-             acknowledgement)",
+             in-sync replica has the records; the default) or 1 (the leader only, without \
+             idempotence); 0 is refused, as kmirror commits only what the destination \
+             acknowledged",
         ),
         (
             "compression.type=brotli",
@@ -430,13 +431,13 @@ fn delivery_timeout_floor_follows_linger_and_request_timeout() {
 }
 
 #[test]
-fn idempotence_off_and_acks_zero_are_warned_about() {
+fn idempotence_off_and_acks_one_are_warned_about() {
     let s = settings(
         MODERN_CONSUMER,
-        &format!("{MODERN_PRODUCER}enable.idempotence=false\nacks=0\n"),
+        &format!("{MODERN_PRODUCER}enable.idempotence=false\nacks=1\n"),
     )
     .unwrap();
-    assert_eq!(s.producer.acks, Acks::None);
+    assert_eq!(s.producer.acks, Acks::Leader);
     let warnings: Vec<&str> = s
         .notices
         .iter()
@@ -446,14 +447,29 @@ fn idempotence_off_and_acks_zero_are_warned_about() {
     assert_eq!(
         warnings,
         [
-            "producer.properties: acks=0: the destination never confirms writes, so kmirror \
-             commits source offsets without knowing that the records arrived, and records can be \
-             lost; remove the line for acks=all",
-            "producer.properties: enable.idempotence=false is ignored: kmirror's producer is \
-             always idempotent, which lets it keep up to 5 requests in flight per partition \
-             without reordering or duplicating records on retry; remove the line",
+            "producer.properties: acks=1: kmirror mirrors without idempotence (batches carry no \
+             producer id or sequence): the partition leader alone acknowledges, so what it \
+             acknowledged is lost if it fails before its followers copy it, a retry after a lost \
+             answer writes records twice, and with max.in.flight.requests.per.connection above 1 \
+             a retry can land behind later records; remove the line for acks=all",
+            "producer.properties: enable.idempotence=false is ignored: with acks=all kmirror's \
+             producer is idempotent, which lets it keep up to 5 requests in flight per partition \
+             without reordering or duplicating records on retry; remove the line (acks=1 \
+             mirrors without idempotence)",
         ]
     );
+}
+
+/// Issue 13, item 10: with acks=0 the destination never acknowledges, and
+/// kmirror never commits what the destination has not acknowledged.
+#[test]
+fn acks_zero_is_refused() {
+    let e = settings(MODERN_CONSUMER, &format!("{MODERN_PRODUCER}acks=0\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("invalid value \"0\" for acks"), "{e}");
+    assert!(e.contains("never acknowledges"), "{e}");
+    assert!(e.contains("acks=all") && e.contains("acks=1"), "{e}");
 }
 
 #[test]
@@ -643,7 +659,8 @@ fn load_reads_the_files_and_names_them_in_errors() {
         config_message(&e),
         format!(
             "{}: invalid value \"2\" for acks; allowed: all (or -1: every in-sync replica has \
-             the records; the default), 1 (the leader only) or 0 (no acknowledgement)",
+             the records; the default) or 1 (the leader only, without idempotence); 0 is \
+             refused, as kmirror commits only what the destination acknowledged",
             producer.display()
         )
     );

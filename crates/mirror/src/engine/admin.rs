@@ -739,7 +739,23 @@ pub async fn init_producer_id(
             .with_transaction_timeout_ms(i32::MAX)
             .with_producer_id(ProducerId(pid))
             .with_producer_epoch(epoch);
-        match conn.send(&request).await {
+        let mut answer = conn.send(&request).await;
+        let refused_bump = answer.as_ref().is_ok_and(|r| {
+            matches!(
+                kafka_error(r.error_code),
+                Some(ResponseError::InvalidProducerEpoch | ResponseError::ProducerFenced)
+            )
+        });
+        if pid >= 0 && refused_bump {
+            // The broker no longer holds this producer at this epoch (its
+            // state expired, or the id moved on): ask for a new producer
+            // id instead of bumping for ever.
+            let fresh = request
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1);
+            answer = conn.send(&fresh).await;
+        }
+        match answer {
             Ok(r) => match kafka_error(r.error_code) {
                 None => return Ok((r.producer_id.0, r.producer_epoch)),
                 Some(error) => {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use kmirror_pool::ClientConfig;
 use kmirror_protocol::Compression;
 
+use super::error::MirrorError;
 use crate::fetch_plan::IsolationLevel;
 use crate::selection::{TopicPattern, TopicSelector};
 
@@ -102,6 +103,42 @@ pub struct ProduceConfig {
     /// uses the destination's default.
     pub replication_factor: Option<i16>,
 }
+
+impl ProduceConfig {
+    /// Whether kmirror's idempotent producer is used: with `acks=all`
+    /// only. With `acks=1` batches carry no producer id, epoch or sequence
+    /// (-1/-1/-1), as Java's producer without idempotence sends them: the
+    /// broker cannot recognise a retried batch, so a retry after a lost
+    /// answer writes the records twice, and with more than one batch in
+    /// flight per partition a retry can land behind a later batch.
+    pub fn idempotent(&self) -> bool {
+        self.acks == -1
+    }
+
+    /// Refuses settings the engine cannot honour: `acks` must be -1 or 1.
+    /// With `acks=0` the destination never answers, so nothing tells
+    /// kmirror that a batch arrived, and kmirror never commits a source
+    /// offset that the destination has not acknowledged.
+    pub fn check(&self) -> Result<(), MirrorError> {
+        match self.acks {
+            -1 | 1 => Ok(()),
+            0 => Err(MirrorError::Config(ACKS_ZERO_REFUSED.to_owned())),
+            other => Err(MirrorError::Config(format!(
+                "acks={other} is not a Kafka acks value; use all (-1) or 1"
+            ))),
+        }
+    }
+}
+
+/// Why `acks=0` is refused, and what to use instead.
+pub const ACKS_ZERO_REFUSED: &str = "acks=0 is not supported: the destination never \
+    acknowledges a write, and kmirror commits a source offset only once the destination \
+    acknowledged every record before it (MirrorMaker 1 commits what it handed to its \
+    producer, so with acks=0 it loses records silently whenever a send fails). Use \
+    acks=all (the default: idempotent, no loss, no duplicates, order kept) or acks=1 \
+    (the partition leader alone acknowledges: what it acknowledged is lost if it fails before \
+    its followers copy it; retries may duplicate records, and reorder them with more than one \
+    batch in flight per partition)";
 
 impl Default for ProduceConfig {
     fn default() -> Self {

@@ -122,6 +122,10 @@ pub enum MirrorError {
         /// Why.
         reason: String,
     },
+    /// The configuration asks for something kmirror will not do (the
+    /// message names the setting and what to set instead).
+    #[error("{0}")]
+    Config(String),
     /// A bug: an invariant of the engine broke. Nothing was committed past
     /// acknowledged data.
     #[error("internal error: {0}; please report it")]

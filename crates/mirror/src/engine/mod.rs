@@ -99,6 +99,7 @@ impl Mirror {
         source: Cluster,
         destination: Cluster,
     ) -> Result<Self, MirrorError> {
+        config.produce.check()?;
         let (tx, _rx) = watch::channel(false);
         // Both clusters answered once: from here on a cluster that drops
         // out for a moment is waited for.

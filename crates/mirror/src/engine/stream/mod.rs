@@ -194,7 +194,7 @@ struct OutBatch {
     dispatch: DispatchId,
     range: Range<i64>,
     payload: Payload,
-    stamped: Option<ProduceBatch>,
+    stamped: Option<produce::Stamped>,
     records: i32,
     first_sent: Option<Instant>,
     awaiting: bool,
@@ -202,8 +202,10 @@ struct OutBatch {
 }
 
 impl OutBatch {
+    /// The batch's number in its destination partition's sequence (the
+    /// wire's base sequence with idempotence): what answers are matched by.
     fn base_sequence(&self) -> Option<i32> {
-        self.stamped.as_ref().map(|b| b.header().base_sequence)
+        self.stamped.as_ref().map(|s| s.sequence)
     }
 }
 
@@ -219,6 +221,9 @@ struct DestQueue {
     /// batch goes again, in order, with its stamp.
     resend: bool,
     retry_at: Option<Instant>,
+    /// Consecutive failed attempts since the last acknowledgement: the
+    /// resend backoff grows with them.
+    retries: u32,
 }
 
 impl DestQueue {
@@ -230,6 +235,7 @@ impl DestQueue {
             awaiting: 0,
             resend: false,
             retry_at: None,
+            retries: 0,
         }
     }
 
@@ -290,6 +296,30 @@ enum ControlDone {
         Result<Vec<(TopicPartition, admin::CommitResult)>, PoolError>,
     ),
     Reset(TopicPartition, Result<i64, MirrorError>),
+}
+
+/// When the stream's loop wakes up at `now` if nothing else happens: at
+/// the earliest retry timer still ahead, within 50 ms while the budget is
+/// short, at the drain deadline, and at least once a second. Timers that
+/// already passed were acted on when the loop last ran; they must not wake
+/// it again (a past instant would make the loop spin).
+fn wakeup(
+    now: Instant,
+    timers: impl IntoIterator<Item = Instant>,
+    budget_short: bool,
+    drain_deadline: Option<Instant>,
+) -> Instant {
+    let mut wake = now + Duration::from_secs(1);
+    for at in timers.into_iter().filter(|at| *at > now) {
+        wake = wake.min(at);
+    }
+    if budget_short {
+        wake = wake.min(now + Duration::from_millis(50));
+    }
+    if let Some(d) = drain_deadline {
+        wake = wake.min(d);
+    }
+    wake.max(now + Duration::from_millis(1))
 }
 
 /// How one produce answer is treated.
@@ -566,23 +596,17 @@ impl Stream {
     }
 
     fn next_wakeup(&self) -> Instant {
-        let now = Instant::now();
-        let mut wake = now + Duration::from_secs(1);
-        let retry = self
+        let timers = self
             .slots
             .values()
             .filter_map(|s| s.retry_at)
             .chain(self.queues.values().filter_map(|q| q.retry_at));
-        for at in retry {
-            wake = wake.min(at);
-        }
-        if self.budget_short() {
-            wake = wake.min(now + Duration::from_millis(50));
-        }
-        if let Some(d) = self.drain_deadline {
-            wake = wake.min(d);
-        }
-        wake.max(now + Duration::from_millis(1))
+        wakeup(
+            Instant::now(),
+            timers,
+            self.budget_short(),
+            self.drain_deadline,
+        )
     }
 
     fn refresh_metadata_if_needed(&mut self) {

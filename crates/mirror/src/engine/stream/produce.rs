@@ -5,10 +5,37 @@
 
 use super::*;
 
+/// A batch as it goes to the destination, stamped.
+#[derive(Debug)]
+pub(super) struct Stamped {
+    /// The bytes sent.
+    pub(super) batch: ProduceBatch,
+    /// Its number in the destination partition's sequence: the base
+    /// sequence on the wire with idempotence, a local number without
+    /// (the wire then carries -1).
+    pub(super) sequence: i32,
+}
+
 impl Stream {
+    /// Whether this run uses the idempotent producer (`acks=all`).
+    fn idempotent(&self) -> bool {
+        self.ctx.config.produce.idempotent()
+    }
+
     pub(super) fn pump_produce(&mut self) {
         if self.fatal.is_some() && self.sequencer.is_none() {
             return;
+        }
+        if self.sequencer.is_none() && !self.idempotent() {
+            // acks=1: no InitProducerId, batches carry -1/-1/-1.
+            let max_in_flight = self.ctx.config.produce.max_in_flight;
+            match ProducerSequencer::without_idempotence().with_max_in_flight(max_in_flight) {
+                Ok(s) => self.sequencer = Some(s),
+                Err(e) => {
+                    self.fail(MirrorError::Internal(e.to_string()));
+                    return;
+                }
+            }
         }
         if self.sequencer.is_none() || self.bump_needed {
             let awaiting: usize = self.queues.values().map(|q| q.awaiting).sum();
@@ -33,7 +60,8 @@ impl Stream {
         for q in self.queues.values_mut() {
             if q.resend && q.awaiting == 0 {
                 q.requeue_sent();
-                q.retry_at = Some(now + backoff);
+                q.retries = q.retries.saturating_add(1);
+                q.retry_at = Some(now + retry_backoff(backoff, q.retries));
             }
         }
         loop {
@@ -67,7 +95,12 @@ impl Stream {
         let check_crcs = self.ctx.config.fetch.check_crcs;
         let mut requests: BTreeMap<i32, RequestDraft> = BTreeMap::new();
         for ((topic, partition), q) in self.queues.iter_mut() {
-            if q.pending.is_empty() || q.resend || q.retry_at.is_some_and(|t| now < t) {
+            if q.retry_at.is_some_and(|t| now >= t) {
+                // Passed: a timer left set would keep the stream's loop
+                // waking at once (issue 13, item 8).
+                q.retry_at = None;
+            }
+            if q.pending.is_empty() || q.resend || q.retry_at.is_some() {
                 continue;
             }
             let Some(leader) = q.leader else { continue };
@@ -94,8 +127,9 @@ impl Stream {
                 continue;
             };
             if batch.stamped.is_none() {
-                let stamp = match sequencer.next(topic, *partition, batch.records) {
-                    Ok(stamp) => stamp,
+                let (sequence, stamp) = match sequencer.next_batch(topic, *partition, batch.records)
+                {
+                    Ok(stamped) => stamped,
                     Err(e) => {
                         unstampable = Some(MirrorError::Internal(e.to_string()));
                         q.pending.push_front(batch);
@@ -130,12 +164,18 @@ impl Stream {
                     },
                     Payload::Built(b) => b.restamp(stamp),
                 };
-                batch.stamped = Some(stamped);
+                batch.stamped = Some(Stamped {
+                    batch: stamped,
+                    sequence,
+                });
             }
-            let Some(stamped) = batch.stamped.clone() else {
+            let Some((stamped, sequence)) = batch
+                .stamped
+                .as_ref()
+                .map(|s| (s.batch.clone(), s.sequence))
+            else {
                 continue;
             };
-            let sequence = stamped.header().base_sequence;
             batch.held.unsent = None;
             batch.awaiting = true;
             batch.first_sent.get_or_insert(now);
@@ -204,15 +244,18 @@ impl Stream {
             return;
         }
         let mut answers: Vec<(TopicPartition, i32, Outcome)> = Vec::with_capacity(done.tag.len());
-        let acks_none = self.ctx.config.produce.acks == 0;
         match done.result {
             Err(e) => {
                 tracing::warn!(broker = done.broker, error = %e, "produce request failed; retrying its batches");
-                if e.invalidates_metadata() || !e.is_retriable() {
+                let stale = request_failure_stales_leader(&e);
+                if stale {
                     self.ctx.destination.invalidate_metadata();
                 }
                 let reason = e.to_string();
                 for (key, seq) in done.tag {
+                    if stale && let Some(q) = self.queues.get_mut(&key) {
+                        q.leader = None;
+                    }
                     answers.push((key, seq, Outcome::Retry(reason.clone())));
                 }
             }
@@ -225,10 +268,8 @@ impl Stream {
                         .flat_map(|(_, ps)| ps.iter())
                         .find(|p| p.index == key.1);
                     let outcome = match part {
-                        // acks=0: the broker sends no response; the batch
-                        // counts as written once sent, as in Kafka's
-                        // producer.
-                        None if acks_none => Outcome::Acknowledged,
+                        // acks=0 (no response at all) is refused at start:
+                        // a batch counts as written only once acknowledged.
                         None => Outcome::Retry(
                             "the partition is missing from the Produce response".into(),
                         ),
@@ -266,13 +307,8 @@ impl Stream {
                                         .into(),
                                 )
                             }
-                            Some(e) if e.is_retriable() => {
-                                if matches!(
-                                    e,
-                                    ResponseError::NotLeaderOrFollower
-                                        | ResponseError::UnknownTopicOrPartition
-                                        | ResponseError::LeaderNotAvailable
-                                ) {
+                            Some(e) if stale_leader(e) || e.is_retriable() => {
+                                if stale_leader(e) {
                                     self.ctx.destination.invalidate_metadata();
                                     if let Some(q) = self.queues.get_mut(&key) {
                                         q.leader = None;
@@ -320,6 +356,13 @@ impl Stream {
     pub(super) fn apply_outcome(&mut self, key: &TopicPartition, seq: i32, outcome: Outcome) {
         let now = Instant::now();
         let delivery_timeout = self.ctx.config.produce.delivery_timeout;
+        let idempotent = self.idempotent();
+        let outcome = match outcome {
+            // Without idempotence there is no producer state to lose (the
+            // broker answers no sequence errors to -1/-1/-1): resend.
+            Outcome::Bump(reason) if !idempotent => Outcome::Retry(reason),
+            other => other,
+        };
         let Some(q) = self.queues.get_mut(key) else {
             return;
         };
@@ -349,13 +392,14 @@ impl Stream {
                     return;
                 };
                 q.awaiting = q.awaiting.saturating_sub(1);
+                q.retries = 0;
                 if let Some(s) = self.sequencer.as_mut() {
                     let _ = s.acknowledged(&key.0, key.1, seq);
                 }
                 let latency = batch
                     .first_sent
                     .map_or(Duration::ZERO, |f| now.duration_since(f));
-                let bytes = batch.stamped.as_ref().map_or(0, |b| b.len() as u64);
+                let bytes = batch.stamped.as_ref().map_or(0, |s| s.batch.len() as u64);
                 self.ctx.metrics.batch_acknowledged(
                     u64::try_from(batch.records).unwrap_or(0),
                     bytes,
@@ -396,7 +440,7 @@ impl Stream {
                 };
                 q.awaiting = q.awaiting.saturating_sub(1);
                 // The refused batch leaves a hole in the sequence.
-                self.bump_needed = true;
+                self.bump_needed |= idempotent;
                 let abort = self.ctx.config.abort_on_send_failure;
                 let Some(slot) = self.slots.get_mut(&batch.source) else {
                     return;
@@ -440,7 +484,7 @@ impl Stream {
                 p
             }
             Err(e) => {
-                if e.is_retriable() || matches!(e, PoolError::Kafka { .. }) {
+                if matches!(producer_id_failure(&e), PidFailure::Retry) {
                     // Apache Kafka answers COORDINATOR_LOAD_IN_PROGRESS
                     // until the broker holds a block of producer ids from
                     // the controller (RPCProducerIdManager): back off.
@@ -457,7 +501,10 @@ impl Stream {
                     self.dest_meta_at = None;
                     self.ctx.destination.invalidate_metadata();
                 } else {
-                    self.fail(MirrorError::destination(e));
+                    let PidFailure::Fatal(error) = producer_id_failure(&e) else {
+                        return;
+                    };
+                    self.fail(error);
                 }
                 return;
             }
@@ -558,6 +605,255 @@ async fn produce_lane(
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Whether a partition's error in a Produce response means its leader may
+/// have moved or be unable to write, so that the destination metadata must
+/// be refreshed and the leader resolved again before the batch is resent:
+/// the errors of Java's `InvalidMetadataException` family (which make its
+/// producer request a metadata update), BROKER_NOT_AVAILABLE and a
+/// broker-side REQUEST_TIMED_OUT (a leader that cannot reach its
+/// followers may be about to lose its leadership). Each of them is retried.
+fn stale_leader(error: ResponseError) -> bool {
+    matches!(
+        error,
+        ResponseError::NotLeaderOrFollower
+            | ResponseError::UnknownTopicOrPartition
+            | ResponseError::LeaderNotAvailable
+            | ResponseError::KafkaStorageError
+            | ResponseError::NetworkException
+            | ResponseError::RequestTimedOut
+            | ResponseError::FencedLeaderEpoch
+            | ResponseError::UnknownLeaderEpoch
+            | ResponseError::UnknownTopicId
+            | ResponseError::BrokerNotAvailable
+    )
+}
+
+/// Whether a failed Produce request (no response: the connection was lost
+/// or refused, the request timed out, the broker left the metadata) means
+/// the leaders of its partitions must be resolved again. Always: as Java's
+/// producer does after a disconnection or a timeout, the next attempt goes
+/// to the broker that the refreshed metadata names, not to the same broker
+/// for ever (a broker lost for good, or hung, would keep its partitions'
+/// batches retried against it).
+fn request_failure_stales_leader(_error: &PoolError) -> bool {
+    true
+}
+
+/// How long a destination partition waits before its batches are resent
+/// after `retries` consecutive failed attempts: `retry.backoff.ms`, doubled
+/// on each further failure up to one second (or `retry.backoff.ms` if that
+/// is larger), as Java's producer does with `retry.backoff.max.ms`.
+fn retry_backoff(base: Duration, retries: u32) -> Duration {
+    let cap = base.max(RETRY_BACKOFF_MAX);
+    base.saturating_mul(1u32 << retries.saturating_sub(1).min(16))
+        .min(cap)
+}
+
+/// The longest wait between attempts to resend a partition's batches.
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// What an InitProducerId failure calls for.
+#[derive(Debug)]
+enum PidFailure {
+    /// Ask again after a backoff.
+    Retry,
+    /// Stop kmirror with this error.
+    Fatal(MirrorError),
+}
+
+/// Classifies an InitProducerId failure as Java's producer does
+/// (`TransactionManager.InitProducerIdHandler`): transport failures and
+/// retriable errors (the coordinator loading or moving, concurrent
+/// transactions) are retried after a backoff; authorization failures,
+/// a broker without idempotence and any unexpected error stop kmirror.
+fn producer_id_failure(error: &PoolError) -> PidFailure {
+    let PoolError::Kafka { error: code, .. } = error else {
+        return if error.is_retriable() {
+            PidFailure::Retry
+        } else {
+            PidFailure::Fatal(MirrorError::destination(error.clone()))
+        };
+    };
+    let code = *code;
+    if code.is_retriable() || code == ResponseError::ConcurrentTransactions {
+        return PidFailure::Retry;
+    }
+    let what = "InitProducerId (kmirror's idempotent producer, used with acks=all)".to_owned();
+    let hint = match code {
+        ResponseError::ClusterAuthorizationFailed
+        | ResponseError::TransactionalIdAuthorizationFailed => Some(
+            "kmirror's principal may not use an idempotent producer on the destination: grant \
+             it the IdempotentWrite operation on the cluster resource (kafka-acls.sh --add \
+             --allow-principal User:<name> --operation IdempotentWrite --cluster; brokers \
+             with KIP-679 also accept Write on a topic), or set acks=1 in the producer config to \
+             mirror without idempotence (see the README for what that gives up)"
+                .to_owned(),
+        ),
+        ResponseError::UnsupportedVersion | ResponseError::UnsupportedForMessageFormat => Some(
+            "the destination cannot run an idempotent producer (Kafka before 0.11, or topics \
+             on message format v0/v1); set acks=1 in the producer config to mirror without \
+             idempotence (see the README for what that gives up)"
+                .to_owned(),
+        ),
+        _ => Some(format!("an unexpected answer to InitProducerId ({error})")),
+    };
+    PidFailure::Fatal(MirrorError::Refused {
+        side: Side::Destination,
+        what,
+        error: code,
+        hint,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kafka(error: ResponseError) -> PoolError {
+        PoolError::Kafka {
+            broker: "localhost:9092".into(),
+            api: ApiKey::InitProducerId,
+            error,
+            context: Some("idempotent producer".into()),
+        }
+    }
+
+    /// Item 8 of issue 13: once a produce retry timer has passed, the
+    /// stream's loop must not wake every millisecond for it.
+    #[test]
+    fn a_passed_retry_timer_does_not_spin_the_loop() {
+        let start = Instant::now();
+        // A batch was retried once, 100 ms after `start`; the timer is
+        // never cleared.
+        let retry_at = start + Duration::from_millis(100);
+        let mut now = start;
+        let mut wakeups = 0;
+        while now < start + Duration::from_secs(2) {
+            now = wakeup(now, [retry_at], false, None);
+            wakeups += 1;
+        }
+        // Once for the timer, then once a second.
+        assert!(
+            wakeups <= 3,
+            "{wakeups} wakeups in 2 s of simulated time with one passed retry timer"
+        );
+    }
+
+    #[test]
+    fn wakeups_follow_timers_ahead_budget_and_drain() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        assert_eq!(wakeup(now, [], false, None), now + ms(1000));
+        assert_eq!(wakeup(now, [now + ms(30)], false, None), now + ms(30));
+        assert_eq!(wakeup(now, [now + ms(300)], true, None), now + ms(50));
+        assert_eq!(
+            wakeup(now, [now + ms(300)], false, Some(now + ms(20))),
+            now + ms(20)
+        );
+        // A deadline that passed still ends the wait (the drain is over).
+        assert_eq!(wakeup(now, [], false, Some(now)), now + ms(1));
+    }
+
+    /// Item 7 of issue 13: a cluster without the IdempotentWrite ACL
+    /// answers CLUSTER_AUTHORIZATION_FAILED; retrying cannot help.
+    #[test]
+    fn init_producer_id_errors_are_classified() {
+        for fatal in [
+            ResponseError::ClusterAuthorizationFailed,
+            ResponseError::TransactionalIdAuthorizationFailed,
+            ResponseError::UnsupportedVersion,
+            ResponseError::InvalidRequest,
+        ] {
+            match producer_id_failure(&kafka(fatal)) {
+                PidFailure::Fatal(e) => {
+                    let text = e.to_string();
+                    assert!(text.contains("InitProducerId"), "{text}");
+                    if fatal == ResponseError::ClusterAuthorizationFailed {
+                        assert!(text.contains("IdempotentWrite"), "{text}");
+                        assert!(text.contains("acks=1"), "{text}");
+                    }
+                }
+                PidFailure::Retry => panic!("{fatal:?} retried"),
+            }
+        }
+        for retriable in [
+            kafka(ResponseError::CoordinatorLoadInProgress),
+            kafka(ResponseError::CoordinatorNotAvailable),
+            kafka(ResponseError::NotCoordinator),
+            kafka(ResponseError::ConcurrentTransactions),
+            kafka(ResponseError::RequestTimedOut),
+            kafka(ResponseError::NotEnoughReplicas),
+            PoolError::Timeout {
+                broker: "b:1".into(),
+                api: ApiKey::InitProducerId,
+                after: Duration::from_secs(30),
+            },
+            PoolError::Io {
+                broker: "b:1".into(),
+                kind: std::io::ErrorKind::ConnectionRefused,
+                message: "refused".into(),
+            },
+        ] {
+            assert!(
+                matches!(producer_id_failure(&retriable), PidFailure::Retry),
+                "{retriable} is not retried"
+            );
+        }
+    }
+
+    /// Item 4 of issue 13: connection-level failures and the partition
+    /// errors of a broker that lost its disk or its leadership send the
+    /// partition back to the metadata for its leader.
+    #[test]
+    fn connection_failures_and_storage_errors_resolve_the_leader_again() {
+        for error in [
+            ResponseError::NotLeaderOrFollower,
+            ResponseError::LeaderNotAvailable,
+            ResponseError::UnknownTopicOrPartition,
+            ResponseError::KafkaStorageError,
+            ResponseError::NetworkException,
+            ResponseError::RequestTimedOut,
+            ResponseError::FencedLeaderEpoch,
+            ResponseError::UnknownLeaderEpoch,
+            ResponseError::BrokerNotAvailable,
+        ] {
+            assert!(stale_leader(error), "{error:?}");
+        }
+        for error in [
+            ResponseError::MessageTooLarge,
+            ResponseError::InvalidRecord,
+            ResponseError::NotEnoughReplicas,
+        ] {
+            assert!(!stale_leader(error), "{error:?}");
+        }
+        let broker = "b:1".to_owned();
+        for failure in [
+            PoolError::Timeout {
+                broker: broker.clone(),
+                api: ApiKey::Produce,
+                after: Duration::from_secs(30),
+            },
+            PoolError::Io {
+                broker: broker.clone(),
+                kind: std::io::ErrorKind::ConnectionRefused,
+                message: "refused".into(),
+            },
+            PoolError::ConnectionLost {
+                broker: broker.clone(),
+                cause: Arc::new(PoolError::Shutdown),
+            },
+            PoolError::Kafka {
+                broker: "-".into(),
+                api: ApiKey::Metadata,
+                error: ResponseError::BrokerNotAvailable,
+                context: Some("broker id 2 is not in the cluster metadata".into()),
+            },
+        ] {
+            assert!(request_failure_stales_leader(&failure), "{failure}");
         }
     }
 }
