@@ -1195,6 +1195,19 @@ pub(crate) fn run(options: &ChaosOptions) -> Result<()> {
     while !campaign.watch.reached && Instant::now() < deadline {
         campaign.sleep_observing(TICK);
     }
+    // Reached by totals (fewer destination partitions) can hide a tail not
+    // yet copied behind duplicates: also wait until the destination has not
+    // moved for 10 s.
+    let mut last = end_offsets(&campaign.dst, &campaign.topics);
+    let mut still_since = Instant::now();
+    while Instant::now() < deadline && still_since.elapsed() < Duration::from_secs(10) {
+        campaign.sleep_observing(Duration::from_secs(1));
+        let now = end_offsets(&campaign.dst, &campaign.topics);
+        if now != last {
+            last = now;
+            still_since = Instant::now();
+        }
+    }
     let caught_up = campaign
         .watch
         .first
