@@ -360,7 +360,7 @@ fn a_rolling_restart_of_the_source_is_ridden_through() {
     let destination_cluster =
         KafkaCluster::start(ClusterOptions::kraft().name("rolling-destination"));
     let destination = destination_cluster.bootstrap();
-    source_cluster.create_topic("rolling", 6, 3, &[]);
+    source_cluster.create_topic("rolling", 3, 3, &[]);
     let mut produced = 0;
     let mut size = 100;
     let mut produce = |n: u64| {
@@ -372,7 +372,7 @@ fn a_rolling_restart_of_the_source_is_ridden_through() {
             &ProduceSpec::default()
                 .count(n)
                 .value_size(size)
-                .partitions(6)
+                .partitions(3)
                 .config("acks", "all"),
         );
         produced += i64::try_from(n).unwrap();
@@ -474,5 +474,140 @@ fn a_destination_restarted_during_set_up_is_waited_for() {
     assert_same_records(
         &librdkafka_consume_all(&source, "setup"),
         &librdkafka_consume_all(&destination, "setup"),
+    );
+}
+
+/// Item 3: the destination topic deleted while kmirror mirrors into it is
+/// created again (within kmirror's 10 s check) and what the source gets
+/// afterwards arrives there, in order; kmirror does not hang.
+#[test]
+fn a_destination_topic_deleted_mid_run_is_created_again() {
+    let source_cluster = KafkaCluster::start(ClusterOptions::kraft().name("doomed-source"));
+    let source = source_cluster.bootstrap();
+    let destination_cluster =
+        KafkaCluster::start(ClusterOptions::kraft().name("doomed-destination"));
+    let destination = destination_cluster.bootstrap();
+    librdkafka_create_topic(&source, "doomed", 3, &[]);
+    librdkafka_produce(
+        &source,
+        "doomed",
+        &ProduceSpec::default().count(90).partitions(3),
+    );
+    let scratch = Scratch::new(
+        &format!("bootstrap.servers={source}\ngroup.id=doomed\n"),
+        &format!("bootstrap.servers={destination}\n"),
+    );
+    let mut mirror = scratch.spawn(&["--whitelist", "doomed"]);
+    wait_for_records(
+        &destination,
+        "doomed",
+        90,
+        Duration::from_secs(60),
+        &mut mirror,
+    );
+    destination_cluster.tool_ok(
+        "kafka-topics",
+        &[
+            "--bootstrap-server",
+            &destination,
+            "--delete",
+            "--topic",
+            "doomed",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while record_count(&destination, "doomed") > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let later = 150;
+    librdkafka_produce(
+        &source,
+        "doomed",
+        &ProduceSpec::default()
+            .count(later)
+            .value_size(130)
+            .partitions(3),
+    );
+    wait_for_records(
+        &destination,
+        "doomed",
+        i64::try_from(later).unwrap(),
+        Duration::from_secs(90),
+        &mut mirror,
+    );
+    mirror.signal("-TERM");
+    let exited = mirror.wait(Duration::from_secs(60));
+    assert_eq!(exited.code, Some(0), "{}", exited.context());
+    assert!(
+        exited
+            .stderr
+            .contains("the destination topic was deleted while kmirror mirrored into it"),
+        "{}",
+        exited.context()
+    );
+    assert_eq!(partition_count(&destination, "doomed"), 3);
+    // The records produced after the deletion, per partition, in order.
+    let source_later: BTreeMap<i32, Vec<ConsumedRecord>> =
+        librdkafka_consume_all(&source, "doomed")
+            .into_iter()
+            .map(|(p, records)| {
+                let kept = records
+                    .into_iter()
+                    .filter(|r| r.value.as_ref().is_some_and(|v| v.len() == 130))
+                    .collect();
+                (p, kept)
+            })
+            .collect();
+    assert_nothing_lost(
+        &source_later,
+        &librdkafka_consume_all(&destination, "doomed"),
+    );
+}
+
+/// Item 11: the source broker (the group's coordinator) restarted while
+/// kmirror is in JoinGroup (a slow first join, as with Apache Kafka's
+/// default group.initial.rebalance.delay.ms): the connection is lost
+/// mid-join, FindCoordinator and JoinGroup are refused for a while, and
+/// kmirror joins once the broker is back instead of ending the run.
+#[test]
+fn a_source_restarted_while_kmirror_joins_its_group_is_waited_for() {
+    let mut source_cluster = KafkaCluster::start(
+        ClusterOptions::kraft()
+            .name("join-source")
+            .config("group.initial.rebalance.delay.ms", "5000"),
+    );
+    let source = source_cluster.bootstrap();
+    let destination_cluster = KafkaCluster::start(ClusterOptions::kraft().name("join-destination"));
+    let destination = destination_cluster.bootstrap();
+    librdkafka_create_topic(&source, "joining", 2, &[]);
+    librdkafka_produce(
+        &source,
+        "joining",
+        &ProduceSpec::default().count(200).partitions(2),
+    );
+    let scratch = Scratch::new(
+        &format!("bootstrap.servers={source}\ngroup.id=joining\n"),
+        &format!("bootstrap.servers={destination}\n"),
+    );
+    let mut mirror = scratch.spawn(&["--whitelist", "joining"]);
+    // kmirror is waiting in JoinGroup for the rebalance delay.
+    std::thread::sleep(Duration::from_millis(2500));
+    mirror.assert_running("before the source went away");
+    source_cluster.kill(1);
+    std::thread::sleep(Duration::from_secs(4));
+    source_cluster.restart(1);
+    wait_for_records(
+        &destination,
+        "joining",
+        200,
+        Duration::from_secs(120),
+        &mut mirror,
+    );
+    mirror.signal("-TERM");
+    let exited = mirror.wait(Duration::from_secs(60));
+    exited.assert_success();
+    assert_same_records(
+        &librdkafka_consume_all(&source, "joining"),
+        &librdkafka_consume_all(&destination, "joining"),
     );
 }
