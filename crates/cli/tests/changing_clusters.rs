@@ -611,3 +611,73 @@ fn a_source_restarted_while_kmirror_joins_its_group_is_waited_for() {
         &librdkafka_consume_all(&destination, "joining"),
     );
 }
+
+/// Item 9: a source topic deleted and created again while kmirror mirrors
+/// it is told by its topic id: kmirror stops with a clear error instead of
+/// fetching the old id for ever, and started again it mirrors the new
+/// topic from auto.offset.reset (earliest here).
+#[test]
+fn a_source_topic_recreated_mid_run_is_told_and_mirrored_after_a_restart() {
+    let source_cluster = KafkaCluster::start(ClusterOptions::kraft().name("phoenix-source"));
+    let source = source_cluster.bootstrap();
+    let destination_cluster =
+        KafkaCluster::start(ClusterOptions::kraft().name("phoenix-destination"));
+    let destination = destination_cluster.bootstrap();
+    librdkafka_create_topic(&source, "phoenix", 2, &[]);
+    librdkafka_produce(
+        &source,
+        "phoenix",
+        &ProduceSpec::default().count(100).partitions(2),
+    );
+    let scratch = Scratch::new(
+        &format!("bootstrap.servers={source}\ngroup.id=phoenix\n"),
+        &format!("bootstrap.servers={destination}\n"),
+    );
+    let mut mirror = scratch.spawn(&["--whitelist", "phoenix"]);
+    wait_for_records(
+        &destination,
+        "phoenix",
+        100,
+        Duration::from_secs(60),
+        &mut mirror,
+    );
+    source_cluster.tool_ok(
+        "kafka-topics",
+        &[
+            "--bootstrap-server",
+            &source,
+            "--delete",
+            "--topic",
+            "phoenix",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while librdkafka_list_topics(&source)
+        .iter()
+        .any(|t| t == "phoenix")
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    librdkafka_create_topic(&source, "phoenix", 2, &[]);
+    librdkafka_produce(
+        &source,
+        "phoenix",
+        &ProduceSpec::default()
+            .count(40)
+            .value_size(130)
+            .partitions(2),
+    );
+    let exited = mirror.wait(Duration::from_secs(60));
+    assert_ne!(exited.code, Some(0), "{}", exited.context());
+    assert!(
+        exited.stderr.contains("was deleted and created again"),
+        "{}",
+        exited.context()
+    );
+    let exited = scratch
+        .spawn(&["--whitelist", "phoenix", "--once"])
+        .wait(Duration::from_secs(120));
+    assert_eq!(exited.code, Some(0), "{}", exited.context());
+    assert_eq!(record_count(&destination, "phoenix"), 140);
+}

@@ -113,6 +113,19 @@ pub enum MirrorError {
         /// What the destination said.
         reason: String,
     },
+    /// A source topic being mirrored was deleted and created again (its
+    /// topic id changed): the positions kmirror holds belong to the old
+    /// topic and mean nothing in the new one.
+    #[error(
+        "source topic {topic} was deleted and created again (its topic id changed) while kmirror \
+         mirrored it; kmirror stopped rather than read the new topic at the old topic's \
+         positions. Start kmirror again: the new topic starts per auto.offset.reset (Apache \
+         Kafka drops a deleted topic's committed offsets)"
+    )]
+    SourceTopicRecreated {
+        /// The topic.
+        topic: String,
+    },
     /// A destination topic exists with a configuration kmirror cannot
     /// mirror into.
     #[error("destination topic {topic}: {reason}")]

@@ -222,6 +222,8 @@ impl Mirror {
             max_batch_bytes: HashMap::new(),
             next_stream: 0,
             topics: Vec::new(),
+            topic_ids: HashMap::new(),
+            gone: HashSet::new(),
         };
         let mut first_error = None;
         let mut backoff = group::Backoff::default();
@@ -376,6 +378,17 @@ struct Controller {
     max_batch_bytes: HashMap<Arc<str>, Option<usize>>,
     next_stream: usize,
     topics: Vec<String>,
+    /// The source topic id each mirrored topic had when first seen.
+    topic_ids: HashMap<Arc<str>, [u8; 16]>,
+    /// Mirrored topics missing from the source (warned about once).
+    gone: HashSet<Arc<str>>,
+}
+
+/// Whether a source topic seen with id `now` is not the topic first seen
+/// with id `before` (deleted and created again). An all-zero id is unknown
+/// (Metadata before v10), and never counts as a change.
+fn recreated(before: Option<[u8; 16]>, now: [u8; 16]) -> bool {
+    before.is_some_and(|b| b != [0; 16] && now != [0; 16] && b != now)
 }
 
 /// What the destination topic needs before a source topic's partitions
@@ -500,12 +513,30 @@ impl Controller {
             .refresh_metadata()
             .await
             .map_err(MirrorError::source)?;
+        for name in self.routes.keys() {
+            if !source_meta.topics.contains_key(&**name) {
+                if self.gone.insert(name.clone()) {
+                    tracing::warn!(topic = %name, "the source topic is gone (deleted?): its partitions wait for it; if it is created again, kmirror stops and says so");
+                }
+            } else {
+                self.gone.remove(name);
+            }
+        }
         let mut fresh: Vec<(Arc<str>, [u8; 16], Vec<i32>)> = Vec::new();
         for topic in source_meta.topics.values() {
             if topic.is_internal || !self.config.selector.selects(&topic.name) {
                 continue;
             }
             let name: Arc<str> = Arc::from(topic.name.as_str());
+            if self.routes.contains_key(&name)
+                && recreated(self.topic_ids.get(&name).copied(), topic.id)
+            {
+                tracing::warn!(topic = %name, "the source topic was deleted and created again (its topic id changed)");
+                return Err(MirrorError::SourceTopicRecreated {
+                    topic: name.to_string(),
+                });
+            }
+            self.topic_ids.entry(name.clone()).or_insert(topic.id);
             let partitions: Vec<i32> = topic
                 .partitions
                 .iter()
@@ -524,7 +555,7 @@ impl Controller {
             .iter()
             .flat_map(|(t, _, ps)| ps.iter().map(move |p| (t.clone(), *p)))
             .collect();
-        let committed = if tps.is_empty() {
+        let mut committed = if tps.is_empty() {
             HashMap::new()
         } else {
             admin::committed_offsets(&self.source, &self.config.fetch.group_id, &tps).await?
@@ -604,6 +635,28 @@ impl Controller {
         if tps.is_empty() {
             return Ok(());
         }
+        let latest = admin::list_offsets(
+            &self.source,
+            Side::Source,
+            &tps,
+            OffsetReset::Latest,
+            self.config.fetch.isolation,
+        )
+        .await?;
+        // A committed offset past the partition's end belongs to an older
+        // topic of that name (deleted and created again while kmirror was
+        // not running): out of range, as a fetch there would answer, so
+        // auto.offset.reset applies. With --once it would otherwise count
+        // as already caught up and the new topic's records be skipped.
+        for tp in &tps {
+            if let (Some(&c), Some(&end)) = (committed.get(tp), latest.get(tp))
+                && c > end
+            {
+                tracing::warn!(topic = %tp.0, partition = tp.1, committed = c, end, reset = ?self.config.fetch.offset_reset,
+                    "the group's committed offset is past the end of the source partition (was the topic deleted and created again?); resetting per auto.offset.reset");
+                committed.remove(tp);
+            }
+        }
         let missing: Vec<TopicPartition> = tps
             .iter()
             .filter(|tp| !committed.contains_key(*tp))
@@ -618,7 +671,7 @@ impl Controller {
                     topic: t.to_string(),
                     partition: *p,
                     why: format!(
-                        "group {} has no committed offset",
+                        "group {} has no committed offset (or one past the partition's end)",
                         self.config.fetch.group_id
                     ),
                 });
@@ -633,20 +686,7 @@ impl Controller {
             .await?;
             starts.extend(reset);
         }
-        let targets = if self.config.mode == RunMode::Once {
-            Some(
-                admin::list_offsets(
-                    &self.source,
-                    Side::Source,
-                    &tps,
-                    OffsetReset::Latest,
-                    self.config.fetch.isolation,
-                )
-                .await?,
-            )
-        } else {
-            None
-        };
+        let targets = (self.config.mode == RunMode::Once).then_some(latest);
         let mut per_topic: BTreeMap<Arc<str>, usize> = BTreeMap::new();
         for (topic, id, partitions) in fresh {
             let route = self
@@ -769,6 +809,17 @@ mod tests {
         assert_eq!(p.grow_to, None);
         let p = plan_placement(4, Some(6), None, false, false);
         assert_eq!(p.route, by_key(6));
+    }
+
+    #[test]
+    fn a_recreated_source_topic_is_told_by_its_id() {
+        let a = [1; 16];
+        let b = [2; 16];
+        assert!(recreated(Some(a), b));
+        assert!(!recreated(Some(a), a));
+        assert!(!recreated(None, b));
+        assert!(!recreated(Some([0; 16]), b));
+        assert!(!recreated(Some(a), [0; 16]));
     }
 
     #[test]
