@@ -119,8 +119,8 @@ pub enum MirrorError {
     #[error(
         "source topic {topic} was deleted and created again (its topic id changed) while kmirror \
          mirrored it; kmirror stopped rather than read the new topic at the old topic's \
-         positions. Start kmirror again: the new topic starts per auto.offset.reset (Apache \
-         Kafka drops a deleted topic's committed offsets)"
+         positions. Start kmirror again: the new topic starts per auto.offset.reset (a \
+         committed offset past its end is reset)"
     )]
     SourceTopicRecreated {
         /// The topic.
