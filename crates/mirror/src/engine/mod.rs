@@ -653,7 +653,7 @@ impl Controller {
                 && c > end
             {
                 tracing::warn!(topic = %tp.0, partition = tp.1, committed = c, end, reset = ?self.config.fetch.offset_reset,
-                    "the group's committed offset is past the end of the source partition (was the topic deleted and created again?); resetting per auto.offset.reset");
+                    "the group's committed offset is out of range, past the end of the source partition (was the topic deleted and created again?); resetting per auto.offset.reset");
                 committed.remove(tp);
             }
         }
