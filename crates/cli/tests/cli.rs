@@ -260,7 +260,8 @@ fn bad_config_value() {
     assert_eq!(
         message,
         "producer.properties: invalid value \"2\" for acks; allowed: all (or -1: every in-sync \
-         replica has the records; the default), 1 (the leader only) or 0 (no acknowledgement)"
+         replica has the records; the default) or 1 (the leader only, without idempotence); 0 is \
+         refused, as kmirror commits only what the destination acknowledged"
     );
 }
 
