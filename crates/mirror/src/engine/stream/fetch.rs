@@ -7,14 +7,26 @@ use kmirror_protocol::messages::fetch::FetchPartition;
 
 impl Stream {
     /// The most one fetch may ask for: `fetch.max.bytes`, capped at a fair
-    /// share of the budget so that every stream's long-polling fetch fits
-    /// in it with room left for data waiting on the destination (a fetch
-    /// reserves what it asks for until its response is in).
+    /// share of the budget so that the long-polling fetches of every stream
+    /// to every source broker it fetches from fit in it at once, with room
+    /// left for data waiting on the destination (a fetch reserves what it
+    /// asks for until its response is in).
     pub(super) fn fetch_share(&self) -> usize {
-        let limit = usize::try_from(self.ctx.config.fetch.max_bytes).unwrap_or(usize::MAX);
-        let streams = self.ctx.config.streams.max(1);
-        let share = (self.ctx.budget.limit() / (2 * streams)).max(MIN_FETCH_SHARE);
-        limit.min(share).max(1)
+        fetch_share(
+            self.ctx.config.fetch.max_bytes,
+            self.ctx.budget.limit(),
+            self.ctx.config.streams,
+            self.source_brokers(),
+        )
+    }
+
+    /// How many source brokers lead this stream's partitions (at least 1):
+    /// each has a fetch of its own in flight.
+    fn source_brokers(&self) -> usize {
+        let mut leaders: Vec<i32> = self.slots.values().filter_map(|s| s.leader).collect();
+        leaders.sort_unstable();
+        leaders.dedup();
+        leaders.len().max(1)
     }
 
     /// The least budget worth a fetch: half a share.
@@ -75,11 +87,19 @@ impl Stream {
                 slot.position,
             ));
         }
-        for (broker, mut partitions) in by_broker {
+        // Brokers take turns at the budget: when it is short, the broker
+        // after the one served last goes first, so a fetch that keeps coming
+        // back from a low broker id cannot starve the others.
+        let turns = self.fetch_order.brokers_in_turn(by_broker.keys().copied());
+        for broker in turns {
+            let Some(mut partitions) = by_broker.remove(&broker) else {
+                continue;
+            };
             let available = self.ctx.budget.available();
             if available < useful {
                 break;
             }
+            self.fetch_order.started(broker);
             self.fetch_order.arrange(&mut partitions);
             for (topic, _, partition, _) in &partitions {
                 if let Some(slot) = self.slots.get_mut(&(topic.clone(), *partition)) {
@@ -496,8 +516,22 @@ fn raised_fetch_size(needed_at_least: usize, current: usize) -> Option<usize> {
     (raised > current && raised >= needed_at_least).then_some(raised)
 }
 
+/// The most one fetch asks for: `fetch.max.bytes`, capped so that one
+/// fetch per stream and per source broker, all in flight at once, reserve
+/// at most half of the budget (`budget`), never below
+/// [`MIN_FETCH_SHARE`]. Sized per stream only, the fetches of a stream to
+/// its first two brokers took the whole budget, and a third broker's
+/// partitions were never fetched again (with a lag of 0 shown for them).
+fn fetch_share(max_bytes: u32, budget: usize, streams: usize, brokers: usize) -> usize {
+    let limit = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+    let fetches = streams.max(1).saturating_mul(brokers.max(1));
+    let share = (budget / fetches.saturating_mul(2)).max(MIN_FETCH_SHARE);
+    limit.min(share).max(1)
+}
+
 /// The order of each broker's partitions in its fetches, rotated as the
-/// Java consumer rotates it.
+/// Java consumer rotates it, and the order in which brokers get their
+/// fetch when the budget is short (round robin).
 ///
 /// On Fetch v3 and later Apache Kafka fills a response in request order up
 /// to `fetch.max.bytes` (only the first partition with data may exceed it,
@@ -510,6 +544,8 @@ pub(super) struct FetchOrder {
     /// When each partition last returned data (a counter, not a clock).
     turns: HashMap<TopicPartition, u64>,
     next_turn: u64,
+    /// The broker whose fetch started last.
+    last_broker: Option<i32>,
 }
 
 impl FetchOrder {
@@ -528,6 +564,25 @@ impl FetchOrder {
     pub(super) fn returned_data(&mut self, key: &TopicPartition) {
         self.next_turn += 1;
         self.turns.insert(key.clone(), self.next_turn);
+    }
+
+    /// The brokers to fetch from, in the order they get the budget: those
+    /// after the broker whose fetch started last first, then the rest
+    /// (each once, in id order within each part).
+    pub(super) fn brokers_in_turn(&self, brokers: impl IntoIterator<Item = i32>) -> Vec<i32> {
+        let mut brokers: Vec<i32> = brokers.into_iter().collect();
+        brokers.sort_unstable();
+        brokers.dedup();
+        if let Some(last) = self.last_broker {
+            let split = brokers.partition_point(|b| *b <= last);
+            brokers.rotate_left(split);
+        }
+        brokers
+    }
+
+    /// Records that a fetch to `broker` started.
+    pub(super) fn started(&mut self, broker: i32) {
+        self.last_broker = Some(broker);
     }
 }
 
@@ -672,6 +727,72 @@ mod tests {
                 ],
                 "Fetch v{v}"
             );
+        }
+    }
+
+    /// One stream fetching from three source brokers with the defaults
+    /// (64 MiB budget, fetch.max.bytes 50 MiB): the three fetches in flight
+    /// at once fit in half the budget. Sized per stream only (32 MiB each),
+    /// two of them took it all and the third broker was never fetched.
+    #[test]
+    fn one_fetch_per_stream_and_broker_fits_in_half_the_budget() {
+        const MIB: usize = 1 << 20;
+        let budget = 64 * MIB;
+        let max = 50 * 1024 * 1024;
+        for streams in 1..=8 {
+            for brokers in 1..=12 {
+                let share = fetch_share(max, budget, streams, brokers);
+                assert!(share >= MIN_FETCH_SHARE.min(50 * MIB));
+                if share > MIN_FETCH_SHARE {
+                    assert!(
+                        share * streams * brokers <= budget / 2,
+                        "{streams} streams, {brokers} brokers: {share}"
+                    );
+                }
+            }
+        }
+        assert_eq!(fetch_share(max, budget, 1, 3), budget / 6);
+        assert_eq!(fetch_share(max, budget, 1, 1), 32 * MIB);
+        assert_eq!(fetch_share(1000, budget, 1, 3), 1000);
+        assert_eq!(fetch_share(max, 0, 4, 3), MIN_FETCH_SHARE);
+        assert_eq!(fetch_share(max, budget, 0, 0), 32 * MIB);
+    }
+
+    /// When the budget holds fewer fetches than there are brokers, the
+    /// brokers take turns: a fetch that keeps coming back from broker 1
+    /// does not keep broker 3 out (it did when brokers went in id order).
+    #[test]
+    fn brokers_take_turns_when_the_budget_is_short() {
+        let mut order = FetchOrder::default();
+        assert_eq!(order.brokers_in_turn([3, 1, 2]), vec![1, 2, 3]);
+        order.started(1);
+        assert_eq!(order.brokers_in_turn([1, 2, 3]), vec![2, 3, 1]);
+        order.started(3);
+        assert_eq!(order.brokers_in_turn([1, 2, 3]), vec![1, 2, 3]);
+        order.started(2);
+        assert_eq!(order.brokers_in_turn([1, 3]), vec![3, 1]);
+        assert_eq!(order.brokers_in_turn([]), Vec::<i32>::new());
+
+        // Room for two fetches, three brokers always with data to fetch;
+        // the oldest fetch in flight answers first.
+        let mut order = FetchOrder::default();
+        let mut in_flight: VecDeque<i32> = VecDeque::new();
+        let mut served = BTreeMap::<i32, u32>::new();
+        for _ in 0..30 {
+            let idle = [1, 2, 3].into_iter().filter(|b| !in_flight.contains(b));
+            for broker in order.brokers_in_turn(idle) {
+                if in_flight.len() == 2 {
+                    break;
+                }
+                order.started(broker);
+                in_flight.push_back(broker);
+                *served.entry(broker).or_default() += 1;
+            }
+            in_flight.pop_front();
+        }
+        for broker in [1, 2, 3] {
+            let n = served.get(&broker).copied().unwrap_or(0);
+            assert!(n >= 9, "broker {broker} fetched {n} times: {served:?}");
         }
     }
 
