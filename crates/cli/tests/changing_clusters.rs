@@ -6,186 +6,16 @@
 //! brokers`).
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kmirror_test_support::{
     ClusterOptions, ConsumedRecord, KafkaCluster, ProduceSpec, assert_same_records,
-    librdkafka_consume_all, librdkafka_create_topic, librdkafka_end_offsets,
-    librdkafka_list_topics, librdkafka_produce,
+    librdkafka_consume_all, librdkafka_create_topic, librdkafka_list_topics, librdkafka_produce,
 };
 
-/// A scratch directory with the `.properties` files and kmirror's output.
-struct Scratch(PathBuf);
+mod common;
 
-impl Scratch {
-    fn new(consumer: &str, producer: &str) -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "kmirror-changing-test-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("consumer.properties"), consumer).unwrap();
-        std::fs::write(dir.join("producer.properties"), producer).unwrap();
-        Self(dir)
-    }
-
-    /// Starts `kmirror` with the two files and `args`.
-    fn spawn(&self, args: &[&str]) -> Mirror {
-        static RUNS: AtomicUsize = AtomicUsize::new(0);
-        let n = RUNS.fetch_add(1, Ordering::Relaxed);
-        let out = self.0.join(format!("run-{n}.out"));
-        let err = self.0.join(format!("run-{n}.err"));
-        // KMIRROR_BIN runs another build (a copy of an older one, say).
-        let binary = std::env::var_os("KMIRROR_BIN").map_or_else(
-            || PathBuf::from(env!("CARGO_BIN_EXE_kmirror")),
-            PathBuf::from,
-        );
-        let child = Command::new(binary)
-            .args([
-                "--consumer.config",
-                "consumer.properties",
-                "--producer.config",
-                "producer.properties",
-            ])
-            .args(args)
-            .current_dir(&self.0)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        Mirror {
-            child: Some(child),
-            out,
-            err,
-        }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// A running `kmirror`; killed on drop.
-struct Mirror {
-    child: Option<Child>,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-/// How a run ended.
-struct Exited {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Exited {
-    fn context(&self) -> String {
-        format!(
-            "exit {:?}\n--- stdout:\n{}--- stderr (last 6000 bytes):\n{}",
-            self.code,
-            self.stdout,
-            tail(&self.stderr, 6000)
-        )
-    }
-
-    fn assert_success(&self) {
-        assert_eq!(self.code, Some(0), "{}", self.context());
-        for bad in ["panicked", "ERROR", "kmirror: error"] {
-            assert!(!self.stderr.contains(bad), "{bad}: {}", self.context());
-        }
-    }
-}
-
-fn tail(text: &str, bytes: usize) -> &str {
-    let mut start = text.len().saturating_sub(bytes);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
-}
-
-impl Mirror {
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().unwrap().id();
-        let status = Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {signal} failed");
-    }
-
-    fn stderr_now(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    /// Panics (with kmirror's output) if the process has ended.
-    fn assert_running(&mut self, when: &str) {
-        let child = self.child.as_mut().unwrap();
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "kmirror exited ({status}) {when}:\n{}",
-                tail(&self.stderr_now(), 6000)
-            );
-        }
-    }
-
-    /// Waits for the process to end.
-    fn wait(mut self, timeout: Duration) -> Exited {
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let exited = Exited {
-            code: status.and_then(|s| s.code()),
-            stdout: std::fs::read_to_string(&self.out).unwrap_or_default(),
-            stderr: std::fs::read_to_string(&self.err).unwrap_or_default(),
-        };
-        assert!(
-            status.is_some(),
-            "kmirror did not exit within {timeout:?}: {}",
-            exited.context()
-        );
-        exited
-    }
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Records at `bootstrap` in `topic` so far (0 before the topic exists).
-fn record_count(bootstrap: &str, topic: &str) -> i64 {
-    if librdkafka_list_topics(bootstrap).iter().any(|t| t == topic) {
-        librdkafka_end_offsets(bootstrap, topic).values().sum()
-    } else {
-        0
-    }
-}
+use common::{Mirror, Scratch, partition_count, record_count, tail};
 
 /// Polls until `topic` at `bootstrap` holds `expected` records in total;
 /// panics with kmirror's output if it does not within `timeout`, or if
@@ -212,10 +42,6 @@ fn wait_for_records(
          stderr:\n{}",
         tail(&mirror.stderr_now(), 6000)
     );
-}
-
-fn partition_count(bootstrap: &str, topic: &str) -> usize {
-    librdkafka_end_offsets(bootstrap, topic).len()
 }
 
 /// Grows `topic` to `partitions` with Apache Kafka's own tool.

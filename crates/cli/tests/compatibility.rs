@@ -13,9 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kmirror_test_support::{
@@ -23,6 +20,10 @@ use kmirror_test_support::{
     assert_same_records, librdkafka_committed_offsets, librdkafka_consume_all,
     librdkafka_create_topic, librdkafka_end_offsets, librdkafka_produce, run_python,
 };
+
+mod common;
+
+use common::Scratch;
 
 /// The cluster of `version` shared by every test here; its cleaner looks
 /// for work every second (the compacted cases wait for it).
@@ -235,65 +236,25 @@ fn mirror_once(
     topic: &str,
     group: &str,
 ) -> (String, String) {
-    static RUNS: AtomicUsize = AtomicUsize::new(0);
-    let dir: PathBuf = std::env::temp_dir().join(format!(
-        "kmirror-compat-test-{}-{}",
-        std::process::id(),
-        RUNS.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("consumer.properties"),
-        format!(
+    let scratch = Scratch::new(
+        &format!(
             "bootstrap.servers={}\ngroup.id={group}\nisolation.level=read_committed\n",
             source.bootstrap()
         ),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("producer.properties"),
-        format!("bootstrap.servers={}\n", destination.bootstrap()),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kmirror"))
-        .args([
-            "--consumer.config",
-            "consumer.properties",
-            "--producer.config",
-            "producer.properties",
-            "--whitelist",
-            topic,
-            "--once",
-        ])
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(dir.join("out")).unwrap())
-        .stderr(std::fs::File::create(dir.join("err")).unwrap())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let stdout = std::fs::read_to_string(dir.join("out")).unwrap_or_default();
-    let stderr = std::fs::read_to_string(dir.join("err")).unwrap_or_default();
-    let tail = &stderr[stderr.len().saturating_sub(4000)..];
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "kmirror {} -> {} ({topic}) ended with {status:?}\n--- stdout:\n{stdout}\n--- stderr:\n{tail}",
-        source.version(),
-        destination.version()
+        &format!("bootstrap.servers={}\n", destination.bootstrap()),
     );
-    let _ = std::fs::remove_dir_all(&dir);
-    (stdout, stderr)
+    let exited = scratch
+        .spawn(&["--whitelist", topic, "--once"])
+        .wait(Duration::from_secs(120));
+    assert_eq!(
+        exited.code,
+        Some(0),
+        "kmirror {} -> {} ({topic}): {}",
+        source.version(),
+        destination.version(),
+        exited.context_with_tail(4000)
+    );
+    (exited.stdout, exited.stderr)
 }
 
 /// One case end to end; panics with what differs.

@@ -7,22 +7,22 @@
 //!
 //! The tests share one source (one KRaft broker) and one destination (three
 //! KRaft nodes) and take turns on them (one kills a broker). Set
-//! `KMIRROR_TEST_BIN` to run another kmirror binary (an older build, to see
-//! a test fail). Needs Apache Kafka and the Python clients
+//! `KMIRROR_BIN` to run another kmirror binary (an older build, to see a
+//! test fail; see `common`). Needs Apache Kafka and the Python clients
 //! (`cargo xtask brokers`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use kmirror_test_support::{
-    ClusterOptions, Codec, KafkaCluster, ProduceSpec, librdkafka_committed_offsets,
-    librdkafka_consume_summary, librdkafka_create_topic, librdkafka_end_offsets,
-    librdkafka_list_topics, librdkafka_produce,
+    ClusterOptions, Codec, KafkaCluster, ProduceSpec, librdkafka_create_topic,
+    librdkafka_end_offsets, librdkafka_list_topics, librdkafka_produce,
 };
+
+mod common;
+
+use common::{Scratch, assert_committed_to_the_end, assert_complete_in_order, tail};
 
 /// The source and the three-broker destination.
 struct Clusters {
@@ -46,150 +46,6 @@ fn clusters() -> MutexGuard<'static, Clusters> {
         .unwrap_or_else(|p| p.into_inner())
 }
 
-/// A scratch directory with the `.properties` files and kmirror's output.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(consumer: &str, producer: &str) -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "kmirror-failover-test-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("consumer.properties"), consumer).unwrap();
-        std::fs::write(dir.join("producer.properties"), producer).unwrap();
-        Self(dir)
-    }
-
-    /// Starts `kmirror` with the two files and `args`.
-    fn spawn(&self, args: &[&str]) -> Mirror {
-        let binary = std::env::var_os("KMIRROR_TEST_BIN").map_or_else(
-            || PathBuf::from(env!("CARGO_BIN_EXE_kmirror")),
-            PathBuf::from,
-        );
-        let out = self.0.join("run.out");
-        let err = self.0.join("run.err");
-        let child = Command::new(binary)
-            .args([
-                "--consumer.config",
-                "consumer.properties",
-                "--producer.config",
-                "producer.properties",
-            ])
-            .args(args)
-            .current_dir(&self.0)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        Mirror {
-            child: Some(child),
-            out,
-            err,
-        }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// A running `kmirror`; killed on drop.
-struct Mirror {
-    child: Option<Child>,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-/// How a run ended.
-struct Exited {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Exited {
-    fn context(&self) -> String {
-        format!(
-            "exit {:?}\n--- stdout:\n{}--- stderr (last 6000 bytes):\n{}",
-            self.code,
-            self.stdout,
-            tail(&self.stderr, 6000)
-        )
-    }
-
-    fn assert_success(&self) {
-        assert_eq!(self.code, Some(0), "{}", self.context());
-        for bad in ["panicked", "kmirror: error"] {
-            assert!(!self.stderr.contains(bad), "{bad}: {}", self.context());
-        }
-    }
-}
-
-fn tail(text: &str, bytes: usize) -> &str {
-    let mut start = text.len().saturating_sub(bytes);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
-}
-
-impl Mirror {
-    fn stderr_now(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    fn has_exited(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| c.try_wait().ok().flatten().is_some())
-    }
-
-    /// Waits for the process to end.
-    fn wait(mut self, timeout: Duration) -> Exited {
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let exited = Exited {
-            code: status.and_then(|s| s.code()),
-            stdout: std::fs::read_to_string(&self.out).unwrap_or_default(),
-            stderr: std::fs::read_to_string(&self.err).unwrap_or_default(),
-        };
-        assert!(
-            status.is_some(),
-            "kmirror did not exit within {timeout:?}: {}",
-            exited.context()
-        );
-        exited
-    }
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// The end offsets of `topic` (empty while it does not exist). Right after
 /// a broker is killed a partition has no leader for a few seconds and the
 /// query fails: asked again then.
@@ -208,60 +64,6 @@ fn destination_ends(bootstrap: &str, topic: &str) -> BTreeMap<i32, i64> {
         }
     }
     panic!("the end offsets of {topic} at {bootstrap} cannot be read");
-}
-
-/// Nothing lost and per-partition order kept at the destination; returns
-/// the duplicates.
-fn assert_complete_in_order(source: &str, destination: &str, topic: &str) -> u64 {
-    let expected: BTreeMap<i32, Vec<u64>> = librdkafka_consume_summary(source, topic)
-        .into_iter()
-        .map(|(p, s)| (p, s.sequences))
-        .collect();
-    let actual = librdkafka_consume_summary(destination, topic);
-    let mut duplicates = 0;
-    for (partition, sequences) in &expected {
-        let got = actual
-            .get(partition)
-            .unwrap_or_else(|| panic!("partition {partition} missing at the destination"));
-        let missing = got.missing(sequences.iter().copied());
-        assert!(
-            missing.is_empty(),
-            "partition {partition}: {} records lost, first {:?}",
-            missing.len(),
-            &missing[..missing.len().min(10)]
-        );
-        assert_eq!(
-            got.first_reorder(),
-            None,
-            "partition {partition}: order broken"
-        );
-        let distinct: Vec<u64> = {
-            let mut seen = BTreeSet::new();
-            got.sequences
-                .iter()
-                .copied()
-                .filter(|s| seen.insert(*s))
-                .collect()
-        };
-        assert_eq!(
-            &distinct, sequences,
-            "partition {partition}: distinct records differ"
-        );
-        duplicates += got.duplicates();
-    }
-    duplicates
-}
-
-/// The group's committed offsets equal the source's end offsets.
-fn assert_committed_to_the_end(source: &str, group: &str, topic: &str) {
-    let ends = librdkafka_end_offsets(source, topic);
-    let committed = librdkafka_committed_offsets(source, group, topic);
-    let expected: BTreeMap<i32, Option<i64>> =
-        ends.into_iter().map(|(p, o)| (p, Some(o))).collect();
-    assert_eq!(
-        committed, expected,
-        "committed offsets of {group} on {topic}"
-    );
 }
 
 /// Issue 13, item 4: the leader of a busy destination partition is killed

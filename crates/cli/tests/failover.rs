@@ -18,8 +18,6 @@
 //! Python clients (`cargo xtask brokers`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -30,6 +28,10 @@ use kmirror_test_support::{
     librdkafka_end_offsets, librdkafka_produce, start_cluster_behind_proxy,
 };
 
+mod common;
+
+use common::{Mirror, Scratch, tail};
+
 const TOPIC: &str = "failover";
 const PARTITIONS: i32 = 3;
 /// Records per producer run.
@@ -37,116 +39,27 @@ const RUN: u64 = 3_000;
 /// Timestamps of one producer run: `base + i`, runs this far apart.
 const RUN_SPACING: i64 = 100_000;
 
-/// A running `kmirror`, killed on drop; its output in a scratch directory.
-struct Mirror {
-    child: Option<Child>,
-    dir: PathBuf,
+/// Starts kmirror on [`TOPIC`] from `source` to `destination` with the
+/// group `test`, logging at `info`.
+fn spawn_mirror(test: &str, source: &str, destination: &str) -> (Scratch, Mirror) {
+    let scratch = Scratch::new(
+        &format!("bootstrap.servers={source}\ngroup.id={test}\nauto.offset.reset=earliest\n"),
+        &format!("bootstrap.servers={destination}\n"),
+    );
+    let mirror = scratch.spawn_with_env(
+        &[("RUST_LOG", "info")],
+        &["--whitelist", TOPIC, "--offset.commit.interval.ms", "500"],
+    );
+    (scratch, mirror)
 }
 
-impl Mirror {
-    fn spawn(test: &str, source: &str, destination: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("kmirror-failover-{test}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("consumer.properties"),
-            format!("bootstrap.servers={source}\ngroup.id={test}\nauto.offset.reset=earliest\n"),
-        )
-        .unwrap();
-        std::fs::write(
-            dir.join("producer.properties"),
-            format!("bootstrap.servers={destination}\n"),
-        )
-        .unwrap();
-        // KMIRROR_BIN runs another build (say, one from before a fix).
-        let bin = std::env::var_os("KMIRROR_BIN").map_or_else(
-            || PathBuf::from(env!("CARGO_BIN_EXE_kmirror")),
-            PathBuf::from,
-        );
-        let child = Command::new(bin)
-            .args([
-                "--consumer.config",
-                "consumer.properties",
-                "--producer.config",
-                "producer.properties",
-                "--whitelist",
-                TOPIC,
-                "--offset.commit.interval.ms",
-                "500",
-            ])
-            .env("RUST_LOG", "info")
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(dir.join("out")).unwrap())
-            .stderr(std::fs::File::create(dir.join("err")).unwrap())
-            .spawn()
-            .unwrap();
-        Self {
-            child: Some(child),
-            dir,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.join("err")).unwrap_or_default()
-    }
-
-    /// Panics (with kmirror's log) if kmirror has exited.
-    fn assert_running(&mut self, when: &str) {
-        let status = self.child.as_mut().unwrap().try_wait().unwrap();
-        assert!(
-            status.is_none(),
-            "kmirror exited ({status:?}) {when}:\n{}",
-            tail(&self.stderr(), 6000)
-        );
-    }
-
-    /// SIGTERM, then waits up to a minute for exit 0.
-    fn stop(mut self) -> String {
-        let mut child = self.child.take().unwrap();
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!(
-                    "kmirror did not stop within 60 s:\n{}",
-                    tail(&self.stderr(), 6000)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let stderr = self.stderr();
-        assert_eq!(status.code(), Some(0), "{}", tail(&stderr, 6000));
-        stderr
-    }
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn tail(text: &str, bytes: usize) -> &str {
-    let mut start = text.len().saturating_sub(bytes);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
+/// SIGTERM, then waits up to a minute for exit 0; returns kmirror's
+/// stderr.
+fn stop(mirror: Mirror) -> String {
+    mirror.signal("-TERM");
+    let exited = mirror.wait(Duration::from_secs(60));
+    assert_eq!(exited.code, Some(0), "{}", tail(&exited.stderr, 6000));
+    exited.stderr
 }
 
 /// A day ago, in milliseconds: inside every timestamp window of the topic.
@@ -217,6 +130,9 @@ struct Setup {
     destination: KafkaCluster,
     proxy: ConformanceProxy,
     mirror: Mirror,
+    /// kmirror's files and output; after `mirror`, so removed after it
+    /// is killed.
+    _scratch: Scratch,
     origin: i64,
 }
 
@@ -227,13 +143,14 @@ fn set_up(test: &str) -> Setup {
     source.create_topic(TOPIC, PARTITIONS, 3, &[]);
     let origin = timestamp_origin();
     librdkafka_produce(&source.bootstrap(), TOPIC, &spec(0, origin));
-    let mut mirror = Mirror::spawn(test, &source.bootstrap(), &proxy.addr());
+    let (scratch, mut mirror) = spawn_mirror(test, &source.bootstrap(), &proxy.addr());
     wait_caught_up(&source, &destination, &mut mirror, Duration::from_secs(120));
     Setup {
         source,
         destination,
         proxy,
         mirror,
+        _scratch: scratch,
         origin,
     }
 }
@@ -264,7 +181,7 @@ fn wait_caught_up(
         assert!(
             start.elapsed() < timeout,
             "the destination holds {got:?}, the source {target:?}, after {timeout:?}:\n{}",
-            tail(&mirror.stderr(), 6000)
+            tail(&mirror.stderr_now(), 6000)
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -362,7 +279,7 @@ fn finish(mut setup: Setup, producer: Producer, what: &str, faults: &[(String, D
         &mut setup.mirror,
         Duration::from_secs(180),
     );
-    let stderr = setup.mirror.stop();
+    let stderr = stop(setup.mirror);
     let tally = compare(&setup.source, &setup.destination);
     for line in stderr.lines().filter(|l| l.contains("WARN")).take(8) {
         eprintln!("{line}");

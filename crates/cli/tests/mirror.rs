@@ -11,204 +11,24 @@
 //! Kafka 4.4 and 3.9 and the Python clients (`cargo xtask brokers`).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use kmirror_test_support::{
     ClusterOptions, Codec, ConformanceProxy, KafkaCluster, KafkaVersion, Listener, ProduceSpec,
     assert_same_records, librdkafka_committed_offsets, librdkafka_consume_all,
-    librdkafka_consume_summary, librdkafka_create_topic, librdkafka_end_offsets,
-    librdkafka_list_topics, librdkafka_produce, start_cluster_behind_proxy,
+    librdkafka_create_topic, librdkafka_end_offsets, librdkafka_list_topics, librdkafka_produce,
+    start_cluster_behind_proxy,
 };
 
-/// A scratch directory with the `.properties` files and kmirror's output.
-struct Scratch(PathBuf);
+mod common;
 
-impl Scratch {
-    fn new(consumer: &str, producer: &str) -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "kmirror-mirror-test-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("consumer.properties"), consumer).unwrap();
-        std::fs::write(dir.join("producer.properties"), producer).unwrap();
-        Self(dir)
-    }
-
-    /// Starts `kmirror` with the two files and `args`; output goes to
-    /// `run-N.out` / `run-N.err`.
-    fn spawn(&self, args: &[&str]) -> Mirror {
-        static RUNS: AtomicUsize = AtomicUsize::new(0);
-        let n = RUNS.fetch_add(1, Ordering::Relaxed);
-        let out = self.0.join(format!("run-{n}.out"));
-        let err = self.0.join(format!("run-{n}.err"));
-        let child = Command::new(env!("CARGO_BIN_EXE_kmirror"))
-            .args([
-                "--consumer.config",
-                "consumer.properties",
-                "--producer.config",
-                "producer.properties",
-            ])
-            .args(args)
-            .current_dir(&self.0)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        Mirror {
-            child: Some(child),
-            out,
-            err,
-        }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// A running `kmirror`; killed on drop.
-struct Mirror {
-    child: Option<Child>,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-/// How a run ended.
-struct Exited {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Exited {
-    fn context(&self) -> String {
-        format!(
-            "exit {:?}\n--- stdout:\n{}--- stderr (last 6000 bytes):\n{}",
-            self.code,
-            self.stdout,
-            tail(&self.stderr, 6000)
-        )
-    }
-
-    fn assert_success(&self) {
-        assert_eq!(self.code, Some(0), "{}", self.context());
-        for bad in ["panicked", "ERROR", "kmirror: error"] {
-            assert!(!self.stderr.contains(bad), "{bad}: {}", self.context());
-        }
-    }
-
-    /// The counters of the final summary line.
-    fn summary(&self) -> Summary {
-        let line = self
-            .stdout
-            .lines()
-            .find(|l| l.starts_with("kmirror: mirrored "))
-            .unwrap_or_else(|| panic!("no summary line: {}", self.context()));
-        let number_before = |needle: &str| -> u64 {
-            let end = line
-                .find(needle)
-                .unwrap_or_else(|| panic!("{needle:?} in {line}"));
-            let digits: String = line[..end]
-                .chars()
-                .rev()
-                .skip_while(|c| *c == ' ')
-                .take_while(char::is_ascii_digit)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            digits
-                .parse()
-                .unwrap_or_else(|_| panic!("{needle:?} in {line}"))
-        };
-        Summary {
-            records: number_before("records ("),
-            passthrough: number_before("batches passed through"),
-            slow: number_before("rebuilt on the slow path"),
-        }
-    }
-}
-
-struct Summary {
-    records: u64,
-    passthrough: u64,
-    slow: u64,
-}
-
-fn tail(text: &str, bytes: usize) -> &str {
-    let mut start = text.len().saturating_sub(bytes);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
-}
-
-impl Mirror {
-    fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {signal} failed");
-    }
-
-    fn stderr_now(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    /// Waits for the process to end.
-    fn wait(mut self, timeout: Duration) -> Exited {
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let exited = Exited {
-            code: status.and_then(|s| s.code()),
-            stdout: std::fs::read_to_string(&self.out).unwrap_or_default(),
-            stderr: std::fs::read_to_string(&self.err).unwrap_or_default(),
-        };
-        assert!(
-            status.is_some(),
-            "kmirror did not exit within {timeout:?}: {}",
-            exited.context()
-        );
-        exited
-    }
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+use common::{
+    Mirror, Scratch, assert_committed_to_the_end, assert_complete_in_order, partition_count,
+    record_count, tail,
+};
 
 /// Polls until `topic` exists at `bootstrap` and its partitions hold
 /// `expected` records in total.
@@ -237,22 +57,6 @@ fn wait_for_records(
          stderr:\n{}",
         tail(&mirror.stderr_now(), 6000)
     );
-}
-
-/// The group's committed offsets equal the source's end offsets.
-fn assert_committed_to_the_end(source: &str, group: &str, topic: &str) {
-    let ends = librdkafka_end_offsets(source, topic);
-    let committed = librdkafka_committed_offsets(source, group, topic);
-    let expected: BTreeMap<i32, Option<i64>> =
-        ends.into_iter().map(|(p, o)| (p, Some(o))).collect();
-    assert_eq!(
-        committed, expected,
-        "committed offsets of {group} on {topic}"
-    );
-}
-
-fn partition_count(bootstrap: &str, topic: &str) -> usize {
-    librdkafka_end_offsets(bootstrap, topic).len()
 }
 
 /// The source cluster shared by the tests of this file (one KRaft broker).
@@ -474,63 +278,6 @@ fn a_topic_created_while_running_is_mirrored() {
     assert_conformant_for(proxy, &["early", "late-1"]);
 }
 
-/// Records at the destination so far (0 before the topic exists).
-fn destination_count(bootstrap: &str, topic: &str) -> i64 {
-    if librdkafka_list_topics(bootstrap).iter().any(|t| t == topic) {
-        librdkafka_end_offsets(bootstrap, topic).values().sum()
-    } else {
-        0
-    }
-}
-
-/// Expected sequences per partition, from the source.
-fn source_sequences(source: &str, topic: &str) -> BTreeMap<i32, Vec<u64>> {
-    librdkafka_consume_summary(source, topic)
-        .into_iter()
-        .map(|(p, s)| (p, s.sequences))
-        .collect()
-}
-
-/// Nothing lost and per-partition order kept at the destination; returns
-/// the duplicates.
-fn assert_complete_in_order(source: &str, destination: &str, topic: &str) -> u64 {
-    let expected = source_sequences(source, topic);
-    let actual = librdkafka_consume_summary(destination, topic);
-    let mut duplicates = 0;
-    for (partition, sequences) in &expected {
-        let got = actual
-            .get(partition)
-            .unwrap_or_else(|| panic!("partition {partition} missing at the destination"));
-        let missing = got.missing(sequences.iter().copied());
-        assert!(
-            missing.is_empty(),
-            "partition {partition}: {} records lost, first {:?}",
-            missing.len(),
-            &missing[..missing.len().min(10)]
-        );
-        assert_eq!(
-            got.first_reorder(),
-            None,
-            "partition {partition}: order broken"
-        );
-        // Only the source's own records, in the source's order.
-        let distinct: Vec<u64> = {
-            let mut seen = std::collections::BTreeSet::new();
-            got.sequences
-                .iter()
-                .copied()
-                .filter(|s| seen.insert(*s))
-                .collect()
-        };
-        assert_eq!(
-            &distinct, sequences,
-            "partition {partition}: distinct records differ"
-        );
-        duplicates += got.duplicates();
-    }
-    duplicates
-}
-
 /// kmirror killed with SIGKILL three times during a large copy, then run
 /// again to the end: nothing lost, per-partition order kept; duplicates
 /// (at-least-once) are counted and printed.
@@ -579,7 +326,7 @@ fn sigkill_three_times_then_resume_loses_nothing() {
         // Mid-copy: once this run has copied something (a restart first
         // waits for the killed run's group session to expire).
         let deadline = Instant::now() + Duration::from_secs(60);
-        while destination_count(&destination, "big") <= before && Instant::now() < deadline {
+        while record_count(&destination, "big") <= before && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
         std::thread::sleep(Duration::from_millis(100 * round));
@@ -591,7 +338,7 @@ fn sigkill_three_times_then_resume_loses_nothing() {
             "killed by a signal: {}",
             exited.context()
         );
-        killed_at.push(destination_count(&destination, "big"));
+        killed_at.push(record_count(&destination, "big"));
     }
     let copied_before_resume = killed_at.last().copied().unwrap_or(0);
     assert!(
@@ -1663,7 +1410,7 @@ fn a_corrupt_source_batch_is_stopped_or_stays_detectably_corrupt() {
         "committed up to the corrupt batch"
     );
     // Nothing behind the corrupt batch was sent either (no hole).
-    assert_eq!(destination_count(&destination, "corrupt"), 20);
+    assert_eq!(record_count(&destination, "corrupt"), 20);
     proxy.assert_conformant();
     let before = proxy.report();
 
@@ -1711,7 +1458,7 @@ fn a_corrupt_source_batch_is_stopped_or_stays_detectably_corrupt() {
     );
     // Its own group started from the beginning: the first 20 records once
     // more, and again nothing behind the corrupt batch.
-    assert_eq!(destination_count(&destination, "corrupt"), 40);
+    assert_eq!(record_count(&destination, "corrupt"), 40);
 }
 
 /// kmirror is a member of its group while it runs: a second kmirror on the

@@ -17,10 +17,7 @@
 //! `kmirror` at 570b214 and at ed28a35 fails them.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kmirror_test_support::{
@@ -28,6 +25,10 @@ use kmirror_test_support::{
     librdkafka_committed_offsets, librdkafka_consume_all, librdkafka_end_offsets,
     librdkafka_list_topics, librdkafka_produce, start_cluster_behind_proxy,
 };
+
+mod common;
+
+use common::Scratch;
 
 const PARTITIONS: i32 = 6;
 const RECORDS: u64 = 600;
@@ -44,127 +45,6 @@ fn destination() -> &'static (KafkaCluster, ConformanceProxy) {
     DESTINATION.get_or_init(|| {
         start_cluster_behind_proxy(ClusterOptions::kraft().name("multi-destination"))
     })
-}
-
-/// A scratch directory with the `.properties` files and kmirror's output.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(consumer: &str, producer: &str) -> Self {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "kmirror-multi-broker-test-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("consumer.properties"), consumer).unwrap();
-        std::fs::write(dir.join("producer.properties"), producer).unwrap();
-        Self(dir)
-    }
-
-    fn spawn(&self, args: &[&str]) -> Mirror {
-        let out = self.0.join("run.out");
-        let err = self.0.join("run.err");
-        // KMIRROR_BIN runs another build (an older commit's) against the
-        // same scenario.
-        let binary = std::env::var_os("KMIRROR_BIN").map_or_else(
-            || PathBuf::from(env!("CARGO_BIN_EXE_kmirror")),
-            PathBuf::from,
-        );
-        let child = Command::new(binary)
-            .args([
-                "--consumer.config",
-                "consumer.properties",
-                "--producer.config",
-                "producer.properties",
-                "-v",
-            ])
-            .args(args)
-            .current_dir(&self.0)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap();
-        Mirror {
-            child: Some(child),
-            out,
-            err,
-        }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// A running `kmirror`; killed on drop.
-struct Mirror {
-    child: Option<Child>,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Mirror {
-    fn output(&self) -> String {
-        let stdout = std::fs::read_to_string(&self.out).unwrap_or_default();
-        let stderr = std::fs::read_to_string(&self.err).unwrap_or_default();
-        format!(
-            "--- stdout:\n{stdout}--- stderr (last 8000 bytes):\n{}",
-            tail(&stderr, 8000)
-        )
-    }
-
-    /// Waits for the process to end and returns its exit code and output.
-    fn wait(mut self, timeout: Duration) -> (Option<i32>, String) {
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + timeout;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let output = self.output();
-        assert!(
-            status.is_some(),
-            "kmirror did not exit within {timeout:?}: {output}"
-        );
-        (status.and_then(|s| s.code()), output)
-    }
-
-    fn interrupt(&self) {
-        let pid = self.child.as_ref().unwrap().id().to_string();
-        let status = Command::new("kill").args(["-INT", &pid]).status().unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Mirror {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn tail(text: &str, bytes: usize) -> &str {
-    let mut start = text.len().saturating_sub(bytes);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
 }
 
 /// Creates `topic` on the source (6 partitions, replication factor 3) and
@@ -248,10 +128,18 @@ fn once(streams: &str) {
     create(&topic);
     produce(&topic);
     let scratch = scratch(&group);
-    let (code, output) = scratch
-        .spawn(&["--whitelist", &topic, "--once", "--num.streams", streams])
+    let exited = scratch
+        .spawn(&[
+            "-v",
+            "--whitelist",
+            &topic,
+            "--once",
+            "--num.streams",
+            streams,
+        ])
         .wait(Duration::from_secs(120));
-    assert_eq!(code, Some(0), "{output}");
+    let output = exited.context_with_tail(8000);
+    assert_eq!(exited.code, Some(0), "{output}");
     assert_mirrored(&topic, &group, &output);
 }
 
@@ -271,16 +159,13 @@ fn continuous(streams: &str, caught_up_first: bool) {
     let scratch = scratch(&group);
     create(&topic);
     let mirror = if caught_up_first {
-        let mirror = scratch.spawn(&["--whitelist", &topic, "--num.streams", streams]);
+        let mirror = scratch.spawn(&["-v", "--whitelist", &topic, "--num.streams", streams]);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !std::fs::read_to_string(&mirror.err)
-            .unwrap_or_default()
-            .contains("mirroring")
-        {
+        while !mirror.stderr_now().contains("mirroring") {
             assert!(
                 Instant::now() < deadline,
                 "kmirror did not start mirroring: {}",
-                mirror.output()
+                mirror.output(8000)
             );
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -290,7 +175,7 @@ fn continuous(streams: &str, caught_up_first: bool) {
         mirror
     } else {
         produce(&topic);
-        scratch.spawn(&["--whitelist", &topic, "--num.streams", streams])
+        scratch.spawn(&["-v", "--whitelist", &topic, "--num.streams", streams])
     };
     let (destination, _) = destination();
     let source_ends = librdkafka_end_offsets(&source().bootstrap(), topic.as_str());
@@ -305,9 +190,10 @@ fn continuous(streams: &str, caught_up_first: bool) {
     while Instant::now() < deadline && !arrived() {
         std::thread::sleep(Duration::from_millis(500));
     }
-    mirror.interrupt();
-    let (code, output) = mirror.wait(Duration::from_secs(60));
-    assert_eq!(code, Some(0), "{output}");
+    mirror.signal("-INT");
+    let exited = mirror.wait(Duration::from_secs(60));
+    let output = exited.context_with_tail(8000);
+    assert_eq!(exited.code, Some(0), "{output}");
     assert_mirrored(&topic, &group, &output);
 }
 

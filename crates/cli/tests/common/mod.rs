@@ -1,0 +1,335 @@
+//! What the end-to-end tests share for running the `kmirror` binary: a
+//! scratch directory with the consumer and producer `.properties` files
+//! ([`Scratch`]), a running process ([`Mirror`]), how it ended
+//! ([`Exited`]), and a few checks of what arrived at the destination.
+//!
+//! The binary is the one cargo built for these tests; set `KMIRROR_BIN` to
+//! the path of another kmirror build (a copy of an older commit's, say) to
+//! run it against the same tests, for instance to see a test fail before a
+//! fix.
+//!
+//! Each test binary compiles this module on its own and uses part of it.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use kmirror_test_support::{
+    librdkafka_committed_offsets, librdkafka_consume_summary, librdkafka_end_offsets,
+    librdkafka_list_topics,
+};
+
+/// The kmirror binary under test: `KMIRROR_BIN` if set, else this build's.
+pub fn kmirror_binary() -> PathBuf {
+    std::env::var_os("KMIRROR_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_kmirror")),
+        PathBuf::from,
+    )
+}
+
+/// A scratch directory with the `.properties` files and kmirror's output;
+/// removed on drop unless a test is failing.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(consumer: &str, producer: &str) -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "kmirror-{}-test-{}-{}",
+            env!("CARGO_CRATE_NAME"),
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("consumer.properties"), consumer).unwrap();
+        std::fs::write(dir.join("producer.properties"), producer).unwrap();
+        Self(dir)
+    }
+
+    /// Starts `kmirror` with the two files and `args`; output goes to
+    /// `run-N.out` / `run-N.err`.
+    pub fn spawn(&self, args: &[&str]) -> Mirror {
+        self.spawn_with_env(&[], args)
+    }
+
+    /// [`Scratch::spawn`] with `env` added to kmirror's environment.
+    pub fn spawn_with_env(&self, env: &[(&str, &str)], args: &[&str]) -> Mirror {
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        let n = RUNS.fetch_add(1, Ordering::Relaxed);
+        let out = self.0.join(format!("run-{n}.out"));
+        let err = self.0.join(format!("run-{n}.err"));
+        let child = Command::new(kmirror_binary())
+            .args([
+                "--consumer.config",
+                "consumer.properties",
+                "--producer.config",
+                "producer.properties",
+            ])
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (OsStr::new(k), OsStr::new(v))))
+            .current_dir(&self.0)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .unwrap();
+        Mirror {
+            child: Some(child),
+            out,
+            err,
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A running `kmirror`; killed on drop.
+pub struct Mirror {
+    child: Option<Child>,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+impl Mirror {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends `signal` (`-INT`, `-TERM`, `-KILL`, ...) with `kill`.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    pub fn stdout_now(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    pub fn stderr_now(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    /// Stdout so far and the last `bytes` of stderr, for a message.
+    pub fn output(&self, bytes: usize) -> String {
+        format!(
+            "--- stdout:\n{}--- stderr (last {bytes} bytes):\n{}",
+            self.stdout_now(),
+            tail(&self.stderr_now(), bytes)
+        )
+    }
+
+    pub fn has_exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_some())
+    }
+
+    /// Panics (with kmirror's output) if the process has ended.
+    pub fn assert_running(&mut self, when: &str) {
+        let child = self.child.as_mut().unwrap();
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "kmirror exited ({status}) {when}:\n{}",
+                tail(&self.stderr_now(), 6000)
+            );
+        }
+    }
+
+    /// Waits for the process to end; panics (after killing it) if it does
+    /// not within `timeout`.
+    pub fn wait(mut self, timeout: Duration) -> Exited {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let exited = Exited {
+            code: status.and_then(|s| s.code()),
+            stdout: self.stdout_now(),
+            stderr: self.stderr_now(),
+        };
+        assert!(
+            status.is_some(),
+            "kmirror did not exit within {timeout:?}: {}",
+            exited.context()
+        );
+        exited
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// How a run ended.
+pub struct Exited {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Exited {
+    /// The exit code, stdout and the last 6000 bytes of stderr.
+    pub fn context(&self) -> String {
+        self.context_with_tail(6000)
+    }
+
+    /// The exit code, stdout and the last `bytes` of stderr.
+    pub fn context_with_tail(&self, bytes: usize) -> String {
+        format!(
+            "exit {:?}\n--- stdout:\n{}--- stderr (last {bytes} bytes):\n{}",
+            self.code,
+            self.stdout,
+            tail(&self.stderr, bytes)
+        )
+    }
+
+    /// Exit 0, and no panic, `ERROR` line or `kmirror: error` on stderr.
+    pub fn assert_success(&self) {
+        assert_eq!(self.code, Some(0), "{}", self.context());
+        for bad in ["panicked", "ERROR", "kmirror: error"] {
+            assert!(!self.stderr.contains(bad), "{bad}: {}", self.context());
+        }
+    }
+
+    /// The counters of the final summary line.
+    pub fn summary(&self) -> Summary {
+        let line = self
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("kmirror: mirrored "))
+            .unwrap_or_else(|| panic!("no summary line: {}", self.context()));
+        let number_before = |needle: &str| -> u64 {
+            let end = line
+                .find(needle)
+                .unwrap_or_else(|| panic!("{needle:?} in {line}"));
+            let digits: String = line[..end]
+                .chars()
+                .rev()
+                .skip_while(|c| *c == ' ')
+                .take_while(char::is_ascii_digit)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            digits
+                .parse()
+                .unwrap_or_else(|_| panic!("{needle:?} in {line}"))
+        };
+        Summary {
+            records: number_before("records ("),
+            passthrough: number_before("batches passed through"),
+            slow: number_before("rebuilt on the slow path"),
+        }
+    }
+}
+
+/// The counters of kmirror's final summary line.
+pub struct Summary {
+    pub records: u64,
+    pub passthrough: u64,
+    pub slow: u64,
+}
+
+/// The last `bytes` of `text` (from a character boundary).
+pub fn tail(text: &str, bytes: usize) -> &str {
+    let mut start = text.len().saturating_sub(bytes);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// Records at `bootstrap` in `topic` so far (0 before the topic exists).
+pub fn record_count(bootstrap: &str, topic: &str) -> i64 {
+    if librdkafka_list_topics(bootstrap).iter().any(|t| t == topic) {
+        librdkafka_end_offsets(bootstrap, topic).values().sum()
+    } else {
+        0
+    }
+}
+
+pub fn partition_count(bootstrap: &str, topic: &str) -> usize {
+    librdkafka_end_offsets(bootstrap, topic).len()
+}
+
+/// The group's committed offsets equal the source's end offsets.
+pub fn assert_committed_to_the_end(source: &str, group: &str, topic: &str) {
+    let ends = librdkafka_end_offsets(source, topic);
+    let committed = librdkafka_committed_offsets(source, group, topic);
+    let expected: BTreeMap<i32, Option<i64>> =
+        ends.into_iter().map(|(p, o)| (p, Some(o))).collect();
+    assert_eq!(
+        committed, expected,
+        "committed offsets of {group} on {topic}"
+    );
+}
+
+/// Nothing lost and per-partition order kept at the destination; returns
+/// the duplicates.
+pub fn assert_complete_in_order(source: &str, destination: &str, topic: &str) -> u64 {
+    let expected: BTreeMap<i32, Vec<u64>> = librdkafka_consume_summary(source, topic)
+        .into_iter()
+        .map(|(p, s)| (p, s.sequences))
+        .collect();
+    let actual = librdkafka_consume_summary(destination, topic);
+    let mut duplicates = 0;
+    for (partition, sequences) in &expected {
+        let got = actual
+            .get(partition)
+            .unwrap_or_else(|| panic!("partition {partition} missing at the destination"));
+        let missing = got.missing(sequences.iter().copied());
+        assert!(
+            missing.is_empty(),
+            "partition {partition}: {} records lost, first {:?}",
+            missing.len(),
+            &missing[..missing.len().min(10)]
+        );
+        assert_eq!(
+            got.first_reorder(),
+            None,
+            "partition {partition}: order broken"
+        );
+        // Only the source's own records, in the source's order.
+        let distinct: Vec<u64> = {
+            let mut seen = BTreeSet::new();
+            got.sequences
+                .iter()
+                .copied()
+                .filter(|s| seen.insert(*s))
+                .collect()
+        };
+        assert_eq!(
+            &distinct, sequences,
+            "partition {partition}: distinct records differ"
+        );
+        duplicates += got.duplicates();
+    }
+    duplicates
+}
