@@ -525,9 +525,32 @@ impl PartitionSummary {
     }
 }
 
+/// Python shared by the reader scripts: `watermarks(consumer, tp)` retries
+/// what Apache Kafka answers for a moment after a leader change.
+const WATERMARKS: &str = r#"
+import time
+from confluent_kafka import KafkaError, KafkaException
+
+def watermarks(consumer, tp):
+    # Right after a leader change Apache Kafka answers OFFSET_NOT_AVAILABLE
+    # until the new leader's high-water mark catches up (KIP-207), or names
+    # no leader for a moment: retry those for up to 60 s.
+    retry = {KafkaError.OFFSET_NOT_AVAILABLE, KafkaError.LEADER_NOT_AVAILABLE,
+             KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError._TIMED_OUT,
+             KafkaError._TRANSPORT, KafkaError.REQUEST_TIMED_OUT}
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return consumer.get_watermark_offsets(tp, timeout=30)
+        except KafkaException as e:
+            if e.args[0].code() not in retry or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+"#;
+
 const CONSUME: &str = r#"
 import sys, time, uuid
-from confluent_kafka import Consumer, TopicPartition, KafkaError, OFFSET_BEGINNING
+from confluent_kafka import Consumer, TopicPartition, KafkaError, KafkaException, OFFSET_BEGINNING
 bootstrap, topic, mode, out_path = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 IDLE = 30
 consumer = Consumer({
@@ -543,7 +566,7 @@ md = consumer.list_topics(topic, timeout=30).topics.get(topic)
 if md is None or md.error is not None:
     sys.exit(f"topic {topic!r} is not readable at {bootstrap}: {None if md is None else md.error}")
 parts = sorted(md.partitions)
-marks = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30) for p in parts}
+marks = {p: watermarks(consumer, TopicPartition(topic, p)) for p in parts}
 out = open(out_path, "wb", buffering=1 << 22)
 for p in parts:
     out.write(f"P {p} {marks[p][0]} {marks[p][1]}\n".encode())
@@ -650,7 +673,10 @@ fn consume<T>(
     let dir = ScratchDir(scratch::new_dir("records"));
     let path = dir.0.join("out");
     let path_arg = path.to_string_lossy();
-    run_python(CONSUME, &[bootstrap, topic, mode, &path_arg]);
+    run_python(
+        &format!("{WATERMARKS}{CONSUME}"),
+        &[bootstrap, topic, mode, &path_arg],
+    );
     let file = File::open(&path)
         .unwrap_or_else(|e| panic!("cannot open the reader's output {}: {e}", path.display()));
     let mut reader = BufReader::with_capacity(1 << 20, file);
@@ -691,7 +717,7 @@ pub fn librdkafka_consume_summary(bootstrap: &str, topic: &str) -> BTreeMap<i32,
 
 const OFFSETS: &str = r#"
 import sys, uuid
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, TopicPartition, KafkaError, KafkaException
 bootstrap, topic, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 group = sys.argv[4] if mode == "committed" else "kmirror-test-offsets-" + uuid.uuid4().hex
 consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
@@ -701,7 +727,7 @@ if md is None or md.error is not None:
 parts = sorted(md.partitions)
 if mode == "end":
     for p in parts:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
+        low, high = watermarks(consumer, TopicPartition(topic, p))
         print(f"O {p} {high}")
 else:
     for tp in consumer.committed([TopicPartition(topic, p) for p in parts], timeout=30):
@@ -718,7 +744,10 @@ consumer.close()
 ///
 /// If the topic does not exist or the broker does not answer.
 pub fn librdkafka_end_offsets(bootstrap: &str, topic: &str) -> BTreeMap<i32, i64> {
-    let out = run_python(OFFSETS, &[bootstrap, topic, "end"]);
+    let out = run_python(
+        &format!("{WATERMARKS}{OFFSETS}"),
+        &[bootstrap, topic, "end"],
+    );
     parse_offsets(&out)
         .unwrap_or_else(|e| panic!("cannot parse the end offsets of {topic:?}: {e}\n{out}"))
         .into_iter()
@@ -743,7 +772,10 @@ pub fn librdkafka_committed_offsets(
     group: &str,
     topic: &str,
 ) -> BTreeMap<i32, Option<i64>> {
-    let out = run_python(OFFSETS, &[bootstrap, topic, "committed", group]);
+    let out = run_python(
+        &format!("{WATERMARKS}{OFFSETS}"),
+        &[bootstrap, topic, "committed", group],
+    );
     parse_offsets(&out).unwrap_or_else(|e| {
         panic!("cannot parse the committed offsets of {group:?} on {topic:?}: {e}\n{out}")
     })
