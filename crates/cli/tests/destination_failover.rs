@@ -178,67 +178,12 @@ fn killing_the_leader_of_a_busy_destination_partition_loses_nothing() {
 /// The producer id, epoch and base sequence of every batch of `topic` at
 /// `bootstrap`, read with kmirror's own Fetch.
 fn batch_producers(bootstrap: &str, topic: &str) -> BTreeSet<(i64, i16, bool)> {
-    use kmirror_protocol::kafka_protocol::messages::{self as kp, TopicName};
-    use kmirror_protocol::kafka_protocol::protocol::StrBytes;
-    use kmirror_protocol::record::{LogEntry, RecordBatches};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let config = kmirror_pool::ClientConfig {
-        bootstrap_servers: bootstrap.split(',').map(str::to_owned).collect(),
-        ..Default::default()
-    };
-    runtime.block_on(async {
-        let cluster = kmirror_pool::Cluster::connect(config).await.unwrap();
-        let metadata = cluster.metadata().await.unwrap();
-        let info = &metadata.topics[topic];
-        let mut producers = BTreeSet::new();
-        for p in &info.partitions {
-            let conn = cluster
-                .connection_to_broker(p.leader.unwrap())
-                .await
-                .unwrap();
-            let version = conn.versions().version(kp::ApiKey::Fetch).unwrap();
-            let mut t = kp::fetch_request::FetchTopic::default().with_partitions(vec![
-                kp::fetch_request::FetchPartition::default()
-                    .with_partition(p.partition)
-                    .with_fetch_offset(0)
-                    .with_partition_max_bytes(64 * 1024 * 1024),
-            ]);
-            t = if version >= 13 {
-                t.with_topic_id(uuid::Uuid::from_bytes(info.id))
-            } else {
-                t.with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
-            };
-            let request = kp::FetchRequest::default()
-                .with_max_wait_ms(500)
-                .with_min_bytes(1)
-                .with_max_bytes(64 * 1024 * 1024)
-                .with_topics(vec![t]);
-            let response = conn.send(&request).await.unwrap();
-            for t in response.topics {
-                for part in t.partitions {
-                    assert_eq!(
-                        part.error_code, 0,
-                        "fetch of {topic}-{}",
-                        part.partition_index
-                    );
-                    for entry in RecordBatches::new(part.records.unwrap_or_default()) {
-                        if let LogEntry::Batch(view) = entry.unwrap() {
-                            let h = view.header();
-                            producers.insert((
-                                h.producer_id,
-                                h.producer_epoch,
-                                h.base_sequence >= 0,
-                            ));
-                        }
-                    }
-                }
-            }
-        }
-        producers
-    })
+    let mut producers = BTreeSet::new();
+    common::for_each_batch(bootstrap, topic, |view| {
+        let h = view.header();
+        producers.insert((h.producer_id, h.producer_epoch, h.base_sequence >= 0));
+    });
+    producers
 }
 
 /// Issue 13, item 10: with `acks=1` kmirror does not use idempotence: no

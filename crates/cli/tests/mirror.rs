@@ -827,54 +827,11 @@ fn connect_blocking(bootstrap: &str) -> (tokio::runtime::Runtime, kmirror_pool::
 /// The codecs of every batch of `topic` at `bootstrap`, read with
 /// kmirror's own Fetch (librdkafka does not say what a batch's codec was).
 fn batch_codecs(bootstrap: &str, topic: &str) -> std::collections::BTreeSet<&'static str> {
-    use kmirror_protocol::kafka_protocol::messages::{self as kp, TopicName};
-    use kmirror_protocol::kafka_protocol::protocol::StrBytes;
-    use kmirror_protocol::record::{LogEntry, RecordBatches};
-    let (runtime, cluster) = connect_blocking(bootstrap);
-    runtime.block_on(async {
-        let metadata = cluster.metadata().await.unwrap();
-        let info = &metadata.topics[topic];
-        let mut codecs = std::collections::BTreeSet::new();
-        for p in &info.partitions {
-            let conn = cluster
-                .connection_to_broker(p.leader.unwrap())
-                .await
-                .unwrap();
-            let version = conn.versions().version(kp::ApiKey::Fetch).unwrap();
-            let mut t = kp::fetch_request::FetchTopic::default().with_partitions(vec![
-                kp::fetch_request::FetchPartition::default()
-                    .with_partition(p.partition)
-                    .with_fetch_offset(0)
-                    .with_partition_max_bytes(64 * 1024 * 1024),
-            ]);
-            t = if version >= 13 {
-                t.with_topic_id(uuid::Uuid::from_bytes(info.id))
-            } else {
-                t.with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
-            };
-            let request = kp::FetchRequest::default()
-                .with_max_wait_ms(500)
-                .with_min_bytes(1)
-                .with_max_bytes(64 * 1024 * 1024)
-                .with_topics(vec![t]);
-            let response = conn.send(&request).await.unwrap();
-            for t in response.topics {
-                for part in t.partitions {
-                    assert_eq!(
-                        part.error_code, 0,
-                        "fetch of {topic}-{}",
-                        part.partition_index
-                    );
-                    for entry in RecordBatches::new(part.records.unwrap_or_default()) {
-                        if let LogEntry::Batch(view) = entry.unwrap() {
-                            codecs.insert(view.header().compression().unwrap().name());
-                        }
-                    }
-                }
-            }
-        }
-        codecs
-    })
+    let mut codecs = std::collections::BTreeSet::new();
+    common::for_each_batch(bootstrap, topic, |view| {
+        codecs.insert(view.header().compression().unwrap().name());
+    });
+    codecs
 }
 
 /// `compression.type` set in the producer config: lz4 batches are

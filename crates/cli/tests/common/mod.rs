@@ -333,3 +333,67 @@ pub fn assert_complete_in_order(source: &str, destination: &str, topic: &str) ->
     }
     duplicates
 }
+
+/// Calls `visit` with the view of every record batch of
+/// `topic` at `bootstrap`, read with kmirror's own Fetch from offset 0
+/// (librdkafka does not show a batch's codec or producer fields).
+pub fn for_each_batch(
+    bootstrap: &str,
+    topic: &str,
+    mut visit: impl FnMut(&kmirror_protocol::record::RecordBatchView),
+) {
+    use kmirror_protocol::kafka_protocol::messages::{self as kp, TopicName};
+    use kmirror_protocol::kafka_protocol::protocol::StrBytes;
+    use kmirror_protocol::record::{LogEntry, RecordBatches};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = kmirror_pool::ClientConfig {
+        bootstrap_servers: bootstrap.split(',').map(str::to_owned).collect(),
+        ..Default::default()
+    };
+    runtime.block_on(async {
+        let cluster = kmirror_pool::Cluster::connect(config).await.unwrap();
+        let metadata = cluster.metadata().await.unwrap();
+        let info = &metadata.topics[topic];
+        for p in &info.partitions {
+            let conn = cluster
+                .connection_to_broker(p.leader.unwrap())
+                .await
+                .unwrap();
+            let version = conn.versions().version(kp::ApiKey::Fetch).unwrap();
+            let mut t = kp::fetch_request::FetchTopic::default().with_partitions(vec![
+                kp::fetch_request::FetchPartition::default()
+                    .with_partition(p.partition)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(64 * 1024 * 1024),
+            ]);
+            t = if version >= 13 {
+                t.with_topic_id(uuid::Uuid::from_bytes(info.id))
+            } else {
+                t.with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+            };
+            let request = kp::FetchRequest::default()
+                .with_max_wait_ms(500)
+                .with_min_bytes(1)
+                .with_max_bytes(64 * 1024 * 1024)
+                .with_topics(vec![t]);
+            let response = conn.send(&request).await.unwrap();
+            for t in response.topics {
+                for part in t.partitions {
+                    assert_eq!(
+                        part.error_code, 0,
+                        "fetch of {topic}-{}",
+                        part.partition_index
+                    );
+                    for entry in RecordBatches::new(part.records.unwrap_or_default()) {
+                        if let LogEntry::Batch(view) = entry.unwrap() {
+                            visit(&view);
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
