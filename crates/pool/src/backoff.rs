@@ -15,17 +15,15 @@ pub(crate) struct Backoff {
 }
 
 impl Backoff {
-    /// Backoff from `initial` up to `max`.
-    pub(crate) fn new(initial: Duration, max: Duration) -> Self {
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
-            | 1;
+    /// Backoff from `initial` up to `max`, jitter seeded from `seed` (any
+    /// value; see [`crate::dialer::Dialer::jitter_seed`]).
+    pub(crate) fn new(initial: Duration, max: Duration, seed: u64) -> Self {
         Self {
             initial,
             max: max.max(initial),
             attempts: 0,
-            seed,
+            // xorshift needs a non-zero state.
+            seed: seed | 1,
         }
     }
 
@@ -64,7 +62,7 @@ mod tests {
 
     #[test]
     fn doubles_with_jitter_up_to_the_cap() {
-        let mut b = Backoff::new(Duration::from_millis(50), Duration::from_millis(1000));
+        let mut b = Backoff::new(Duration::from_millis(50), Duration::from_millis(1000), 7);
         let delays: Vec<f64> = (0..8)
             .map(|_| b.next_delay().as_secs_f64() * 1000.0)
             .collect();

@@ -241,6 +241,7 @@ impl Cluster {
         let mut backoff = Backoff::new(
             self.inner.config.reconnect_backoff,
             self.inner.config.reconnect_backoff_max,
+            self.inner.config.dialer.jitter_seed("bootstrap"),
         );
         let mut last_error = String::from("no attempt was made");
         // Whether `last_error` is an actual failure, which says more than a
@@ -450,6 +451,7 @@ impl Cluster {
                         backoff: Backoff::new(
                             self.inner.config.reconnect_backoff,
                             self.inner.config.reconnect_backoff_max,
+                            self.inner.config.dialer.jitter_seed(addr),
                         ),
                         next_attempt: None,
                     }))

@@ -167,6 +167,9 @@ impl BrokerConnection {
         config: &ClientConfig,
         tls: Option<&tokio_rustls::TlsConnector>,
     ) -> Result<Self, PoolError> {
+        if let crate::dialer::Dialer::Custom(transport) = &config.dialer {
+            return Self::connect_over(broker, config, transport.as_ref()).await;
+        }
         let tcp = tokio::time::timeout(
             config.connection_setup_timeout,
             tcp_connect(broker, config),
@@ -211,6 +214,39 @@ impl BrokerConnection {
                 Ok(Self::spawn(broker, config, versions, rd, wr))
             }
         }
+    }
+
+    /// Opens a connection over a caller's [`Transport`] (plaintext only).
+    async fn connect_over(
+        broker: &str,
+        config: &ClientConfig,
+        transport: &dyn crate::dialer::Transport,
+    ) -> Result<Self, PoolError> {
+        if matches!(
+            config.security_protocol,
+            SecurityProtocol::Ssl | SecurityProtocol::SaslSsl
+        ) {
+            return Err(PoolError::Tls {
+                broker: broker.to_owned(),
+                reason: "TLS needs a TCP socket; a custom transport carries plaintext only".into(),
+            });
+        }
+        let mut stream =
+            tokio::time::timeout(config.connection_setup_timeout, transport.dial(broker))
+                .await
+                .map_err(|_| PoolError::Io {
+                    broker: broker.to_owned(),
+                    kind: std::io::ErrorKind::TimedOut,
+                    message: format!(
+                        "connect did not complete within {:?} (socket.connection.setup.timeout.ms)",
+                        config.connection_setup_timeout
+                    ),
+                })?
+                .map_err(|e| PoolError::io(broker, &e))?;
+        let deadline = Instant::now() + config.request_timeout;
+        let versions = handshake(&mut stream, broker, config, deadline).await?;
+        let (rd, wr) = tokio::io::split(stream);
+        Ok(Self::spawn(broker, config, versions, rd, wr))
     }
 
     fn spawn<R, W>(

@@ -3,7 +3,7 @@
 //! destination. Each request is built for the version the broker's
 //! connection negotiated, since several change shape between versions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kafka_protocol::messages::{
@@ -240,7 +240,7 @@ pub async fn committed_offsets(
     source: &Cluster,
     group: &str,
     partitions: &[TopicPartition],
-) -> Result<HashMap<TopicPartition, i64>, MirrorError> {
+) -> Result<BTreeMap<TopicPartition, i64>, MirrorError> {
     at_coordinator(source, group, || {
         committed_offsets_once(source, group, partitions)
     })
@@ -251,7 +251,7 @@ async fn committed_offsets_once(
     source: &Cluster,
     group: &str,
     partitions: &[TopicPartition],
-) -> Result<HashMap<TopicPartition, i64>, MirrorError> {
+) -> Result<BTreeMap<TopicPartition, i64>, MirrorError> {
     let conn = coordinator_connection(source, group)
         .await
         .map_err(MirrorError::source)?;
@@ -294,7 +294,7 @@ async fn committed_offsets_once(
         error,
         hint: None,
     };
-    let mut out = HashMap::new();
+    let mut out = BTreeMap::new();
     let mut record = |topic: &str, partition: i32, offset: i64, code: i16| {
         if let Some(error) = kafka_error(code) {
             return Err(refused(error));
@@ -341,7 +341,7 @@ pub async fn list_offsets(
     partitions: &[TopicPartition],
     reset: OffsetReset,
     isolation: IsolationLevel,
-) -> Result<HashMap<TopicPartition, i64>, MirrorError> {
+) -> Result<BTreeMap<TopicPartition, i64>, MirrorError> {
     let wrap = |e| match side {
         Side::Source => MirrorError::source(e),
         Side::Destination => MirrorError::destination(e),
@@ -355,7 +355,7 @@ pub async fn list_offsets(
         let leader = cluster.leader_of(&tp.0, tp.1).await.map_err(wrap)?;
         by_leader.entry(leader).or_default().push(tp.clone());
     }
-    let mut out = HashMap::new();
+    let mut out = BTreeMap::new();
     for (leader, tps) in by_leader {
         let conn = cluster.connection_to_broker(leader).await.map_err(wrap)?;
         let mut by_topic: BTreeMap<Arc<str>, Vec<i32>> = BTreeMap::new();

@@ -227,6 +227,7 @@ impl GroupMember {
             };
             if !wait.is_zero() {
                 tokio::select! {
+                    biased;
                     _ = tokio::time::sleep(wait) => {}
                     changed = stop.changed() => {
                         if changed.is_err() {
@@ -339,6 +340,7 @@ impl GroupMember {
         tick.reset();
         loop {
             tokio::select! {
+                biased;
                 _ = tick.tick() => {}
                 changed = stop.changed() => {
                     if changed.is_err() || *stop.borrow() {

@@ -17,7 +17,7 @@ pub mod metrics;
 pub mod slow_path;
 mod stream;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -217,13 +217,13 @@ impl Mirror {
             config: self.config.clone(),
             source: self.source.clone(),
             destination: self.destination.clone(),
-            assigned: HashSet::new(),
-            routes: HashMap::new(),
-            max_batch_bytes: HashMap::new(),
+            assigned: BTreeSet::new(),
+            routes: BTreeMap::new(),
+            max_batch_bytes: BTreeMap::new(),
             next_stream: 0,
             topics: Vec::new(),
-            topic_ids: HashMap::new(),
-            gone: HashSet::new(),
+            topic_ids: BTreeMap::new(),
+            gone: BTreeSet::new(),
         };
         let mut first_error = None;
         let mut backoff = group::Backoff::default();
@@ -234,6 +234,7 @@ impl Mirror {
                     tracing::warn!(error = %e, retry_in = ?wait, "cannot set up the mirror yet; retrying");
                     let mut stop_rx = self.stop.tx.subscribe();
                     tokio::select! {
+                        biased;
                         _ = tokio::time::sleep(wait) => {}
                         _ = stop_rx.wait_for(|s| *s) => {}
                     }
@@ -267,6 +268,7 @@ impl Mirror {
         let mut stop_rx = self.stop.tx.subscribe();
         loop {
             tokio::select! {
+                biased;
                 done = tasks.join_next() => match done {
                     None => break,
                     Some(Ok(Ok(()))) => {}
@@ -359,6 +361,7 @@ where
                 let wait = backoff.next();
                 tracing::warn!(error = %e, retry_in = ?wait, "cannot {what} yet; retrying");
                 tokio::select! {
+                    biased;
                     _ = tokio::time::sleep(wait) => {}
                     _ = stop_rx.wait_for(|s| *s) => {}
                 }
@@ -373,15 +376,15 @@ struct Controller {
     config: Arc<MirrorConfig>,
     source: Cluster,
     destination: Cluster,
-    assigned: HashSet<TopicPartition>,
-    routes: HashMap<Arc<str>, Route>,
-    max_batch_bytes: HashMap<Arc<str>, Option<usize>>,
+    assigned: BTreeSet<TopicPartition>,
+    routes: BTreeMap<Arc<str>, Route>,
+    max_batch_bytes: BTreeMap<Arc<str>, Option<usize>>,
     next_stream: usize,
     topics: Vec<String>,
     /// The source topic id each mirrored topic had when first seen.
-    topic_ids: HashMap<Arc<str>, [u8; 16]>,
+    topic_ids: BTreeMap<Arc<str>, [u8; 16]>,
     /// Mirrored topics missing from the source (warned about once).
-    gone: HashSet<Arc<str>>,
+    gone: BTreeSet<Arc<str>>,
 }
 
 /// Whether a source topic seen with id `now` is not the topic first seen
@@ -482,7 +485,7 @@ fn plan_placement(
 /// some partition below `destination` has a committed offset and none at
 /// or above it has.
 fn grown_since_last_run(
-    committed: &HashMap<TopicPartition, i64>,
+    committed: &BTreeMap<TopicPartition, i64>,
     topic: &str,
     destination: usize,
 ) -> bool {
@@ -556,7 +559,7 @@ impl Controller {
             .flat_map(|(t, _, ps)| ps.iter().map(move |p| (t.clone(), *p)))
             .collect();
         let mut committed = if tps.is_empty() {
-            HashMap::new()
+            BTreeMap::new()
         } else {
             admin::committed_offsets(&self.source, &self.config.fetch.group_id, &tps).await?
         };
@@ -777,7 +780,7 @@ mod tests {
 
     #[test]
     fn a_source_that_grew_between_runs_grows_the_destination() {
-        let mut committed = HashMap::new();
+        let mut committed = BTreeMap::new();
         for p in 0..4 {
             committed.insert((Arc::<str>::from("t"), p), 10);
         }

@@ -110,6 +110,9 @@ pub struct ClientConfig {
     /// key); default 100 MiB, Kafka's default `socket.request.max.bytes`
     /// and `kmirror_protocol`'s `DEFAULT_MAX_FRAME_SIZE`.
     pub max_response_size: usize,
+    /// How connections reach the brokers: TCP unless a caller plugs in
+    /// its own transport (the cluster simulation does). Not a key.
+    pub dialer: crate::dialer::Dialer,
 }
 
 /// The default `client.id`.
@@ -150,6 +153,7 @@ impl Default for ClientConfig {
             send_buffer_bytes: None,
             receive_buffer_bytes: None,
             max_response_size: DEFAULT_MAX_RESPONSE_SIZE,
+            dialer: crate::dialer::Dialer::Tcp,
         }
     }
 }
@@ -339,6 +343,7 @@ fn read_config(props: &Properties) -> Result<ClientConfig, ConfigError> {
         send_buffer_bytes: values::buffer_bytes(props, "send.buffer.bytes")?,
         receive_buffer_bytes: values::buffer_bytes(props, "receive.buffer.bytes")?,
         max_response_size: DEFAULT_MAX_RESPONSE_SIZE,
+        dialer: crate::dialer::Dialer::Tcp,
     })
 }
 

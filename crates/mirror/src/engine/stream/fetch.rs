@@ -193,7 +193,7 @@ impl Stream {
             result,
         } = done;
         self.fetch_brokers.remove(&job.broker);
-        let mut positions: HashMap<TopicPartition, i64> = HashMap::new();
+        let mut positions: BTreeMap<TopicPartition, i64> = BTreeMap::new();
         for (topic, _, partition, position) in &job.partitions {
             if let Some(slot) = self.slots.get_mut(&(topic.clone(), *partition)) {
                 slot.fetching = false;
@@ -542,7 +542,7 @@ fn fetch_share(max_bytes: u32, budget: usize, streams: usize, brokers: usize) ->
 #[derive(Debug, Default)]
 pub(super) struct FetchOrder {
     /// When each partition last returned data (a counter, not a clock).
-    turns: HashMap<TopicPartition, u64>,
+    turns: BTreeMap<TopicPartition, u64>,
     next_turn: u64,
     /// The broker whose fetch started last.
     last_broker: Option<i32>,

@@ -11,7 +11,7 @@
 //! Kafka's idempotence needs with several requests in flight) and await
 //! their responses concurrently.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::ops::Range;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -341,7 +341,7 @@ pub(crate) struct Stream {
     sequencer: Option<ProducerSequencer>,
     generation: u64,
     bump_needed: bool,
-    fetch_brokers: HashSet<i32>,
+    fetch_brokers: BTreeSet<i32>,
     fetch_tasks: JoinSet<FetchDone>,
     /// The order of partitions in fetches: rotated as data returns.
     fetch_order: fetch::FetchOrder,
@@ -357,8 +357,8 @@ pub(crate) struct Stream {
     /// How long the next InitProducerId waits: zero until one fails.
     pid_backoff: Duration,
     commit_busy: bool,
-    lanes: HashMap<i32, mpsc::UnboundedSender<ProduceJob>>,
-    lane_requests: HashMap<i32, usize>,
+    lanes: BTreeMap<i32, mpsc::UnboundedSender<ProduceJob>>,
+    lane_requests: BTreeMap<i32, usize>,
     produce_done_tx: mpsc::UnboundedSender<ProduceDone>,
     produce_done_rx: mpsc::UnboundedReceiver<ProduceDone>,
     sealed: bool,
@@ -382,7 +382,7 @@ impl Stream {
             sequencer: None,
             generation: 0,
             bump_needed: false,
-            fetch_brokers: HashSet::new(),
+            fetch_brokers: BTreeSet::new(),
             fetch_tasks: JoinSet::new(),
             fetch_order: fetch::FetchOrder::default(),
             jobs: JoinSet::new(),
@@ -395,8 +395,8 @@ impl Stream {
             pid_busy: false,
             pid_backoff: Duration::ZERO,
             commit_busy: false,
-            lanes: HashMap::new(),
-            lane_requests: HashMap::new(),
+            lanes: BTreeMap::new(),
+            lane_requests: BTreeMap::new(),
             produce_done_tx,
             produce_done_rx,
             sealed: false,
@@ -440,21 +440,24 @@ impl Stream {
             let wake = self.next_wakeup();
             let budget = self.ctx.budget.clone();
             let budget_blocked = !self.stopping && self.budget_short();
+            // `biased`: the same events give the same order of decisions
+            // (the cluster simulation replays a seed exactly). The stop
+            // and the timers come first, as each is ready at most once
+            // per period; the wakeup for retries comes last.
             tokio::select! {
-                command = commands.recv(), if !self.sealed => match command {
-                    Some(Command::Assign(a)) => self.assign(a),
-                    None => self.sealed = true,
-                },
+                biased;
                 changed = stop.changed(), if !stop_seen => {
                     stop_seen = changed.is_err() || *stop.borrow();
                 }
+                _ = commit_tick.tick(), if !self.stopping => self.start_commit(),
+                _ = progress_tick.tick() => self.publish_progress(),
+                Some(done) = self.produce_done_rx.recv() => self.on_produce(done),
                 Some(done) = self.fetch_tasks.join_next(), if !self.fetch_tasks.is_empty() => {
                     match done {
                         Ok(done) => self.on_fetch(done),
                         Err(e) => self.fail(MirrorError::Internal(format!("fetch task: {e}"))),
                     }
                 }
-                Some(done) = self.produce_done_rx.recv() => self.on_produce(done),
                 Some(done) = self.jobs.join_next(), if !self.jobs.is_empty() => {
                     match done {
                         Ok(done) => self.on_job(done),
@@ -467,8 +470,10 @@ impl Stream {
                         Err(e) => self.fail(MirrorError::Internal(format!("control task: {e}"))),
                     }
                 }
-                _ = commit_tick.tick(), if !self.stopping => self.start_commit(),
-                _ = progress_tick.tick() => self.publish_progress(),
+                command = commands.recv(), if !self.sealed => match command {
+                    Some(Command::Assign(a)) => self.assign(a),
+                    None => self.sealed = true,
+                },
                 _ = budget.released(), if budget_blocked => {}
                 _ = tokio::time::sleep_until(wake) => {}
             }
