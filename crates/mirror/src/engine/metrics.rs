@@ -26,6 +26,9 @@ pub struct Metrics {
     latency_micros_max: AtomicU64,
     latency_samples: AtomicU64,
     fetched_bytes: AtomicU64,
+    offset_resets: AtomicU64,
+    fetch_throttle_micros: AtomicU64,
+    produce_throttle_micros: AtomicU64,
     progress: Mutex<BTreeMap<(String, i32), PartitionProgress>>,
 }
 
@@ -73,6 +76,17 @@ pub struct MetricsSnapshot {
     pub epoch_bumps: u64,
     /// Record bytes received from the source.
     pub fetched_bytes: u64,
+    /// Source partitions whose position was reset per `auto.offset.reset`
+    /// because it was out of range (a fetch answered
+    /// OFFSET_OUT_OF_RANGE, or the group's committed offset was past the
+    /// partition's end at assignment).
+    pub offset_resets: u64,
+    /// Time the source's brokers asked kmirror to hold its fetches for
+    /// (quota throttling, KIP-219), summed over responses.
+    pub fetch_throttled: Duration,
+    /// Time the destination's brokers asked kmirror to hold its Produce
+    /// requests for (quota throttling, KIP-219), summed over responses.
+    pub produce_throttled: Duration,
     /// Mean time from a batch's first send to its acknowledgement.
     pub produce_latency_mean: Duration,
     /// The longest such time.
@@ -97,6 +111,20 @@ impl Metrics {
             .fetch_add(passthrough, Ordering::Relaxed);
         self.slow_path_batches.fetch_add(slow, Ordering::Relaxed);
         self.skipped_batches.fetch_add(skipped, Ordering::Relaxed);
+    }
+
+    pub(crate) fn offset_reset(&self) {
+        self.offset_resets.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A response of `side`'s broker asked kmirror to wait `throttle`.
+    pub(crate) fn throttled(&self, side: super::Side, throttle: Duration) {
+        let micros = u64::try_from(throttle.as_micros()).unwrap_or(u64::MAX);
+        let counter = match side {
+            super::Side::Source => &self.fetch_throttle_micros,
+            super::Side::Destination => &self.produce_throttle_micros,
+        };
+        counter.fetch_add(micros, Ordering::Relaxed);
     }
 
     pub(crate) fn request_sent(&self) {
@@ -180,6 +208,9 @@ impl Metrics {
             commits: load(&self.commits),
             epoch_bumps: load(&self.epoch_bumps),
             fetched_bytes: load(&self.fetched_bytes),
+            offset_resets: load(&self.offset_resets),
+            fetch_throttled: Duration::from_micros(load(&self.fetch_throttle_micros)),
+            produce_throttled: Duration::from_micros(load(&self.produce_throttle_micros)),
             produce_latency_mean: Duration::from_micros(
                 load(&self.latency_micros_total)
                     .checked_div(samples)

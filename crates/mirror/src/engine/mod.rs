@@ -14,6 +14,8 @@ pub mod config;
 pub mod error;
 mod group;
 pub mod metrics;
+#[cfg(test)]
+pub(crate) mod scripted;
 pub mod slow_path;
 mod stream;
 
@@ -224,6 +226,7 @@ impl Mirror {
             topics: Vec::new(),
             topic_ids: BTreeMap::new(),
             gone: BTreeSet::new(),
+            metrics: self.metrics.clone(),
         };
         let mut first_error = None;
         let mut backoff = group::Backoff::default();
@@ -385,6 +388,8 @@ struct Controller {
     topic_ids: BTreeMap<Arc<str>, [u8; 16]>,
     /// Mirrored topics missing from the source (warned about once).
     gone: BTreeSet<Arc<str>>,
+    /// Counts the out-of-range offsets reset at assignment.
+    metrics: Arc<Metrics>,
 }
 
 /// Whether a source topic seen with id `now` is not the topic first seen
@@ -658,6 +663,9 @@ impl Controller {
                 tracing::warn!(topic = %tp.0, partition = tp.1, committed = c, end, reset = ?self.config.fetch.offset_reset,
                     "the group's committed offset is out of range, past the end of the source partition (was the topic deleted and created again?); resetting per auto.offset.reset");
                 committed.remove(tp);
+                if self.config.fetch.offset_reset != OffsetReset::None {
+                    self.metrics.offset_reset();
+                }
             }
         }
         let missing: Vec<TopicPartition> = tps

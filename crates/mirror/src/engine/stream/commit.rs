@@ -16,15 +16,29 @@ impl Stream {
         if offsets.is_empty() {
             return;
         }
-        let Some(member) = self.ctx.membership.borrow().clone() else {
+        let member = self.ctx.membership.borrow().clone();
+        if member.is_none() && !self.stopping {
             tracing::debug!("not committing while kmirror (re)joins its group");
             return;
-        };
+        }
+        if member.is_none() {
+            // Stopping while the membership is missing (the group task
+            // rejoins): a standalone commit (generation -1), which the
+            // coordinator takes once the group is empty; refused while a
+            // member holds it, and then tried again (the membership may
+            // be back by then) until the final commit's deadline.
+            tracing::debug!(
+                stream = self.index,
+                "final commit while kmirror rejoins its group: trying a standalone commit"
+            );
+        }
         self.commit_busy = true;
         let cluster = self.ctx.source.clone();
         let group = self.ctx.config.fetch.group_id.clone();
         self.control.spawn(async move {
-            let member = Some((member.generation, member.member_id.as_str()));
+            let member = member
+                .as_ref()
+                .map(|m| (m.generation, m.member_id.as_str()));
             let result = admin::commit_offsets(&cluster, &group, member, &offsets).await;
             ControlDone::Commit(offsets, result)
         });

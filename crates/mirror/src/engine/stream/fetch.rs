@@ -59,8 +59,10 @@ impl Stream {
                 } else {
                     slot.ledger.reset(to);
                 }
+                tracing::info!(topic = %slot.topic, partition = slot.partition, from = slot.position, to, "out-of-range fetch position reset");
                 slot.position = to;
                 slot.reset_to = None;
+                self.ctx.metrics.offset_reset();
             }
         }
         let useful = self.useful_fetch();
@@ -76,6 +78,7 @@ impl Stream {
                 || slot.resetting
                 || slot.retry_at.is_some_and(|t| now < t)
                 || self.fetch_brokers.contains(&leader)
+                || self.fetch_throttle.holds(leader, now)
                 || slot.target.is_some_and(|t| slot.position >= t)
             {
                 continue;
@@ -220,6 +223,13 @@ impl Stream {
                 return;
             }
         };
+        if let Some(throttle) =
+            self.fetch_throttle
+                .note(job.broker, response.throttle_time_ms, Instant::now())
+        {
+            self.ctx.metrics.throttled(Side::Source, throttle);
+            tracing::debug!(broker = %broker_addr, ?throttle, "the source broker throttles kmirror's fetches (quota): the next fetch from it waits");
+        }
         if let Some(error) = ResponseError::try_from_code(response.error_code) {
             tracing::warn!(broker = %broker_addr, %error, "fetch refused; retrying");
             for (topic, _, partition, _) in &job.partitions {

@@ -49,6 +49,9 @@ mod commit;
 mod fetch;
 mod produce;
 mod staging;
+#[cfg(test)]
+mod tests;
+mod throttle;
 
 /// Produce requests in flight per destination broker.
 const MAX_REQUESTS_PER_BROKER: usize = 5;
@@ -61,9 +64,12 @@ const MIN_FETCH_SHARE: usize = 64 * 1024;
 /// The most often metadata is refreshed while a leader is unknown (a
 /// deleted topic must not cause a request storm).
 const MIN_METADATA_INTERVAL: Duration = Duration::from_millis(250);
-/// Final commit attempts before giving up (the offsets then stay where the
-/// last successful commit left them: duplicates, never loss).
-const FINAL_COMMIT_ATTEMPTS: u32 = 5;
+/// How long the final commit is retried (with backoff) before kmirror
+/// gives up on it (the offsets then stay where the last successful commit
+/// left them: duplicates, never loss). As long as the group's session
+/// timeout: by then a membership lost at stop is either back (the group
+/// task rejoined) or gone, and the group empty takes a standalone commit.
+const FINAL_COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the engine's clients share with every stream.
 #[derive(Debug)]
@@ -342,6 +348,10 @@ pub(crate) struct Stream {
     generation: u64,
     bump_needed: bool,
     fetch_brokers: BTreeSet<i32>,
+    /// Source brokers that asked for no fetch until a time (KIP-219).
+    fetch_throttle: throttle::Throttles,
+    /// Destination brokers that asked for no Produce until a time.
+    produce_throttle: throttle::Throttles,
     fetch_tasks: JoinSet<FetchDone>,
     /// The order of partitions in fetches: rotated as data returns.
     fetch_order: fetch::FetchOrder,
@@ -365,6 +375,10 @@ pub(crate) struct Stream {
     stopping: bool,
     drain_deadline: Option<Instant>,
     final_commit_attempts: u32,
+    /// Until when the final commit is retried.
+    final_commit_deadline: Option<Instant>,
+    /// When the final commit is tried again after a failed attempt.
+    final_commit_retry_at: Option<Instant>,
     final_commit_done: bool,
     fatal: Option<MirrorError>,
 }
@@ -383,6 +397,8 @@ impl Stream {
             generation: 0,
             bump_needed: false,
             fetch_brokers: BTreeSet::new(),
+            fetch_throttle: throttle::Throttles::default(),
+            produce_throttle: throttle::Throttles::default(),
             fetch_tasks: JoinSet::new(),
             fetch_order: fetch::FetchOrder::default(),
             jobs: JoinSet::new(),
@@ -403,6 +419,8 @@ impl Stream {
             stopping: false,
             drain_deadline: None,
             final_commit_attempts: 0,
+            final_commit_deadline: None,
+            final_commit_retry_at: None,
             final_commit_done: false,
             fatal: None,
         }
@@ -591,11 +609,35 @@ impl Stream {
             return true;
         }
         let due = self.slots.values().any(|s| s.ledger.commit_due().is_some());
-        if !due || self.final_commit_attempts >= FINAL_COMMIT_ATTEMPTS {
+        if !due {
             self.final_commit_done = true;
             return true;
         }
+        // Retried, with backoff, for a bounded time: a commit refused or
+        // lost while the group changes (kmirror's membership missing for
+        // a moment while it rejoins, the coordinator moving) is worth
+        // another try; only the deadline gives up.
+        let now = Instant::now();
+        let deadline = *self
+            .final_commit_deadline
+            .get_or_insert(now + FINAL_COMMIT_TIMEOUT);
+        if now >= deadline {
+            tracing::warn!(
+                stream = self.index,
+                attempts = self.final_commit_attempts,
+                "the final offset commit did not succeed in time; the next start mirrors again from the offsets committed last (duplicates, no loss)"
+            );
+            self.final_commit_done = true;
+            return true;
+        }
+        if self.final_commit_retry_at.is_some_and(|at| now < at) {
+            return false;
+        }
         self.final_commit_attempts += 1;
+        let backoff = Duration::from_millis(100)
+            .saturating_mul(1 << self.final_commit_attempts.min(4))
+            .min(deadline - now);
+        self.final_commit_retry_at = Some(now + backoff);
         self.start_commit();
         false
     }
@@ -605,7 +647,10 @@ impl Stream {
             .slots
             .values()
             .filter_map(|s| s.retry_at)
-            .chain(self.queues.values().filter_map(|q| q.retry_at));
+            .chain(self.queues.values().filter_map(|q| q.retry_at))
+            .chain(self.fetch_throttle.ends())
+            .chain(self.produce_throttle.ends())
+            .chain(self.final_commit_retry_at);
         wakeup(
             Instant::now(),
             timers,

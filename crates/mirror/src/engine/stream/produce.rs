@@ -104,6 +104,9 @@ impl Stream {
                 continue;
             }
             let Some(leader) = q.leader else { continue };
+            if self.produce_throttle.holds(leader, now) {
+                continue;
+            }
             if self.lane_requests.get(&leader).copied().unwrap_or(0) >= MAX_REQUESTS_PER_BROKER {
                 continue;
             }
@@ -239,6 +242,18 @@ impl Stream {
     pub(super) fn on_produce(&mut self, done: ProduceDone) {
         if let Some(n) = self.lane_requests.get_mut(&done.broker) {
             *n = n.saturating_sub(1);
+        }
+        if let Ok(response) = &done.result
+            && let Some(throttle) =
+                self.produce_throttle
+                    .note(done.broker, response.throttle_time_ms, Instant::now())
+        {
+            self.ctx.metrics.throttled(Side::Destination, throttle);
+            tracing::debug!(
+                broker = done.broker,
+                ?throttle,
+                "the destination broker throttles kmirror's produce requests (quota): the next request to it waits"
+            );
         }
         if done.generation != self.generation {
             return;

@@ -1,0 +1,357 @@
+//! A stream against scripted brokers (`engine::scripted`), on tokio's
+//! paused clock: one source partition `t-0` led by broker 1 of the source,
+//! mirrored to `t-0` on broker 1 of the destination.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use kmirror_protocol::Compression;
+
+use super::*;
+use crate::engine::scripted::{self, Brokers, Fetched, Reply, Request};
+use crate::selection::TopicSelector;
+
+const SRC: &str = "src:9092";
+const DST: &str = "dst:9092";
+
+/// A running stream and the handles a test drives it with.
+struct Rig {
+    ctx: Arc<StreamContext>,
+    stop: watch::Sender<bool>,
+    membership: watch::Sender<Option<Membership>>,
+    task: tokio::task::JoinHandle<Result<(), MirrorError>>,
+    _commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Rig {
+    /// Stops the stream and waits for it (at most a minute of the paused
+    /// clock).
+    async fn stop(self) -> Result<(), MirrorError> {
+        self.stop.send_replace(true);
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .expect("the stream stops")
+            .expect("the stream task does not panic")
+    }
+}
+
+fn member() -> Option<Membership> {
+    Some(Membership {
+        generation: 1,
+        member_id: "kmirror-1".into(),
+    })
+}
+
+/// Starts a stream over `source` and `destination` with `t-0` assigned
+/// from offset 0, a budget of `budget` bytes, and `configure` applied to
+/// the defaults (no slow-path workers, commits once an hour).
+async fn start(
+    source: &Arc<Brokers>,
+    destination: &Arc<Brokers>,
+    budget: usize,
+    configure: impl FnOnce(&mut MirrorConfig),
+) -> Rig {
+    let mut config = MirrorConfig::new(
+        source.config(SRC),
+        destination.config(DST),
+        TopicSelector::new("t", None).expect("a pattern"),
+        "g",
+    );
+    config.slow_path_workers = 0;
+    config.commit_interval = Duration::from_secs(3600);
+    configure(&mut config);
+    let (membership, membership_rx) = watch::channel(member());
+    let ctx = Arc::new(StreamContext {
+        source: source.cluster(SRC).await,
+        destination: destination.cluster(DST).await,
+        config: Arc::new(config),
+        metrics: Arc::new(Metrics::default()),
+        budget: MemoryBudget::new(budget),
+        membership: membership_rx,
+    });
+    let (commands, rx) = mpsc::unbounded_channel();
+    let (stop, stop_rx) = watch::channel(false);
+    commands
+        .send(Command::Assign(Assignment {
+            topic: Arc::from("t"),
+            partition: 0,
+            topic_id: [7; 16],
+            start: 0,
+            committed: None,
+            target: None,
+            route: Route::SamePartition,
+            max_batch_bytes: None,
+        }))
+        .expect("the stream takes commands");
+    let task = tokio::spawn(Stream::new(0, ctx.clone()).run(rx, stop_rx));
+    Rig {
+        ctx,
+        stop,
+        membership,
+        task,
+        _commands: commands,
+    }
+}
+
+/// The source's answers to everything but Fetch (and OffsetCommit, which
+/// `commit` answers).
+fn source_answers(
+    request: &Request,
+    fetch: impl Fn(&Request) -> Reply,
+    commit: impl Fn(&Request) -> Reply,
+) -> Reply {
+    match request.api {
+        ApiKey::Metadata => scripted::metadata(request.version, &[(1, SRC)], &[("t", &[(0, 1)])]),
+        ApiKey::Fetch => fetch(request),
+        ApiKey::FindCoordinator => scripted::find_coordinator(request, 1, SRC),
+        ApiKey::OffsetCommit => commit(request),
+        ApiKey::ListOffsets => scripted::list_offsets(request, 0),
+        other => panic!("the source got an unexpected {other:?}"),
+    }
+}
+
+/// The destination's answers, Produce by `produce`.
+fn destination_answers(request: &Request, produce: impl Fn(&Request) -> Reply) -> Reply {
+    match request.api {
+        ApiKey::Metadata => scripted::metadata(request.version, &[(1, DST)], &[("t", &[(0, 1)])]),
+        ApiKey::InitProducerId => scripted::init_producer_id(request),
+        ApiKey::Produce => produce(request),
+        other => panic!("the destination got an unexpected {other:?}"),
+    }
+}
+
+/// A source that has one record at every offset below `end` (one batch of
+/// one record per fetch) and long-polls for half a second at the end.
+fn records_up_to(end: i64) -> impl Fn(&Request) -> Reply {
+    move |request: &Request| {
+        let at_end = request
+            .decode::<kp::FetchRequest>()
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .all(|p| p.fetch_offset >= end);
+        let body = scripted::fetch(request, 0, |_, _, offset| {
+            if offset < end {
+                Fetched::records(scripted::batch(offset, 1, Compression::None, 10), end)
+            } else {
+                Fetched::nothing(end)
+            }
+        });
+        if at_end {
+            Reply::After(Duration::from_millis(500), body)
+        } else {
+            Reply::Now(body)
+        }
+    }
+}
+
+fn acknowledge(request: &Request) -> Reply {
+    Reply::Now(scripted::produce_ok(request, 0))
+}
+
+fn commit_ok(request: &Request) -> Reply {
+    scripted::offset_commit(request, 0)
+}
+
+/// The fetch offsets of the Fetch requests received, with their arrival.
+fn fetches(source: &Brokers) -> Vec<(i64, Instant)> {
+    source
+        .requests(ApiKey::Fetch)
+        .iter()
+        .map(|r| {
+            let offset = r
+                .decode::<kp::FetchRequest>()
+                .topics
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .map(|p| p.fetch_offset)
+                .next()
+                .unwrap_or(-1);
+            (offset, r.at)
+        })
+        .collect()
+}
+
+/// A source broker that throttles kmirror (KIP-219) answers at once with
+/// the throttle time and expects no further request before it has
+/// passed: the next fetch waits (it went out at once before), the time is
+/// counted (issue 13, item 13).
+#[tokio::test(start_paused = true)]
+async fn a_throttled_fetch_waits_out_the_throttle_time() {
+    let answered = Arc::new(AtomicUsize::new(0));
+    let counter = answered.clone();
+    let source = Brokers::new(move |r| {
+        source_answers(
+            r,
+            |r| {
+                let first = counter.fetch_add(1, Ordering::SeqCst) == 0;
+                if first {
+                    // Nothing to return, and a quota exceeded.
+                    Reply::Now(scripted::fetch(r, 1_000, |_, _, _| Fetched::nothing(0)))
+                } else {
+                    Reply::After(
+                        Duration::from_millis(500),
+                        scripted::fetch(r, 0, |_, _, _| Fetched::nothing(0)),
+                    )
+                }
+            },
+            commit_ok,
+        )
+    });
+    let destination = Brokers::new(|r| destination_answers(r, acknowledge));
+    let rig = start(&source, &destination, 64 << 20, |_| {}).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let metrics = rig.ctx.metrics.clone();
+    rig.stop().await.expect("a clean stop");
+    assert!(
+        source
+            .requests(ApiKey::Fetch)
+            .iter()
+            .all(|r| r.broker == SRC)
+    );
+    let fetches = fetches(&source);
+    assert!(fetches.len() >= 2, "{fetches:?}");
+    let gap = fetches[1].1.duration_since(fetches[0].1);
+    assert!(
+        gap >= Duration::from_millis(1_000),
+        "the second fetch went out {gap:?} after the throttled answer"
+    );
+    assert_eq!(
+        metrics.snapshot().fetch_throttled,
+        Duration::from_millis(1_000)
+    );
+}
+
+/// The same on the destination: a throttled Produce answer holds the next
+/// Produce request to that broker for the throttle time.
+#[tokio::test(start_paused = true)]
+async fn a_throttled_produce_waits_out_the_throttle_time() {
+    let source = Brokers::new(|r| source_answers(r, records_up_to(3), commit_ok));
+    let produced = Arc::new(AtomicUsize::new(0));
+    let counter = produced.clone();
+    let destination = Brokers::new(move |r| {
+        destination_answers(r, |r| {
+            let throttle = if counter.fetch_add(1, Ordering::SeqCst) == 0 {
+                700
+            } else {
+                0
+            };
+            Reply::Now(scripted::produce_ok(r, throttle))
+        })
+    });
+    let rig = start(&source, &destination, 64 << 20, |_| {}).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let metrics = rig.ctx.metrics.clone();
+    rig.stop().await.expect("a clean stop");
+    let produces = destination.requests(ApiKey::Produce);
+    assert!(produces.len() >= 2, "{} Produce requests", produces.len());
+    let gap = produces[1].at.duration_since(produces[0].at);
+    assert!(
+        gap >= Duration::from_millis(700),
+        "the second Produce went out {gap:?} after the throttled answer"
+    );
+    let snapshot = metrics.snapshot();
+    assert_eq!(snapshot.produce_throttled, Duration::from_millis(700));
+    assert_eq!(snapshot.records, 3);
+}
+
+/// An out-of-range fetch position is reset per auto.offset.reset, and
+/// the reset is counted for the run's summary (it was only logged).
+#[tokio::test(start_paused = true)]
+async fn an_out_of_range_reset_is_counted() {
+    let source = Brokers::new(|r| match r.api {
+        ApiKey::ListOffsets => scripted::list_offsets(r, 5),
+        _ => source_answers(
+            r,
+            |r| {
+                let body = scripted::fetch(r, 0, |_, _, offset| {
+                    if offset < 5 {
+                        Fetched::error(ResponseError::OffsetOutOfRange.code())
+                    } else {
+                        Fetched::nothing(5)
+                    }
+                });
+                Reply::After(Duration::from_millis(100), body)
+            },
+            commit_ok,
+        ),
+    });
+    let destination = Brokers::new(|r| destination_answers(r, acknowledge));
+    let rig = start(&source, &destination, 64 << 20, |_| {}).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let metrics = rig.ctx.metrics.clone();
+    rig.stop().await.expect("a clean stop");
+    let offsets: Vec<i64> = fetches(&source).iter().map(|(o, _)| *o).collect();
+    assert_eq!(offsets.first(), Some(&0));
+    assert!(offsets.contains(&5), "{offsets:?}");
+    assert_eq!(metrics.snapshot().offset_resets, 1);
+}
+
+/// The generations of the OffsetCommit requests received, with the offset
+/// of `t-0` in each.
+fn commits(source: &Brokers) -> Vec<(i32, i64)> {
+    source
+        .requests(ApiKey::OffsetCommit)
+        .iter()
+        .map(|r| {
+            let commit: kp::OffsetCommitRequest = r.decode();
+            let offset = commit
+                .topics
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .map(|p| p.committed_offset)
+                .next()
+                .unwrap_or(-1);
+            (commit.generation_id_or_member_epoch, offset)
+        })
+        .collect()
+}
+
+/// The stop comes while kmirror's membership is missing (the group task
+/// rejoins after a coordinator move) and comes back 3 s later: the final
+/// commit is retried until it can go, as the member (it was given up
+/// after five loop turns, about 2.5 s, without a word).
+#[tokio::test(start_paused = true)]
+async fn the_final_commit_waits_for_the_membership_to_come_back() {
+    let source = Brokers::new(|r| {
+        source_answers(r, records_up_to(3), |r| {
+            let commit: kp::OffsetCommitRequest = r.decode();
+            // A group with a member refuses standalone commits.
+            let error = if commit.generation_id_or_member_epoch < 0 {
+                ResponseError::UnknownMemberId.code()
+            } else {
+                0
+            };
+            scripted::offset_commit(r, error)
+        })
+    });
+    let destination = Brokers::new(|r| destination_answers(r, acknowledge));
+    let rig = start(&source, &destination, 64 << 20, |_| {}).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(rig.ctx.metrics.snapshot().records, 3);
+    rig.membership.send_replace(None);
+    let membership = rig.membership.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        membership.send_replace(Some(Membership {
+            generation: 2,
+            member_id: "kmirror-2".into(),
+        }));
+    });
+    rig.stop().await.expect("a clean stop");
+    let commits = commits(&source);
+    assert_eq!(commits.last(), Some(&(2, 3)), "{commits:?}");
+}
+
+/// The membership is gone for good at stop but the group is empty (the
+/// coordinator dropped kmirror): a standalone commit (generation -1) is
+/// what the coordinator takes.
+#[tokio::test(start_paused = true)]
+async fn the_final_commit_goes_standalone_without_a_membership() {
+    let source = Brokers::new(|r| source_answers(r, records_up_to(3), commit_ok));
+    let destination = Brokers::new(|r| destination_answers(r, acknowledge));
+    let rig = start(&source, &destination, 64 << 20, |_| {}).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    rig.membership.send_replace(None);
+    rig.stop().await.expect("a clean stop");
+    assert_eq!(commits(&source), vec![(-1, 3)]);
+}
