@@ -33,6 +33,9 @@ const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
 /// How long a rebalance may take.
 pub(crate) const REBALANCE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The longest a LeaveGroup may take (it is best effort).
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// JoinGroup rounds in a row answered REBALANCE_IN_PROGRESS (or an
 /// outdated generation) before kmirror gives up: another consumer keeps
 /// joining the group.
@@ -199,7 +202,15 @@ impl GroupMember {
             if *stop.borrow() {
                 return Ok(false);
             }
-            let wait = match self.join_once().await {
+            // A JoinGroup may be held by the coordinator for up to the
+            // rebalance timeout, and finding the coordinator may wait for
+            // one: a stop must not wait behind them.
+            let step = tokio::select! {
+                biased;
+                _ = stopped(stop) => return Ok(false),
+                step = self.join_once() => step,
+            };
+            let wait = match step {
                 Ok(JoinStep::Joined) => return Ok(true),
                 Ok(JoinStep::Again) => Duration::ZERO,
                 Ok(JoinStep::Rebalancing) => {
@@ -228,12 +239,8 @@ impl GroupMember {
             if !wait.is_zero() {
                 tokio::select! {
                     biased;
+                    _ = stopped(stop) => return Ok(false),
                     _ = tokio::time::sleep(wait) => {}
-                    changed = stop.changed() => {
-                        if changed.is_err() {
-                            return Ok(false);
-                        }
-                    }
                 }
             }
         }
@@ -339,27 +346,33 @@ impl GroupMember {
         let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
         tick.reset();
         loop {
+            // `stopped` reads the value, not only its changes: a stop seen
+            // (and marked seen) inside `join` still ends the loop here.
             tokio::select! {
                 biased;
+                _ = stopped(&mut stop) => return Ok(()),
                 _ = tick.tick() => {}
-                changed = stop.changed() => {
-                    if changed.is_err() || *stop.borrow() {
-                        return Ok(());
-                    }
-                    continue;
-                }
             }
             let Some(membership) = self.state.borrow().clone() else {
-                self.join(&mut stop).await?;
+                if !self.join(&mut stop).await? {
+                    return Ok(());
+                }
                 continue;
             };
             let request = kp::HeartbeatRequest::default()
                 .with_group_id(GroupId(str_bytes(&self.group)))
                 .with_generation_id(membership.generation)
                 .with_member_id(str_bytes(&membership.member_id));
-            let response = match self.connection().await {
-                Ok(conn) => conn.send(&request).await.map_err(MirrorError::source),
-                Err(e) => Err(e),
+            let heartbeat = async {
+                match self.connection().await {
+                    Ok(conn) => conn.send(&request).await.map_err(MirrorError::source),
+                    Err(e) => Err(e),
+                }
+            };
+            let response = tokio::select! {
+                biased;
+                _ = stopped(&mut stop) => return Ok(()),
+                response = heartbeat => response,
             };
             let code = match response {
                 Ok(r) => ResponseError::try_from_code(r.error_code),
@@ -374,12 +387,16 @@ impl GroupMember {
                 None => {}
                 Some(ResponseError::RebalanceInProgress) => {
                     tracing::warn!(group = %self.group, "the group is rebalancing: another consumer is joining it, or its coordinator moved");
-                    self.join(&mut stop).await?;
+                    if !self.join(&mut stop).await? {
+                        return Ok(());
+                    }
                 }
                 Some(ResponseError::UnknownMemberId | ResponseError::IllegalGeneration) => {
                     tracing::warn!(group = %self.group, "the coordinator dropped kmirror from the group; joining again");
                     self.member_id.clear();
-                    self.join(&mut stop).await?;
+                    if !self.join(&mut stop).await? {
+                        return Ok(());
+                    }
                 }
                 Some(error) if response_error_is_transient(error) => {
                     tracing::warn!(group = %self.group, %error, "heartbeat refused; finding the coordinator again");
@@ -390,12 +407,23 @@ impl GroupMember {
         }
     }
 
-    /// Leaves the group (best effort), so that the next start does not
-    /// wait for the session to expire.
+    /// Leaves the group (best effort, for at most [`LEAVE_TIMEOUT`]: a
+    /// coordinator that cannot be found must not hold up a stop), so that
+    /// the next start does not wait for the session to expire.
     pub(crate) async fn leave(&self) {
         if self.member_id.is_empty() {
             return;
         }
+        if tokio::time::timeout(LEAVE_TIMEOUT, self.send_leave())
+            .await
+            .is_err()
+        {
+            tracing::debug!(group = %self.group, "LeaveGroup did not complete in time; the coordinator drops kmirror when its session expires");
+        }
+        self.state.send_replace(None);
+    }
+
+    async fn send_leave(&self) {
         let Ok(conn) = self.connection().await else {
             return;
         };
@@ -416,8 +444,13 @@ impl GroupMember {
             Ok(_) => tracing::debug!(group = %self.group, "left the consumer group"),
             Err(e) => tracing::debug!(group = %self.group, error = %e, "LeaveGroup failed"),
         }
-        self.state.send_replace(None);
     }
+}
+
+/// Resolves once `stop` says stop (or its sender is gone), whether or not
+/// that value was already seen.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
 fn millis(d: Duration) -> i32 {
@@ -427,6 +460,65 @@ fn millis(d: Duration) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::scripted::{self, Brokers, Reply, Request};
+
+    const SRC: &str = "src:9092";
+
+    /// A coordinator (broker 1) whose JoinGroup answers are `join`'s.
+    fn coordinator(join: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Arc<Brokers> {
+        Brokers::new(move |r| match r.api {
+            ApiKey::Metadata => scripted::metadata(r.version, &[(1, SRC)], &[("t", &[(0, 1)])]),
+            ApiKey::FindCoordinator => scripted::find_coordinator(r, 1, SRC),
+            ApiKey::JoinGroup => join(r),
+            ApiKey::LeaveGroup => scripted::reply(&kp::LeaveGroupResponse::default(), r.version),
+            other => panic!("unexpected {other:?}"),
+        })
+    }
+
+    /// Runs `keep_alive` for a member that must (re)join, stops it at 4 s
+    /// (after its first join began at the 3 s heartbeat tick) and returns
+    /// how long it took to end after the stop.
+    async fn stop_during_rejoin(source: &Arc<Brokers>) -> Duration {
+        let mut member = GroupMember::new(source.cluster(SRC).await, "g".into(), vec!["t".into()]);
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(async move { member.keep_alive(stop_rx).await });
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert!(!source.requests(ApiKey::JoinGroup).is_empty());
+        let stopped_at = tokio::time::Instant::now();
+        stop.send_replace(true);
+        tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .expect("keep_alive ends after a stop during a rejoin")
+            .expect("no panic")
+            .expect("a stop is no error");
+        stopped_at.elapsed()
+    }
+
+    /// The coordinator holds the JoinGroup (a rebalance waits for its
+    /// members, up to the rebalance timeout): a stop ends the join at
+    /// once, not when the request times out.
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_ends_a_join_the_coordinator_holds() {
+        let source = coordinator(|_| Reply::Silent);
+        let took = stop_during_rejoin(&source).await;
+        assert!(took < Duration::from_millis(100), "took {took:?}");
+    }
+
+    /// The coordinator is not available, so the join backs off: a stop
+    /// during the backoff ends keep_alive (it went on heartbeat-ticking
+    /// for ever, the stop having been seen inside the join).
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_during_a_join_backoff_ends_keep_alive() {
+        let source = coordinator(|r| {
+            scripted::reply(
+                &kp::JoinGroupResponse::default()
+                    .with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+                r.version,
+            )
+        });
+        let took = stop_during_rejoin(&source).await;
+        assert!(took < Duration::from_millis(100), "took {took:?}");
+    }
 
     #[test]
     fn subscription_is_consumer_protocol_v0() {
