@@ -265,7 +265,9 @@ impl BrokerConnection {
             pending: Mutex::new(Pending::default()),
         });
         let (tx, rx) = mpsc::channel(OUTGOING_QUEUE);
-        let decoder = FrameDecoder::default();
+        // `max_response_size`: a larger frame breaks the connection with
+        // FrameTooLarge before anything is reserved for it.
+        let decoder = FrameDecoder::new(config.max_response_size);
         let reader = tokio::spawn(read_loop(rd, shared.clone(), decoder));
         let writer = tokio::spawn(write_loop(wr, rx, shared.clone()));
         Self {
@@ -690,7 +692,7 @@ async fn exchange<S, R>(
     request: &R,
     version: i16,
     correlation_id: i32,
-    client_id: &str,
+    config: &ClientConfig,
     deadline: Instant,
 ) -> Result<R::Response, PoolError>
 where
@@ -705,7 +707,7 @@ where
         after: timeout,
     };
     let frame = request
-        .encode_frame(version, correlation_id, Some(client_id))
+        .encode_frame(version, correlation_id, Some(config.client_id.as_str()))
         .map_err(|e| PoolError::protocol(broker, e))?;
     let io = async {
         write_frames(stream, &[frame]).await?;
@@ -739,7 +741,7 @@ where
             ),
         });
     }
-    let decoder = FrameDecoder::default();
+    let decoder = FrameDecoder::new(config.max_response_size);
     let len = decoder
         .announced_size(&size)
         .map_err(|e| PoolError::protocol(broker, e))?
@@ -791,8 +793,7 @@ where
     let ours = kmirror_protocol::api::api_spec(ApiKey::ApiVersions)
         .map_err(|e| PoolError::protocol(broker, e))?
         .ours;
-    let client_id = config.client_id.as_str();
-    let mut response = exchange(stream, broker, &request, ours.max, 0, client_id, deadline).await?;
+    let mut response = exchange(stream, broker, &request, ours.max, 0, config, deadline).await?;
     if response.error_code == UNSUPPORTED_VERSION {
         // The broker answered in v0 with its own range: retry within it.
         let theirs = response
@@ -801,7 +802,7 @@ where
             .find(|k| k.api_key == ApiKey::ApiVersions as i16)
             .map_or(0, |k| k.max_version)
             .min(ours.max);
-        response = exchange(stream, broker, &request, theirs, 1, client_id, deadline).await?;
+        response = exchange(stream, broker, &request, theirs, 1, config, deadline).await?;
     }
     if let Some(error) = ResponseError::try_from_code(response.error_code) {
         return Err(PoolError::Kafka {
@@ -873,7 +874,6 @@ where
         mechanism: mechanism.to_owned(),
         reason,
     };
-    let client_id = config.client_id.as_str();
     let handshake_version = versions
         .version(ApiKey::SaslHandshake)
         .map_err(|e| PoolError::protocol(broker, e))?;
@@ -891,7 +891,7 @@ where
         &handshake,
         handshake_version,
         2,
-        client_id,
+        config,
         deadline,
     )
     .await?;
@@ -918,7 +918,7 @@ where
             &request,
             auth_version,
             correlation_id,
-            client_id,
+            config,
             deadline,
         )
         .await?;
@@ -949,6 +949,94 @@ where
 #[cfg(test)]
 mod tests {
     use super::handshake_refusal;
+
+    mod oversized {
+        use std::sync::Arc;
+
+        use bytes::{BufMut, BytesMut};
+        use kmirror_protocol::kafka_protocol::messages::ApiKey;
+        use kmirror_protocol::messages::metadata::metadata_request;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+        use crate::dialer::{DialFuture, Dialer, Transport};
+        use crate::{BrokerConnection, ClientConfig};
+
+        /// A broker that completes the handshake (ApiVersions in v0) and
+        /// then answers every request with a frame of `size` bytes (only
+        /// the size is ever sent).
+        struct Announcing {
+            size: i32,
+        }
+
+        impl Transport for Announcing {
+            fn dial<'a>(&'a self, _broker: &'a str) -> DialFuture<'a> {
+                let (client, server) = tokio::io::duplex(1 << 16);
+                tokio::spawn(serve(server, self.size));
+                Box::pin(async move { Ok(client) })
+            }
+        }
+
+        /// An ApiVersions v0 answer.
+        fn api_versions(
+            correlation_id: i32,
+            error_code: i16,
+            keys: &[(ApiKey, i16, i16)],
+        ) -> Vec<u8> {
+            let mut body = BytesMut::new();
+            body.put_i32(correlation_id);
+            body.put_i16(error_code);
+            body.put_i32(i32::try_from(keys.len()).unwrap());
+            for (key, min, max) in keys {
+                body.put_i16(*key as i16);
+                body.put_i16(*min);
+                body.put_i16(*max);
+            }
+            let mut frame = (i32::try_from(body.len()).unwrap()).to_be_bytes().to_vec();
+            frame.extend_from_slice(&body);
+            frame
+        }
+
+        async fn serve(mut io: DuplexStream, size: i32) {
+            let keys = [(ApiKey::ApiVersions, 0, 0), (ApiKey::Metadata, 4, 9)];
+            for turn in 0.. {
+                let Ok(len) = io.read_i32().await else { return };
+                let mut frame = vec![0u8; usize::try_from(len).unwrap()];
+                if io.read_exact(&mut frame).await.is_err() {
+                    return;
+                }
+                let correlation_id = i32::from_be_bytes(frame[4..8].try_into().unwrap());
+                let answer = match turn {
+                    // UNSUPPORTED_VERSION: kmirror asks again in v0.
+                    0 => api_versions(correlation_id, 35, &keys),
+                    1 => api_versions(correlation_id, 0, &keys),
+                    _ => size.to_be_bytes().to_vec(),
+                };
+                if io.write_all(&answer).await.is_err() {
+                    return;
+                }
+            }
+        }
+
+        /// `max_response_size` is the limit the connection enforces: a
+        /// frame above it breaks the connection with FrameTooLarge naming
+        /// both sizes (the limit was always Kafka's 100 MiB default, and a
+        /// 2 MiB frame was waited for instead).
+        #[tokio::test]
+        async fn a_frame_above_max_response_size_breaks_the_connection() {
+            let config = ClientConfig {
+                dialer: Dialer::custom(Arc::new(Announcing { size: 2 << 20 })),
+                max_response_size: 1 << 20,
+                request_timeout: std::time::Duration::from_secs(5),
+                ..ClientConfig::default()
+            };
+            let conn = BrokerConnection::connect("b:9092", &config)
+                .await
+                .expect("the handshake completes");
+            let err = conn.send(&metadata_request(None)).await.unwrap_err();
+            assert_eq!(err.frame_too_large(), Some((2 << 20, 1 << 20)), "{err}");
+            assert!(conn.is_poisoned());
+        }
+    }
 
     #[test]
     fn handshake_refusals_point_at_the_setting_to_change() {

@@ -173,6 +173,21 @@ impl PoolError {
         }
     }
 
+    /// When a response frame announced more bytes than
+    /// [`ClientConfig::max_response_size`](crate::ClientConfig) allows (the
+    /// connection then broke, failing every request on it): the size it
+    /// announced and the limit.
+    pub fn frame_too_large(&self) -> Option<(i64, usize)> {
+        match self {
+            PoolError::Protocol { source, .. } => match **source {
+                ProtocolError::FrameTooLarge { size, max } => Some((size, max)),
+                _ => None,
+            },
+            PoolError::ConnectionLost { cause, .. } => cause.frame_too_large(),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(broker: &str, e: &std::io::Error) -> Self {
         PoolError::Io {
             broker: broker.to_owned(),

@@ -41,6 +41,7 @@ pub const CLIENT_KEYS: &[&str] = &[
     "socket.connection.setup.timeout.ms",
     "send.buffer.bytes",
     "receive.buffer.bytes",
+    "receive.message.max.bytes",
 ];
 
 /// Java client keys that kmirror accepts and ignores, with the reason logged

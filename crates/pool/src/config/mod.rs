@@ -106,9 +106,12 @@ pub struct ClientConfig {
     pub receive_buffer_bytes: Option<u32>,
     /// The largest response frame accepted from a broker, in bytes; a
     /// larger size prefix breaks the connection before any memory is
-    /// reserved. Not read from properties files (Java clients have no such
-    /// key); default 100 MiB, Kafka's default `socket.request.max.bytes`
-    /// and `kmirror_protocol`'s `DEFAULT_MAX_FRAME_SIZE`.
+    /// reserved (`receive.message.max.bytes`, librdkafka's name: Java
+    /// clients have no such key); default 100 MiB, Kafka's default
+    /// `socket.request.max.bytes` and `kmirror_protocol`'s
+    /// `DEFAULT_MAX_FRAME_SIZE`. A Fetch response holds at least one whole
+    /// record batch, however large, so this must exceed the source's
+    /// largest batch.
     pub max_response_size: usize,
     /// How connections reach the brokers: TCP unless a caller plugs in
     /// its own transport (the cluster simulation does). Not a key.
@@ -342,7 +345,11 @@ fn read_config(props: &Properties) -> Result<ClientConfig, ConfigError> {
         )?,
         send_buffer_bytes: values::buffer_bytes(props, "send.buffer.bytes")?,
         receive_buffer_bytes: values::buffer_bytes(props, "receive.buffer.bytes")?,
-        max_response_size: DEFAULT_MAX_RESPONSE_SIZE,
+        max_response_size: values::response_bytes(
+            props,
+            "receive.message.max.bytes",
+            DEFAULT_MAX_RESPONSE_SIZE,
+        )?,
         dialer: crate::dialer::Dialer::Tcp,
     })
 }
@@ -488,6 +495,15 @@ mod tests {
                 ..c
             }
         );
+    }
+
+    #[test]
+    fn the_response_limit_is_receive_message_max_bytes() {
+        let c = config("bootstrap.servers=b:9092\nreceive.message.max.bytes=209715200\n");
+        assert_eq!(c.max_response_size, 200 * 1024 * 1024);
+        let e = error("bootstrap.servers=b:9092\nreceive.message.max.bytes=12\n");
+        assert!(e.contains("receive.message.max.bytes"), "{e}");
+        assert!(e.contains("from 1000 to 2147483647"), "{e}");
     }
 
     #[test]

@@ -81,6 +81,29 @@ pub(crate) fn buffer_bytes(props: &Properties, key: &str) -> Result<Option<u32>,
     }
 }
 
+/// The largest response accepted (`receive.message.max.bytes`, as
+/// librdkafka names it): from 1000 to 2147483647 bytes, or `default`.
+pub(crate) fn response_bytes(
+    props: &Properties,
+    key: &str,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    let Some(value) = trimmed(props, key) else {
+        return Ok(default);
+    };
+    match value.parse::<i32>() {
+        Ok(n) if n >= 1000 => Ok(usize::try_from(n).unwrap_or(default)),
+        _ => Err(ConfigError::invalid_value(
+            key,
+            value,
+            format!(
+                "a size in bytes from 1000 to 2147483647 (remove the line for the default, \
+                 {default}); it must hold the largest record batch of the source plus about 1 KiB"
+            ),
+        )),
+    }
+}
+
 /// A comma-separated list of `host:port` (`bootstrap.servers`): blanks
 /// around entries and empty entries are skipped, a `SCHEME://` prefix is
 /// dropped and unbracketed IPv6 addresses take the port after the last
