@@ -92,6 +92,32 @@ pub enum MirrorError {
         #[source]
         source: FetchPlanError,
     },
+    /// A source record batch is larger than the largest response kmirror
+    /// accepts from a broker (`receive.message.max.bytes`): a Fetch
+    /// response always carries the batch at the fetch position whole, so
+    /// every fetch of the partition broke the connection.
+    #[error(
+        "{topic}-{partition} on source broker {broker}: the record batch at offset {offset} is \
+         too large for kmirror to fetch (the broker's answer was {size} bytes, above the \
+         {max} bytes kmirror accepts in one response). Raise receive.message.max.bytes in the \
+         consumer config above {size}; on the source, the topic's max.message.bytes (or the brokers' \
+         message.max.bytes) lets producers write batches this large, and lowering it keeps \
+         new ones out"
+    )]
+    BatchTooLarge {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The fetch position: where the batch is.
+        offset: i64,
+        /// The size the broker's answer announced.
+        size: i64,
+        /// The largest response accepted.
+        max: usize,
+        /// The broker's address.
+        broker: String,
+    },
     /// The destination refused a batch for good and
     /// `--abort.on.send.failure` is true.
     #[error(

@@ -46,6 +46,9 @@ pub(crate) enum Reply {
     After(Duration, Bytes),
     /// Never answers (later requests are still read and answered).
     Silent,
+    /// Sends a frame size prefix of `size` bytes and closes the
+    /// connection.
+    Oversized(i32),
 }
 
 /// `message` encoded at `version`, answered at once.
@@ -196,6 +199,10 @@ async fn serve(brokers: Arc<Brokers>, broker: String, mut io: DuplexStream) {
                 body
             }
             Reply::Silent => continue,
+            Reply::Oversized(size) => {
+                let _ = io.write_all(&size.to_be_bytes()).await;
+                return;
+            }
         };
         let mut out = BytesMut::new();
         let flexible_header = api.response_header_version(version) >= 1;

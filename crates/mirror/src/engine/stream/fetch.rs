@@ -69,9 +69,28 @@ impl Stream {
         if self.budget_short() {
             return;
         }
+        // Suspects of an oversized response that left the broker (moved,
+        // unassigned, done) need no more looking at.
+        for (broker, oversized) in self.oversized.iter_mut() {
+            while let Some(front) = oversized.suspects.front() {
+                let here = self.slots.get(front).is_some_and(|s| {
+                    s.leader == Some(*broker) && s.target.is_none_or(|t| s.position < t)
+                });
+                if here {
+                    break;
+                }
+                oversized.suspects.pop_front();
+            }
+        }
         let mut by_broker: BTreeMap<i32, Vec<FetchedPartition>> = BTreeMap::new();
         for slot in self.slots.values() {
             let Some(leader) = slot.leader else { continue };
+            if let Some(front) = self.oversized.get(&leader).and_then(|o| o.suspects.front())
+                && (*front.0 != *slot.topic || front.1 != slot.partition)
+            {
+                // The broker's partitions go one at a time.
+                continue;
+            }
             if slot.fetching
                 || slot.unsent.strong_count() > 0
                 || slot.reset_to.is_some()
@@ -125,13 +144,18 @@ impl Stream {
                 .collect();
             let cluster = self.ctx.source.clone();
             let fetch = self.ctx.config.fetch.clone();
-            let max_bytes = self.fetch_share().min(available).max(1);
+            let max_bytes = self
+                .fetch_share()
+                .min(available)
+                .min(self.oversized.get(&broker).map_or(usize::MAX, |o| o.cap))
+                .max(1);
             // Held until the response is in and charged for what it holds,
             // so fetches in flight never promise more than the budget.
             let reservation = self.ctx.budget.charge(max_bytes);
             let job = FetchJob {
                 broker,
                 partitions,
+                max_bytes,
                 _reservation: reservation,
             };
             self.fetch_tasks.spawn(async move {
@@ -176,6 +200,56 @@ impl Stream {
         }
     }
 
+    /// A fetch response announced `size` bytes, above the `max` a
+    /// connection accepts, and broke the connection (every fetch of the
+    /// same partitions would break it again). Apache Kafka answers a
+    /// Fetch with at most `max_bytes`, except that the first batch with
+    /// data is always returned whole, however large. So: fetches to the
+    /// broker ask for at most half the limit from now on, and when
+    /// several partitions were in the fetch, they are fetched one at a
+    /// time until each came back once; a single partition whose response
+    /// is still too large at that size holds a batch that can never be
+    /// fetched, and the stream stops saying which and what to change.
+    fn on_oversized_response(&mut self, job: &FetchJob, broker: &str, size: i64, max: usize) {
+        let cap = (max / 2).max(1);
+        if let [(topic, _, partition, position)] = job.partitions.as_slice()
+            && job.max_bytes <= cap
+        {
+            self.fail(MirrorError::BatchTooLarge {
+                topic: topic.to_string(),
+                partition: *partition,
+                offset: *position,
+                size,
+                max,
+                broker: broker.to_owned(),
+            });
+            return;
+        }
+        tracing::warn!(
+            broker,
+            size,
+            max,
+            asked = job.max_bytes,
+            partitions = job.partitions.len(),
+            "a fetch response was larger than kmirror accepts (receive.message.max.bytes); fetching at most half of that from this broker, and the partitions of that fetch one at a time to find the one with an oversized batch"
+        );
+        let oversized = self.oversized.entry(job.broker).or_default();
+        oversized.cap = oversized.cap.min(cap);
+        if job.partitions.len() > 1 {
+            oversized.suspects = job
+                .partitions
+                .iter()
+                .map(|(t, _, p, _)| (t.clone(), *p))
+                .collect();
+        }
+        let retry_at = Instant::now() + self.ctx.config.produce.retry_backoff;
+        for (topic, _, partition, _) in &job.partitions {
+            if let Some(slot) = self.slots.get_mut(&(topic.clone(), *partition)) {
+                slot.retry_at = Some(retry_at);
+            }
+        }
+    }
+
     /// The leader epoch of a source partition in the metadata its leader
     /// was taken from (-1 if unknown), sent as the current leader epoch
     /// (KIP-320, Fetch v9+): a broker that is no longer the leader, or
@@ -206,6 +280,11 @@ impl Stream {
         let backoff = self.ctx.config.produce.retry_backoff;
         let response = match result {
             Ok(r) => r,
+            Err(e) if e.frame_too_large().is_some() => {
+                let (size, max) = e.frame_too_large().unwrap_or_default();
+                self.on_oversized_response(&job, &broker_addr, size, max);
+                return;
+            }
             Err(e) => {
                 tracing::warn!(broker = job.broker, error = %e, "fetch failed; retrying");
                 let stale = e.invalidates_metadata() || !e.is_retriable();
@@ -238,6 +317,19 @@ impl Stream {
                 }
             }
             return;
+        }
+        if let [(topic, _, partition, _)] = job.partitions.as_slice()
+            && let Some(oversized) = self.oversized.get_mut(&job.broker)
+            && oversized
+                .suspects
+                .front()
+                .is_some_and(|(t, p)| t == topic && p == partition)
+        {
+            // Its response fit: not the partition with the large batch.
+            oversized.suspects.pop_front();
+            if oversized.suspects.is_empty() {
+                tracing::info!(broker = %broker_addr, "the oversized fetch response is not seen again; fetching the broker's partitions together again");
+            }
         }
         let total: usize = response
             .topics
@@ -539,6 +631,26 @@ fn fetch_share(max_bytes: u32, budget: usize, streams: usize, brokers: usize) ->
     limit.min(share).max(1)
 }
 
+/// A source broker whose Fetch response was larger than a connection
+/// accepts (see `Stream::on_oversized_response`).
+#[derive(Debug)]
+pub(super) struct Oversized {
+    /// The most a fetch to it asks for from now on.
+    pub(super) cap: usize,
+    /// The partitions that may hold the oversized batch, fetched alone in
+    /// this order until each came back once.
+    pub(super) suspects: VecDeque<TopicPartition>,
+}
+
+impl Default for Oversized {
+    fn default() -> Self {
+        Self {
+            cap: usize::MAX,
+            suspects: VecDeque::new(),
+        }
+    }
+}
+
 /// The order of each broker's partitions in its fetches, rotated as the
 /// Java consumer rotates it, and the order in which brokers get their
 /// fetch when the budget is short (round robin).
@@ -705,6 +817,7 @@ mod tests {
                 (Arc::from("u"), [2; 16], 0, 20),
                 (Arc::from("t"), [1; 16], 0, 30),
             ],
+            max_bytes: 1000,
             _reservation: MemoryBudget::new(1 << 20).charge(1),
         };
         let fetch = crate::engine::config::FetchConfig::new("g");

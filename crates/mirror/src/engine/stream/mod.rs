@@ -271,6 +271,8 @@ type RequestDraft = (Vec<ProduceTopic>, usize, Vec<(TopicPartition, i32)>);
 struct FetchJob {
     broker: i32,
     partitions: Vec<FetchedPartition>,
+    /// The response size asked for (`max_bytes`).
+    max_bytes: usize,
     _reservation: Arc<Charge>,
 }
 
@@ -352,6 +354,9 @@ pub(crate) struct Stream {
     fetch_throttle: throttle::Throttles,
     /// Destination brokers that asked for no Produce until a time.
     produce_throttle: throttle::Throttles,
+    /// Source brokers whose Fetch response was larger than a response
+    /// may be.
+    oversized: BTreeMap<i32, fetch::Oversized>,
     fetch_tasks: JoinSet<FetchDone>,
     /// The order of partitions in fetches: rotated as data returns.
     fetch_order: fetch::FetchOrder,
@@ -399,6 +404,7 @@ impl Stream {
             fetch_brokers: BTreeSet::new(),
             fetch_throttle: throttle::Throttles::default(),
             produce_throttle: throttle::Throttles::default(),
+            oversized: BTreeMap::new(),
             fetch_tasks: JoinSet::new(),
             fetch_order: fetch::FetchOrder::default(),
             jobs: JoinSet::new(),

@@ -50,6 +50,17 @@ async fn start(
     budget: usize,
     configure: impl FnOnce(&mut MirrorConfig),
 ) -> Rig {
+    start_with(source, destination, &[0], budget, configure).await
+}
+
+/// [`start`] with `partitions` of `t` assigned.
+async fn start_with(
+    source: &Arc<Brokers>,
+    destination: &Arc<Brokers>,
+    partitions: &[i32],
+    budget: usize,
+    configure: impl FnOnce(&mut MirrorConfig),
+) -> Rig {
     let mut config = MirrorConfig::new(
         source.config(SRC),
         destination.config(DST),
@@ -61,8 +72,12 @@ async fn start(
     configure(&mut config);
     let (membership, membership_rx) = watch::channel(member());
     let ctx = Arc::new(StreamContext {
-        source: source.cluster(SRC).await,
-        destination: destination.cluster(DST).await,
+        source: Cluster::connect(config.source.clone())
+            .await
+            .expect("the scripted source answers"),
+        destination: Cluster::connect(config.destination.clone())
+            .await
+            .expect("the scripted destination answers"),
         config: Arc::new(config),
         metrics: Arc::new(Metrics::default()),
         budget: MemoryBudget::new(budget),
@@ -70,18 +85,20 @@ async fn start(
     });
     let (commands, rx) = mpsc::unbounded_channel();
     let (stop, stop_rx) = watch::channel(false);
-    commands
-        .send(Command::Assign(Assignment {
-            topic: Arc::from("t"),
-            partition: 0,
-            topic_id: [7; 16],
-            start: 0,
-            committed: None,
-            target: None,
-            route: Route::SamePartition,
-            max_batch_bytes: None,
-        }))
-        .expect("the stream takes commands");
+    for partition in partitions {
+        commands
+            .send(Command::Assign(Assignment {
+                topic: Arc::from("t"),
+                partition: *partition,
+                topic_id: [7; 16],
+                start: 0,
+                committed: None,
+                target: None,
+                route: Route::SamePartition,
+                max_batch_bytes: None,
+            }))
+            .expect("the stream takes commands");
+    }
     let task = tokio::spawn(Stream::new(0, ctx.clone()).run(rx, stop_rx));
     Rig {
         ctx,
@@ -100,7 +117,9 @@ fn source_answers(
     commit: impl Fn(&Request) -> Reply,
 ) -> Reply {
     match request.api {
-        ApiKey::Metadata => scripted::metadata(request.version, &[(1, SRC)], &[("t", &[(0, 1)])]),
+        ApiKey::Metadata => {
+            scripted::metadata(request.version, &[(1, SRC)], &[("t", &[(0, 1), (1, 1)])])
+        }
         ApiKey::Fetch => fetch(request),
         ApiKey::FindCoordinator => scripted::find_coordinator(request, 1, SRC),
         ApiKey::OffsetCommit => commit(request),
@@ -112,7 +131,9 @@ fn source_answers(
 /// The destination's answers, Produce by `produce`.
 fn destination_answers(request: &Request, produce: impl Fn(&Request) -> Reply) -> Reply {
     match request.api {
-        ApiKey::Metadata => scripted::metadata(request.version, &[(1, DST)], &[("t", &[(0, 1)])]),
+        ApiKey::Metadata => {
+            scripted::metadata(request.version, &[(1, DST)], &[("t", &[(0, 1), (1, 1)])])
+        }
         ApiKey::InitProducerId => scripted::init_producer_id(request),
         ApiKey::Produce => produce(request),
         other => panic!("the destination got an unexpected {other:?}"),
@@ -354,4 +375,120 @@ async fn the_final_commit_goes_standalone_without_a_membership() {
     rig.membership.send_replace(None);
     rig.stop().await.expect("a clean stop");
     assert_eq!(commits(&source), vec![(-1, 3)]);
+}
+
+/// The partitions (with their fetch offsets) and `max_bytes` of each Fetch
+/// request received.
+fn fetched_partitions(source: &Brokers) -> Vec<(Vec<(i32, i64)>, i32)> {
+    source
+        .requests(ApiKey::Fetch)
+        .iter()
+        .map(|r| {
+            let fetch: kp::FetchRequest = r.decode();
+            let partitions = fetch
+                .topics
+                .iter()
+                .flat_map(|t| t.partitions.iter())
+                .map(|p| (p.partition, p.fetch_offset))
+                .collect();
+            (partitions, fetch.max_bytes)
+        })
+        .collect()
+}
+
+/// A response frame above the limit breaks the connection; the same
+/// Fetch was sent again and again for ever. Now the fetch asks for at
+/// most half the limit, and when even that brings a frame too large for
+/// one partition alone, the stream stops with an error naming the
+/// partition, the offset, the sizes and the setting to change.
+#[tokio::test(start_paused = true)]
+async fn a_batch_larger_than_any_response_stops_with_the_fix() {
+    let source = Brokers::new(|r| source_answers(r, |_| Reply::Oversized(3 << 20), commit_ok));
+    let destination = Brokers::new(|r| destination_answers(r, acknowledge));
+    let rig = start(&source, &destination, 64 << 20, |config| {
+        config.source.max_response_size = 2 << 20;
+    })
+    .await;
+    let result = tokio::time::timeout(Duration::from_secs(30), rig.task)
+        .await
+        .expect("the stream stops by itself")
+        .expect("no panic");
+    let fetches = fetched_partitions(&source);
+    assert_eq!(fetches.len(), 2, "{fetches:?}");
+    assert!(fetches[0].1 > 1 << 20, "{fetches:?}");
+    assert_eq!(fetches[1].1, 1 << 20);
+    let error = result.expect_err("an error");
+    assert!(
+        matches!(
+            &error,
+            MirrorError::BatchTooLarge { topic, partition: 0, offset: 0, size, max, .. }
+                if topic == "t" && *size == 3 << 20 && *max == 2 << 20
+        ),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    assert!(text.contains("receive.message.max.bytes"), "{text}");
+}
+
+/// With several partitions in the fetch, the one whose batch is too
+/// large is found by fetching them one at a time: the others go on being
+/// mirrored, and the error names the right one.
+#[tokio::test(start_paused = true)]
+async fn the_partition_with_the_oversized_batch_is_found() {
+    let source = Brokers::new(|r| {
+        source_answers(
+            r,
+            |r| {
+                let fetch: kp::FetchRequest = r.decode();
+                let has_big = fetch
+                    .topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter())
+                    .any(|p| p.partition == 1);
+                if has_big {
+                    return Reply::Oversized(3 << 20);
+                }
+                Reply::Now(scripted::fetch(r, 0, |_, _, offset| {
+                    if offset < 3 {
+                        Fetched::records(scripted::batch(offset, 1, Compression::None, 10), 3)
+                    } else {
+                        Fetched::nothing(3)
+                    }
+                }))
+            },
+            commit_ok,
+        )
+    });
+    let destination = Brokers::new(|r| destination_answers(r, acknowledge));
+    let rig = start_with(&source, &destination, &[0, 1], 64 << 20, |config| {
+        config.source.max_response_size = 2 << 20;
+    })
+    .await;
+    let metrics = rig.ctx.metrics.clone();
+    let result = tokio::time::timeout(Duration::from_secs(30), rig.task)
+        .await
+        .expect("the stream stops by itself")
+        .expect("no panic");
+    let error = result.expect_err("an error");
+    assert!(
+        matches!(
+            &error,
+            MirrorError::BatchTooLarge {
+                partition: 1,
+                offset: 0,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    let fetches = fetched_partitions(&source);
+    assert_eq!(fetches[0].0.len(), 2, "{fetches:?}");
+    assert!(
+        fetches[1..]
+            .iter()
+            .all(|(partitions, _)| partitions.len() == 1),
+        "{fetches:?}"
+    );
+    assert_eq!(fetches.last().map(|f| f.0.clone()), Some(vec![(1, 0)]));
+    assert!(metrics.snapshot().records >= 1);
 }
