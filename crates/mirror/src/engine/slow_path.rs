@@ -13,7 +13,9 @@ use std::ops::Range;
 
 use kmirror_protocol::partitioner::partition_for_key;
 use kmirror_protocol::record::legacy::{LegacyRecord, read_legacy_entry};
-use kmirror_protocol::record::{BatchBuilder, LogEntry, ProduceBatch, ProducerStamp};
+use kmirror_protocol::record::{
+    BatchBuilder, LogEntry, ProduceBatch, ProducerStamp, decode_records,
+};
 use kmirror_protocol::{Compression, RecordError};
 
 /// The most a single entry may decompress to.
@@ -85,6 +87,50 @@ fn record_bound(key: Option<&[u8]>, value: Option<&[u8]>, headers: usize) -> usi
     5 + 1 + 10 + 5 + sized(key) + sized(value) + 5 + headers
 }
 
+/// How much a compressed entry is assumed to expand when decompressed,
+/// before it is (the size is only known once decompressed).
+const ASSUMED_RATIO: usize = 4;
+
+/// The memory rebuilding an entry of `entry_len` bytes holds at its peak,
+/// if its records decompress to `decompressed` bytes (0 when the entry is
+/// not compressed: its records are then slices of the fetched bytes,
+/// already charged with the response): the decompressed records and the
+/// batches built from them, at most about as large as the records.
+pub fn rebuild_peak(entry_len: usize, decompressed: usize) -> usize {
+    if decompressed == 0 {
+        entry_len
+    } else {
+        decompressed.saturating_mul(2)
+    }
+}
+
+/// [`rebuild_peak`] before decompressing: a compressed entry is assumed
+/// to expand [`ASSUMED_RATIO`] times (at most to [`DECOMPRESSION_CAP`]);
+/// [`rebatch_measured`] tells the actual size.
+pub fn rebuild_estimate(entry: &LogEntry) -> usize {
+    let (len, compressed) = match entry {
+        LogEntry::Batch(view) => (
+            view.as_bytes().len(),
+            view.header()
+                .compression()
+                .map_or(true, |c| c != Compression::None),
+        ),
+        // offset (8), size (4), CRC (4), magic (1), attributes (1).
+        LogEntry::Legacy { bytes, .. } => (
+            bytes.len(),
+            bytes
+                .get(17)
+                .is_some_and(|attributes| attributes & 0x07 != 0),
+        ),
+    };
+    let decompressed = if compressed {
+        len.saturating_mul(ASSUMED_RATIO).min(DECOMPRESSION_CAP)
+    } else {
+        0
+    };
+    rebuild_peak(len, decompressed)
+}
+
 /// Decodes `entry` and re-batches its records whose offsets lie in `range`,
 /// read from `source_partition`. Returns the destination batches in the
 /// order they must be produced (per destination partition, in source
@@ -95,16 +141,50 @@ pub fn rebatch(
     source_partition: i32,
     how: &Rebatch,
 ) -> Result<Vec<Piece>, RecordError> {
+    rebatch_measured(entry, range, source_partition, how, &mut |_| {})
+}
+
+/// [`rebatch`], telling `peak` the memory the rebuild holds at its peak
+/// ([`rebuild_peak`]) once the entry is decompressed, before any batch is
+/// built.
+pub fn rebatch_measured(
+    entry: &LogEntry,
+    range: &Range<i64>,
+    source_partition: i32,
+    how: &Rebatch,
+    peak: &mut dyn FnMut(usize),
+) -> Result<Vec<Piece>, RecordError> {
     let mut out = Builders::new(how);
+    let entry_len = match entry {
+        LogEntry::Batch(view) => view.as_bytes().len(),
+        LogEntry::Legacy { bytes, .. } => bytes.len(),
+    };
+    let mut decompressed = |plain: usize| peak(rebuild_peak(entry_len, plain));
     match entry {
         LogEntry::Batch(view) => {
             let header = *view.header();
-            let codec = how.codec.map_or_else(|| header.compression(), Ok);
-            let codec = codec.map_err(|source| RecordError::Compression {
+            let source_codec = header
+                .compression()
+                .map_err(|source| RecordError::Compression {
+                    base_offset: header.base_offset,
+                    source,
+                })?;
+            let codec = how.codec.unwrap_or(source_codec);
+            let plain = kmirror_protocol::compression::decompress(
+                source_codec,
+                &view.payload(),
+                DECOMPRESSION_CAP,
+            )
+            .map_err(|source| RecordError::Compression {
                 base_offset: header.base_offset,
                 source,
             })?;
-            for record in view.records(DECOMPRESSION_CAP)? {
+            decompressed(if source_codec == Compression::None {
+                0
+            } else {
+                plain.len()
+            });
+            for record in decode_records(plain, &header)? {
                 let record = record?;
                 let offset = record.offset(&header);
                 if !range.contains(&offset) {
@@ -125,6 +205,23 @@ pub fn rebatch(
         LogEntry::Legacy { bytes, .. } => {
             let mut records: Vec<LegacyRecord> = Vec::new();
             read_legacy_entry(bytes, DECOMPRESSION_CAP, &mut records)?;
+            if bytes
+                .get(17)
+                .is_some_and(|attributes| attributes & 0x07 != 0)
+            {
+                // The wrapper's inner messages: their keys and values, and
+                // about 34 bytes of framing each.
+                let inner = records
+                    .iter()
+                    .map(|r| {
+                        34 + r.key.as_ref().map_or(0, |k| k.len())
+                            + r.value.as_ref().map_or(0, |v| v.len())
+                    })
+                    .sum::<usize>();
+                decompressed(inner.max(1));
+            } else {
+                decompressed(0);
+            }
             let codec = how.codec.unwrap_or(Compression::None);
             for r in records.iter().filter(|r| range.contains(&r.offset)) {
                 let partition = how.route.partition(source_partition, r.key.as_deref());
@@ -299,6 +396,50 @@ mod tests {
         let headers: Vec<_> = first.headers.iter().collect();
         assert_eq!(headers.len(), 2);
         assert_eq!(headers[1].value, None);
+    }
+
+    /// The memory a rebuild is charged for: estimated before, measured
+    /// once decompressed (the decoded records and the batches built from
+    /// them); an uncompressed entry's records are slices of the fetched
+    /// bytes, so only the new batches count.
+    #[test]
+    fn a_rebuild_tells_its_peak_memory() {
+        let how = Rebatch {
+            route: Route::SamePartition,
+            codec: Some(Compression::None),
+            level: None,
+            batch_size: 1 << 20,
+            max_batch_bytes: None,
+        };
+        let keys = [Some("a"); 50];
+        let lz4 = source_batch(0, &keys);
+        let LogEntry::Batch(view) = &lz4 else {
+            unreachable!()
+        };
+        let plain = kmirror_protocol::compression::decompress(
+            Compression::Lz4,
+            &view.payload(),
+            DECOMPRESSION_CAP,
+        )
+        .unwrap()
+        .len();
+        let mut peaks = Vec::new();
+        let pieces = rebatch_measured(&lz4, &(0..50), 0, &how, &mut |p| peaks.push(p)).unwrap();
+        assert_eq!(peaks, vec![2 * plain]);
+        let built: usize = pieces.iter().map(|p| p.batch.len()).sum();
+        assert!(built <= 2 * plain, "{built} > 2 x {plain}");
+        assert_eq!(
+            rebuild_estimate(&lz4),
+            2 * ASSUMED_RATIO * view.as_bytes().len()
+        );
+        // Uncompressed: the new batches, about the entry's size.
+        let plain_entry =
+            LogEntry::Batch(RecordBatchView::new(pieces[0].batch.to_bytes()).unwrap());
+        let len = pieces[0].batch.len();
+        let mut peaks = Vec::new();
+        rebatch_measured(&plain_entry, &(0..50), 0, &how, &mut |p| peaks.push(p)).unwrap();
+        assert_eq!(peaks, vec![len]);
+        assert_eq!(rebuild_estimate(&plain_entry), len);
     }
 
     #[test]

@@ -515,6 +515,7 @@ impl Stream {
             slot.unsent = Arc::downgrade(&unsent);
             let held = Held {
                 _charge: charge.cloned(),
+                _rebuilt: None,
                 unsent: Some(unsent),
             };
             slot.staged

@@ -40,7 +40,7 @@ use super::config::{MirrorConfig, OffsetReset};
 use super::error::{MirrorError, Side};
 use super::group::Membership;
 use super::metrics::{Metrics, PartitionProgress};
-use super::slow_path::{Piece, Rebatch, Route, rebatch};
+use super::slow_path::{Piece, Rebatch, Route, rebatch_measured, rebuild_estimate};
 use crate::fetch_plan::{FetchPlanError, FetchSettings, PlanStep, plan_fetch_partition};
 use crate::ledger::{DispatchId, OffsetLedger};
 use crate::sequencer::ProducerSequencer;
@@ -149,6 +149,8 @@ enum Staged {
     Rebuilt {
         range: Range<i64>,
         pieces: Result<Vec<Piece>, RecordError>,
+        /// The rebuilt batches' bytes, charged to the budget.
+        charge: Option<Arc<Charge>>,
     },
 }
 
@@ -174,17 +176,25 @@ struct Held {
     /// Keeps the fetched response's bytes charged to the budget (until
     /// the batch is acknowledged, not just written).
     _charge: Option<Arc<Charge>>,
+    /// For a batch the slow path built: keeps the bytes of the batches
+    /// built from the same step charged (until the last is acknowledged
+    /// or dropped).
+    _rebuilt: Option<Arc<Charge>>,
     /// Released when the batch is written to the destination.
     unsent: Option<Arc<Unsent>>,
 }
 
-/// A slow-path job's result: partition, job id, pieces.
-type JobDone = (
-    TopicPartition,
-    u64,
-    Range<i64>,
-    Result<Vec<Piece>, RecordError>,
-);
+/// A slow-path job's result.
+struct JobDone {
+    key: TopicPartition,
+    id: u64,
+    range: Range<i64>,
+    pieces: Result<Vec<Piece>, RecordError>,
+    /// What the rebuild was charged while it ran: the estimate reserved
+    /// before it started, and the excess when the entry decompressed to
+    /// more. Given back once its batches are charged instead.
+    _reserved: Vec<Arc<Charge>>,
+}
 
 #[derive(Debug)]
 enum Payload {

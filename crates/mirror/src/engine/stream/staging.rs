@@ -79,13 +79,37 @@ impl Stream {
                     PlanStep::SlowPath { range, entry, .. } => (range.clone(), entry.clone()),
                     PlanStep::Skip { .. } => continue,
                 };
+                // The decompressed records and the batches built from them
+                // are charged to the budget like fetched data: reserved
+                // before the rebuild starts, which waits while the budget
+                // is short, except when no other rebuild runs (one may
+                // then take more than the budget has, as one fetch
+                // response may, so that a batch larger than the budget
+                // still goes, and nothing waits for ever).
+                let estimate = rebuild_estimate(&entry);
+                if !self.jobs.is_empty() && self.ctx.budget.available() < estimate {
+                    return;
+                }
+                let budget = self.ctx.budget.clone();
+                let reserved = budget.charge(estimate);
                 let id = self.next_job;
                 self.next_job += 1;
                 staged.staged = Staged::Rebuilding(id);
                 let job_key = key.clone();
                 let blocking = tokio::task::spawn_blocking(move || {
-                    let pieces = rebatch(&entry, &range, job_key.1, &how);
-                    (job_key, id, range, pieces)
+                    let mut reserved = vec![reserved];
+                    let pieces = rebatch_measured(&entry, &range, job_key.1, &how, &mut |peak| {
+                        if peak > estimate {
+                            reserved.push(budget.charge(peak - estimate));
+                        }
+                    });
+                    JobDone {
+                        key: job_key,
+                        id,
+                        range,
+                        pieces,
+                        _reserved: reserved,
+                    }
                 });
                 self.jobs.spawn(async move {
                     match blocking.await {
@@ -97,14 +121,28 @@ impl Stream {
         }
     }
 
-    pub(super) fn on_job(&mut self, (key, id, range, pieces): JobDone) {
+    pub(super) fn on_job(&mut self, done: JobDone) {
+        let JobDone {
+            key,
+            id,
+            range,
+            pieces,
+            _reserved: reserved,
+        } = done;
+        // The batches are charged before the reservation goes.
+        let charge = self.charge_rebuilt(&pieces);
+        drop(reserved);
         if let Some(slot) = self.slots.get_mut(&key)
             && let Some(staged) = slot
                 .staged
                 .iter_mut()
                 .find(|s| matches!(s.staged, Staged::Rebuilding(j) if j == id))
         {
-            staged.staged = Staged::Rebuilt { range, pieces };
+            staged.staged = Staged::Rebuilt {
+                range,
+                pieces,
+                charge,
+            };
         }
         self.start_jobs();
         self.drain_staged(&key);
@@ -132,9 +170,11 @@ impl Stream {
             };
             let result = match staged {
                 Staged::Step(step) => self.dispatch(key, route, step, &held),
-                Staged::Rebuilt { range, pieces } => {
-                    self.dispatch_pieces(key, range, pieces, &held)
-                }
+                Staged::Rebuilt {
+                    range,
+                    pieces,
+                    charge,
+                } => self.dispatch_pieces(key, range, pieces, charge, &held),
                 Staged::Rebuilding(_) => Ok(()),
             };
             if let Err(e) = result {
@@ -185,8 +225,24 @@ impl Stream {
             PlanStep::SlowPath { range, entry, .. } => (range, entry),
         };
         let how = self.rebatch_settings(key, route);
-        let pieces = rebatch(&entry, &range, key.1, &how);
-        self.dispatch_pieces(key, range, pieces, held)
+        // Inline, the rebuild is charged while it runs, then its batches.
+        let estimate = rebuild_estimate(&entry);
+        let mut reserved = vec![self.ctx.budget.charge(estimate)];
+        let budget = self.ctx.budget.clone();
+        let pieces = rebatch_measured(&entry, &range, key.1, &how, &mut |peak| {
+            if peak > estimate {
+                reserved.push(budget.charge(peak - estimate));
+            }
+        });
+        let charge = self.charge_rebuilt(&pieces);
+        drop(reserved);
+        self.dispatch_pieces(key, range, pieces, charge, held)
+    }
+
+    /// Charges the bytes of rebuilt batches to the budget.
+    fn charge_rebuilt(&self, pieces: &Result<Vec<Piece>, RecordError>) -> Option<Arc<Charge>> {
+        let bytes: usize = pieces.as_ref().ok()?.iter().map(|p| p.batch.len()).sum();
+        (bytes > 0).then(|| self.ctx.budget.charge(bytes))
     }
 
     /// Records a rebuilt step in the ledger and queues its pieces.
@@ -195,6 +251,7 @@ impl Stream {
         key: &TopicPartition,
         range: Range<i64>,
         pieces: Result<Vec<Piece>, RecordError>,
+        charge: Option<Arc<Charge>>,
         held: &Held,
     ) -> Result<(), MirrorError> {
         let internal = |e: crate::ledger::LedgerError| {
@@ -219,6 +276,10 @@ impl Stream {
             .ledger
             .dispatched(range.clone(), count, bytes)
             .map_err(internal)?;
+        let held = Held {
+            _rebuilt: charge,
+            ..held.clone()
+        };
         for piece in pieces {
             let out = OutBatch {
                 source: key.clone(),

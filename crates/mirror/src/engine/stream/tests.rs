@@ -50,14 +50,16 @@ async fn start(
     budget: usize,
     configure: impl FnOnce(&mut MirrorConfig),
 ) -> Rig {
-    start_with(source, destination, &[0], budget, configure).await
+    start_with(source, destination, &[0], None, budget, configure).await
 }
 
-/// [`start`] with `partitions` of `t` assigned.
+/// [`start`] with `partitions` of `t` assigned, each up to `target` if
+/// given (`--once`).
 async fn start_with(
     source: &Arc<Brokers>,
     destination: &Arc<Brokers>,
     partitions: &[i32],
+    target: Option<i64>,
     budget: usize,
     configure: impl FnOnce(&mut MirrorConfig),
 ) -> Rig {
@@ -93,7 +95,7 @@ async fn start_with(
                 topic_id: [7; 16],
                 start: 0,
                 committed: None,
-                target: None,
+                target,
                 route: Route::SamePartition,
                 max_batch_bytes: None,
             }))
@@ -460,7 +462,7 @@ async fn the_partition_with_the_oversized_batch_is_found() {
         )
     });
     let destination = Brokers::new(|r| destination_answers(r, acknowledge));
-    let rig = start_with(&source, &destination, &[0, 1], 64 << 20, |config| {
+    let rig = start_with(&source, &destination, &[0, 1], None, 64 << 20, |config| {
         config.source.max_response_size = 2 << 20;
     })
     .await;
@@ -491,4 +493,80 @@ async fn the_partition_with_the_oversized_batch_is_found() {
     );
     assert_eq!(fetches.last().map(|f| f.0.clone()), Some(vec![(1, 0)]));
     assert!(metrics.snapshot().records >= 1);
+}
+
+/// A source whose `t-0` holds one gzip batch of 1000 records of 1000
+/// bytes each at offset 0 (a few KiB compressed, about 1 MB decoded).
+fn one_compressed_batch() -> Arc<Brokers> {
+    Brokers::new(|r| {
+        source_answers(
+            r,
+            |r| {
+                Reply::Now(scripted::fetch(r, 0, |_, _, offset| {
+                    if offset == 0 {
+                        Fetched::records(scripted::batch(0, 1000, Compression::Gzip, 1000), 1000)
+                    } else {
+                        Fetched::nothing(1000)
+                    }
+                }))
+            },
+            commit_ok,
+        )
+    })
+}
+
+/// Rebuilds `one_compressed_batch` without compression (the slow path),
+/// with `workers` slow-path workers and a budget of `budget` bytes, the
+/// destination acknowledging after 2 s; returns the budget in use at 1 s
+/// (the rebuilt batch awaiting its acknowledgement, nothing fetched) and
+/// at the end, and the records mirrored.
+async fn rebuild_under_budget(workers: usize, budget: usize) -> (usize, usize, u64) {
+    let source = one_compressed_batch();
+    let destination = Brokers::new(|r| {
+        destination_answers(r, |r| {
+            Reply::After(Duration::from_secs(2), scripted::produce_ok(r, 0))
+        })
+    });
+    let rig = start_with(&source, &destination, &[0], Some(1000), budget, |config| {
+        config.slow_path_workers = workers;
+        config.produce.compression = Some(Compression::None);
+        config.produce.batch_size = 8 << 20;
+        config.produce.max_request_size = 8 << 20;
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let during = rig.ctx.budget.used();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = rig.ctx.budget.used();
+    let metrics = rig.ctx.metrics.clone();
+    rig.stop().await.expect("a clean stop");
+    (during, after, metrics.snapshot().records)
+}
+
+/// The batches the slow path builds (here about 1 MB decoded from a few
+/// KiB of gzip) are charged to buffer.memory until acknowledged; only the
+/// fetched response was (issue 13, item 13). On a worker and inline.
+#[tokio::test(start_paused = true)]
+async fn rebuilt_batches_are_charged_to_the_budget() {
+    for workers in [1, 0] {
+        let (during, after, records) = rebuild_under_budget(workers, 64 << 20).await;
+        assert!(
+            during >= 1_000_000,
+            "{workers} workers: {during} bytes charged while the rebuilt batch waits"
+        );
+        assert_eq!(after, 0, "{workers} workers: everything given back");
+        assert_eq!(records, 1000);
+    }
+}
+
+/// A rebuild larger than the whole budget still runs (alone), so the
+/// partition is mirrored rather than stuck.
+#[tokio::test(start_paused = true)]
+async fn a_rebuild_larger_than_the_budget_still_goes() {
+    for workers in [1, 0] {
+        let (during, after, records) = rebuild_under_budget(workers, 64 << 10).await;
+        assert!(during >= 1_000_000, "{workers} workers: {during}");
+        assert_eq!(after, 0);
+        assert_eq!(records, 1000, "{workers} workers");
+    }
 }
