@@ -6,7 +6,8 @@
 //! responses: [`MemoryBudget::charge`] takes the bytes, and the returned
 //! [`Charge`], shared by every batch of the response, gives them back when
 //! its last holder drops it. Backlog size therefore never changes memory
-//! use.
+//! use. The slow path charges what it decompresses and builds the same way
+//! (`stream/staging.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

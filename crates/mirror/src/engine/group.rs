@@ -8,7 +8,9 @@
 //! ([`super::admin::ensure_group_idle`]). If another member joins while
 //! kmirror runs, kmirror stops: two readers of one group would copy
 //! records twice and overwrite each other's commits. Commits carry the
-//! member id and generation, as Kafka requires of a group with members.
+//! member id and generation, as Kafka requires of a group with members
+//! (a standalone commit, generation -1, is taken only by an empty group:
+//! the final commit falls back to it while the membership is missing).
 
 use std::sync::Arc;
 use std::time::Duration;
