@@ -91,6 +91,8 @@ impl Stream {
                         error: e,
                         hint: None,
                     });
+                    // Refused for good: asking again at stop cannot help.
+                    self.final_commit_done = true;
                     return;
                 }
             }

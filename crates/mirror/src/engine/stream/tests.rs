@@ -570,3 +570,31 @@ async fn a_rebuild_larger_than_the_budget_still_goes() {
         assert_eq!(records, 1000, "{workers} workers");
     }
 }
+
+/// A final commit refused for good (not authorized) is not asked again
+/// for the whole retry time: the stream stops with the refusal.
+#[tokio::test(start_paused = true)]
+async fn a_final_commit_refused_for_good_is_not_retried() {
+    let source = Brokers::new(|r| {
+        source_answers(r, records_up_to(3), |r| {
+            scripted::offset_commit(r, ResponseError::GroupAuthorizationFailed.code())
+        })
+    });
+    let destination = Brokers::new(|r| destination_answers(r, acknowledge));
+    let rig = start(&source, &destination, 64 << 20, |_| {}).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stopped_at = Instant::now();
+    let error = rig.stop().await.expect_err("the refusal");
+    assert!(
+        matches!(
+            error,
+            MirrorError::Refused {
+                error: ResponseError::GroupAuthorizationFailed,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert_eq!(commits(&source), vec![(1, 3)]);
+    assert!(stopped_at.elapsed() < Duration::from_secs(1));
+}
