@@ -247,10 +247,20 @@ impl Cluster {
         // Whether `last_error` is an actual failure, which says more than a
         // later attempt cut short by the deadline.
         let mut failed = false;
+        // A broker that accepts but never answers (a long GC pause) must
+        // not take the whole deadline: each attempt gets its share, and the
+        // next address is tried.
+        let addresses = u32::try_from(self.inner.bootstrap.len())
+            .unwrap_or(u32::MAX)
+            .max(1);
+        let per_attempt = (timeout / addresses)
+            .max(Duration::from_secs(1))
+            .min(timeout);
         loop {
             for addr in &self.inner.bootstrap {
+                let attempt_deadline = deadline.min(Instant::now() + per_attempt);
                 let attempt =
-                    tokio::time::timeout_at(deadline, self.fetch_metadata_from(addr)).await;
+                    tokio::time::timeout_at(attempt_deadline, self.fetch_metadata_from(addr)).await;
                 match attempt {
                     Ok(Ok(metadata)) => {
                         self.store_metadata(metadata);

@@ -296,6 +296,21 @@ struct ProduceJob {
     request: ProduceRequest,
     tag: Vec<(TopicPartition, i32)>,
     generation: u64,
+    /// The lane's fence when the job was made (see [`Lane`]).
+    fence: u64,
+}
+
+/// The produce lane of one destination broker: its queue, and a fence
+/// raised whenever a connection to the broker died with requests on it.
+/// A job made before the last raise is not written but failed as lost:
+/// written on the next connection, it could overtake the lost ones and
+/// leave a hole in its partition's sequence, which Apache Kafka refuses
+/// (OUT_OF_ORDER_SEQUENCE_NUMBER). As Java's producer fails every request
+/// of a broken connection before it sends on a new one, the stream learns
+/// of every loss first, and resends in order.
+struct Lane {
+    jobs: mpsc::UnboundedSender<ProduceJob>,
+    fence: Arc<std::sync::atomic::AtomicU64>,
 }
 
 struct ProduceDone {
@@ -382,7 +397,7 @@ pub(crate) struct Stream {
     /// How long the next InitProducerId waits: zero until one fails.
     pid_backoff: Duration,
     commit_busy: bool,
-    lanes: BTreeMap<i32, mpsc::UnboundedSender<ProduceJob>>,
+    lanes: BTreeMap<i32, Lane>,
     lane_requests: BTreeMap<i32, usize>,
     produce_done_tx: mpsc::UnboundedSender<ProduceDone>,
     produce_done_rx: mpsc::UnboundedReceiver<ProduceDone>,

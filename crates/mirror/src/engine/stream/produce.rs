@@ -3,6 +3,10 @@
 //! destination broker, and the answers (acknowledged, resent, epoch bump,
 //! refused for good).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kmirror_pool::BrokerConnection;
+
 use super::*;
 
 /// A batch as it goes to the destination, stamped.
@@ -209,24 +213,27 @@ impl Stream {
                 timeout_ms,
                 topics,
             };
-            let job = ProduceJob {
-                request,
-                tag,
-                generation: self.generation,
-            };
             *self.lane_requests.entry(broker).or_insert(0) += 1;
             self.ctx.metrics.request_sent();
             let lane = self.lanes.entry(broker).or_insert_with(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
+                let fence = Arc::new(AtomicU64::new(0));
                 tokio::spawn(produce_lane(
                     self.ctx.destination.clone(),
                     broker,
                     rx,
                     self.produce_done_tx.clone(),
+                    fence.clone(),
                 ));
-                tx
+                Lane { jobs: tx, fence }
             });
-            if let Err(mpsc::error::SendError(job)) = lane.send(job) {
+            let job = ProduceJob {
+                request,
+                tag,
+                generation: self.generation,
+                fence: lane.fence.load(Ordering::Acquire),
+            };
+            if let Err(mpsc::error::SendError(job)) = lane.jobs.send(job) {
                 return Err(MirrorError::Internal(format!(
                     "produce lane to broker {broker} is gone ({} batches)",
                     job.tag.len()
@@ -577,28 +584,65 @@ impl Stream {
 }
 
 /// Writes one destination broker's Produce requests in the order received
-/// and reports each response as it arrives.
+/// and reports each response as it arrives. Raises `fence` when a
+/// connection dies with requests on it, and fails unwritten the jobs made
+/// before (see [`Lane`]).
 async fn produce_lane(
     cluster: Cluster,
     broker: i32,
     mut jobs: mpsc::UnboundedReceiver<ProduceJob>,
     done: mpsc::UnboundedSender<ProduceDone>,
+    fence: Arc<AtomicU64>,
 ) {
+    let mut last: Option<Arc<BrokerConnection>> = None;
     while let Some(job) = jobs.recv().await {
         let ProduceJob {
             request,
             tag,
             generation,
+            fence: made_at,
         } = job;
-        let submitted = match cluster.connection_to_broker(broker).await {
-            Ok(conn) => conn.submit(&request).await,
-            Err(e) => Err(e),
+        let conn = cluster.connection_to_broker(broker).await;
+        if let (Ok(conn), Some(previous)) = (&conn, &last)
+            && !Arc::ptr_eq(conn, previous)
+            && previous.is_poisoned()
+        {
+            // Its requests fail as lost; the stream must see that before
+            // anything made meanwhile is written.
+            fence.fetch_add(1, Ordering::AcqRel);
+        }
+        if let Ok(conn) = &conn {
+            last = Some(conn.clone());
+        }
+        let submitted = if made_at < fence.load(Ordering::Acquire) {
+            let addr = conn
+                .as_ref()
+                .map_or_else(|_| format!("broker {broker}"), |c| c.broker().to_owned());
+            Err(PoolError::ConnectionLost {
+                cause: Arc::new(PoolError::Io {
+                    broker: addr.clone(),
+                    kind: std::io::ErrorKind::ConnectionAborted,
+                    message: "not written: an earlier request was lost with its connection, \
+                              so this one is resent after it, in order"
+                        .into(),
+                }),
+                broker: addr,
+            })
+        } else {
+            match conn {
+                Ok(conn) => conn.submit(&request).await,
+                Err(e) => Err(e),
+            }
         };
         match submitted {
             Ok(in_flight) => {
                 let done = done.clone();
+                let fence = fence.clone();
                 tokio::spawn(async move {
                     let result = in_flight.response().await;
+                    if matches!(result, Err(PoolError::ConnectionLost { .. })) {
+                        fence.fetch_add(1, Ordering::AcqRel);
+                    }
                     let _ = done.send(ProduceDone {
                         broker,
                         tag,

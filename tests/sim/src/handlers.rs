@@ -1,0 +1,1016 @@
+//! The answers of a simulated broker, one function per API, following
+//! Apache Kafka's rules where they matter to a mirror: leadership and
+//! leader epochs, the high-water mark, whole batches and KIP-74 in Fetch,
+//! the idempotent producer's sequences in Produce, `min.insync.replicas`,
+//! the group coordinator's generation checks.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponsePartition, OffsetFetchResponseTopic,
+};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, BrokerId, CreatePartitionsRequest, CreatePartitionsResponse,
+    CreateTopicsRequest, CreateTopicsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    DescribeGroupsRequest, DescribeGroupsResponse, FetchRequest, FetchResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest, HeartbeatResponse,
+    InitProducerIdRequest, InitProducerIdResponse, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse, ListOffsetsRequest, ListOffsetsResponse,
+    MetadataRequest, MetadataResponse, OffsetCommitRequest, OffsetCommitResponse,
+    OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse, ProducerId,
+    RequestKind, ResponseKind, SyncGroupRequest, SyncGroupResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use tokio::time::Instant;
+
+use crate::cluster::{SimCluster, SimGroup, SimMember};
+use crate::log::{Appended, code};
+use crate::world::{Side, World};
+
+/// The versions the simulated brokers offer (about Apache Kafka 3.0's; the
+/// Fetch range includes topic ids, v13).
+pub const OFFERED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::Fetch, 4, 13),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 4, 12),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 7),
+    (ApiKey::FindCoordinator, 0, 3),
+    (ApiKey::JoinGroup, 0, 7),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 4),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+];
+
+/// A handled request.
+#[derive(Debug)]
+pub struct Handled {
+    /// The answer.
+    pub response: ResponseKind,
+    /// For a Fetch: whether it may wait for data (nothing to return, no
+    /// error); the server then asks again until `max_wait_ms`.
+    pub may_wait: bool,
+    /// Whether it was a Fetch or Produce (throttling applies).
+    pub throttleable: bool,
+}
+
+impl Handled {
+    fn now(response: ResponseKind) -> Self {
+        Self {
+            response,
+            may_wait: false,
+            throttleable: false,
+        }
+    }
+}
+
+/// Builds a kafka-protocol message (their structs are non-exhaustive):
+/// the default with the given fields set.
+macro_rules! msg {
+    ($t:ident { $($f:ident : $v:expr),* $(,)? }) => {{
+        let mut m = $t::default();
+        $(m.$f = $v;)*
+        m
+    }};
+}
+
+fn s(text: &str) -> StrBytes {
+    StrBytes::from_string(text.to_owned())
+}
+
+fn min_insync(c: &SimCluster, topic: &str, partition: i32) -> bool {
+    let Some(p) = c.partition(topic, partition) else {
+        return false;
+    };
+    let live = p
+        .replicas
+        .iter()
+        .filter(|r| c.brokers.get(r).is_some_and(|b| b.up))
+        .count();
+    live >= 2.min(p.replicas.len())
+}
+
+/// Answers one request that arrived at `broker` of the cluster on `side`.
+pub fn handle(
+    world: &mut World,
+    side: Side,
+    broker: i32,
+    version: i16,
+    request: RequestKind,
+    now: Instant,
+) -> Result<Handled, String> {
+    world.cluster(side).tick(now);
+    Ok(match request {
+        RequestKind::ApiVersions(_) => Handled::now(ResponseKind::ApiVersions(api_versions())),
+        RequestKind::Metadata(r) => Handled::now(ResponseKind::Metadata(metadata(
+            world.cluster(side),
+            r,
+            version,
+        ))),
+        RequestKind::Fetch(r) => fetch(world.cluster(side), broker, r, version),
+        RequestKind::ListOffsets(r) => Handled::now(ResponseKind::ListOffsets(list_offsets(
+            world.cluster(side),
+            broker,
+            r,
+        ))),
+        RequestKind::Produce(r) => produce(world, side, broker, r, version),
+        RequestKind::FindCoordinator(r) => Handled::now(ResponseKind::FindCoordinator(
+            find_coordinator(world.cluster(side), r),
+        )),
+        RequestKind::JoinGroup(r) => Handled::now(ResponseKind::JoinGroup(join_group(
+            world.cluster(side),
+            broker,
+            r,
+            version,
+            now,
+        ))),
+        RequestKind::SyncGroup(r) => Handled::now(ResponseKind::SyncGroup(sync_group(
+            world.cluster(side),
+            broker,
+            r,
+            now,
+        ))),
+        RequestKind::Heartbeat(r) => Handled::now(ResponseKind::Heartbeat(heartbeat(
+            world.cluster(side),
+            broker,
+            r,
+            now,
+        ))),
+        RequestKind::LeaveGroup(r) => Handled::now(ResponseKind::LeaveGroup(leave_group(
+            world.cluster(side),
+            broker,
+            r,
+        ))),
+        RequestKind::DescribeGroups(r) => Handled::now(ResponseKind::DescribeGroups(
+            describe_groups(world.cluster(side), broker, r),
+        )),
+        RequestKind::OffsetCommit(r) => Handled::now(ResponseKind::OffsetCommit(offset_commit(
+            world, side, broker, r,
+        ))),
+        RequestKind::OffsetFetch(r) => Handled::now(ResponseKind::OffsetFetch(offset_fetch(
+            world.cluster(side),
+            broker,
+            r,
+        ))),
+        RequestKind::CreateTopics(r) => Handled::now(ResponseKind::CreateTopics(create_topics(
+            world.cluster(side),
+            r,
+        ))),
+        RequestKind::CreatePartitions(r) => Handled::now(ResponseKind::CreatePartitions(
+            create_partitions(world.cluster(side), r),
+        )),
+        RequestKind::DescribeConfigs(r) => Handled::now(ResponseKind::DescribeConfigs(
+            describe_configs(world.cluster(side), r),
+        )),
+        RequestKind::InitProducerId(r) => Handled::now(ResponseKind::InitProducerId(
+            init_producer_id(world, side, r),
+        )),
+        other => return Err(format!("the simulation does not serve {other:?}")),
+    })
+}
+
+/// ApiVersions: [`OFFERED`].
+pub fn api_versions() -> ApiVersionsResponse {
+    msg!(ApiVersionsResponse {
+        api_keys: OFFERED
+            .iter()
+            .map(|(key, min, max)| msg!(ApiVersion {
+                api_key: *key as i16,
+                min_version: *min,
+                max_version: *max
+            }))
+            .collect()
+    })
+}
+
+fn metadata(c: &SimCluster, r: MetadataRequest, version: i16) -> MetadataResponse {
+    let brokers = c
+        .brokers
+        .values()
+        .filter(|b| b.up)
+        .map(|b| {
+            let (host, port) = b.addr.rsplit_once(':').unwrap_or((&b.addr, "9092"));
+            msg!(MetadataResponseBroker {
+                node_id: BrokerId(b.id),
+                host: s(host),
+                port: port.parse().unwrap_or(9092)
+            })
+        })
+        .collect();
+    let names: Vec<String> = match &r.topics {
+        None => c.topics.keys().cloned().collect(),
+        Some(list) => list
+            .iter()
+            .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+            .collect(),
+    };
+    let topics = names
+        .into_iter()
+        .map(|name| match c.topics.get(&name) {
+            None => msg!(MetadataResponseTopic {
+                error_code: code::UNKNOWN_TOPIC_OR_PARTITION,
+                name: Some(TopicName(s(&name)))
+            }),
+            Some(t) => msg!(MetadataResponseTopic {
+                name: Some(TopicName(s(&name))),
+                topic_id: if version >= 10 {
+                    uuid::Uuid::from_bytes(t.id)
+                } else {
+                    uuid::Uuid::nil()
+                },
+                partitions: t
+                    .partitions
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let up = |r: &i32| c.brokers.get(r).is_some_and(|b| b.up);
+                        msg!(MetadataResponsePartition {
+                            error_code: if p.leader < 0 {
+                                code::LEADER_NOT_AVAILABLE
+                            } else {
+                                code::NONE
+                            },
+                            partition_index: i as i32,
+                            leader_id: BrokerId(p.leader),
+                            leader_epoch: if version >= 7 { p.leader_epoch } else { -1 },
+                            replica_nodes: p.replicas.iter().copied().map(BrokerId).collect(),
+                            isr_nodes: p
+                                .replicas
+                                .iter()
+                                .copied()
+                                .filter(up)
+                                .map(BrokerId)
+                                .collect(),
+                            offline_replicas: if version >= 5 {
+                                p.replicas
+                                    .iter()
+                                    .copied()
+                                    .filter(|r| !up(r))
+                                    .map(BrokerId)
+                                    .collect()
+                            } else {
+                                Vec::new()
+                            }
+                        })
+                    })
+                    .collect()
+            }),
+        })
+        .collect();
+    msg!(MetadataResponse {
+        brokers: brokers,
+        cluster_id: Some(s(&format!("sim-{}", c.name))),
+        controller_id: BrokerId(c.brokers.values().find(|b| b.up).map_or(-1, |b| b.id)),
+        topics: topics
+    })
+}
+
+/// Checks leadership and the client's leader epoch for a partition.
+fn leader_check(c: &SimCluster, broker: i32, topic: &str, partition: i32, epoch: i32) -> i16 {
+    let Some(p) = c.partition(topic, partition) else {
+        return code::UNKNOWN_TOPIC_OR_PARTITION;
+    };
+    if p.leader != broker {
+        return code::NOT_LEADER_OR_FOLLOWER;
+    }
+    if epoch >= 0 && epoch < p.leader_epoch {
+        return code::FENCED_LEADER_EPOCH;
+    }
+    if epoch > p.leader_epoch {
+        return code::UNKNOWN_LEADER_EPOCH;
+    }
+    code::NONE
+}
+
+fn fetch(c: &SimCluster, broker: i32, r: FetchRequest, version: i16) -> Handled {
+    let by_id: BTreeMap<[u8; 16], String> =
+        c.topics.iter().map(|(n, t)| (t.id, n.clone())).collect();
+    let mut total = 0usize;
+    let mut any_error = false;
+    let max_bytes = usize::try_from(r.max_bytes).unwrap_or(0);
+    let mut responses = Vec::new();
+    for t in r.topics {
+        let name = if version >= 13 {
+            by_id.get(t.topic_id.as_bytes()).cloned()
+        } else {
+            Some(t.topic.0.to_string())
+        };
+        let mut partitions = Vec::new();
+        for fp in t.partitions {
+            let mut data = msg!(PartitionData {
+                partition_index: fp.partition,
+                high_watermark: -1,
+                last_stable_offset: -1,
+                log_start_offset: -1,
+                aborted_transactions: Some(Vec::new()),
+                preferred_read_replica: BrokerId(-1),
+                records: Some(Bytes::new())
+            });
+            let Some(name) = &name else {
+                data.error_code = code::UNKNOWN_TOPIC_ID;
+                any_error = true;
+                partitions.push(data);
+                continue;
+            };
+            let epoch = if version >= 9 {
+                fp.current_leader_epoch
+            } else {
+                -1
+            };
+            let error = leader_check(c, broker, name, fp.partition, epoch);
+            if error != code::NONE {
+                data.error_code = error;
+                any_error = true;
+                partitions.push(data);
+                continue;
+            }
+            let Some(p) = c.partition(name, fp.partition) else {
+                continue;
+            };
+            let log = &p.log;
+            data.high_watermark = log.high_watermark();
+            data.last_stable_offset = log.high_watermark();
+            data.log_start_offset = log.log_start();
+            if fp.fetch_offset < log.log_start() || fp.fetch_offset > log.log_end() {
+                data.error_code = code::OFFSET_OUT_OF_RANGE;
+                any_error = true;
+                partitions.push(data);
+                continue;
+            }
+            let limit = usize::try_from(fp.partition_max_bytes)
+                .unwrap_or(0)
+                .min(max_bytes.saturating_sub(total));
+            let records = log.read(fp.fetch_offset, log.high_watermark(), limit, total == 0);
+            total += records.len();
+            data.records = Some(records);
+            partitions.push(data);
+        }
+        responses.push(msg!(FetchableTopicResponse {
+            topic: if version >= 13 {
+                TopicName::default()
+            } else {
+                t.topic
+            },
+            topic_id: if version >= 13 {
+                t.topic_id
+            } else {
+                uuid::Uuid::nil()
+            },
+            partitions: partitions
+        }));
+    }
+    Handled {
+        response: ResponseKind::Fetch(msg!(FetchResponse {
+            responses: responses
+        })),
+        may_wait: total == 0 && !any_error && r.max_wait_ms > 0,
+        throttleable: true,
+    }
+}
+
+fn list_offsets(c: &SimCluster, broker: i32, r: ListOffsetsRequest) -> ListOffsetsResponse {
+    msg!(ListOffsetsResponse {
+        topics: r
+            .topics
+            .into_iter()
+            .map(|t| {
+                let name = t.name.0.to_string();
+                msg!(ListOffsetsTopicResponse {
+                    partitions: t
+                        .partitions
+                        .iter()
+                        .map(|lp| {
+                            let mut out = msg!(ListOffsetsPartitionResponse {
+                                partition_index: lp.partition_index,
+                                timestamp: -1,
+                                offset: -1,
+                                leader_epoch: -1
+                            });
+                            let error = leader_check(
+                                c,
+                                broker,
+                                &name,
+                                lp.partition_index,
+                                lp.current_leader_epoch,
+                            );
+                            if error != code::NONE {
+                                out.error_code = error;
+                                return out;
+                            }
+                            if let Some(p) = c.partition(&name, lp.partition_index) {
+                                out.leader_epoch = p.leader_epoch;
+                                out.offset = match lp.timestamp {
+                                    -2 => p.log.log_start(),
+                                    -1 => p.log.high_watermark(),
+                                    _ => p.log.log_start(),
+                                };
+                            }
+                            out
+                        })
+                        .collect(),
+                    name: t.name
+                })
+            })
+            .collect()
+    })
+}
+
+fn produce(
+    world: &mut World,
+    side: Side,
+    broker: i32,
+    r: ProduceRequest,
+    _version: i16,
+) -> Handled {
+    let mut responses = Vec::new();
+    for t in r.topic_data {
+        let name = t.name.0.to_string();
+        let mut partition_responses = Vec::new();
+        for pd in t.partition_data {
+            let mut out = msg!(PartitionProduceResponse {
+                index: pd.index,
+                base_offset: -1,
+                log_append_time_ms: -1,
+                log_start_offset: -1
+            });
+            let c = world.cluster(side);
+            let mut error = leader_check(c, broker, &name, pd.index, -1);
+            if error == code::NONE && r.acks == -1 && !min_insync(c, &name, pd.index) {
+                error = code::NOT_ENOUGH_REPLICAS;
+            }
+            if error != code::NONE {
+                out.error_code = error;
+                partition_responses.push(out);
+                continue;
+            }
+            let records = pd.records.unwrap_or_default();
+            let Some(p) = c.partition_mut(&name, pd.index) else {
+                continue;
+            };
+            let epoch = p.leader_epoch;
+            match p.log.append(&records, epoch) {
+                Ok(appended) => {
+                    if p.hwm_catch_up_at.is_none() {
+                        let end = p.log.log_end();
+                        p.log.set_high_watermark(end);
+                    }
+                    out.log_start_offset = p.log.log_start();
+                    match appended {
+                        Appended::New(base) => {
+                            out.base_offset = base;
+                            let stored = p.log.batches().last().map(|b| b.bytes.clone());
+                            if side == Side::Destination
+                                && let Some(stored) = stored
+                            {
+                                world.on_destination_append(&name, pd.index, &stored);
+                            }
+                        }
+                        Appended::Duplicate(base) => out.base_offset = base,
+                    }
+                }
+                Err(e) => out.error_code = e,
+            }
+            partition_responses.push(out);
+        }
+        responses.push(msg!(TopicProduceResponse {
+            name: t.name,
+            partition_responses: partition_responses
+        }));
+    }
+    Handled {
+        response: ResponseKind::Produce(msg!(ProduceResponse {
+            responses: responses
+        })),
+        may_wait: false,
+        throttleable: true,
+    }
+}
+
+fn coordinator_error(c: &SimCluster, broker: i32) -> i16 {
+    if c.coordinator < 0 {
+        code::COORDINATOR_NOT_AVAILABLE
+    } else if c.coordinator != broker {
+        code::NOT_COORDINATOR
+    } else {
+        code::NONE
+    }
+}
+
+fn find_coordinator(c: &SimCluster, _r: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    match c.brokers.get(&c.coordinator).filter(|b| b.up) {
+        Some(b) => {
+            let (host, port) = b.addr.rsplit_once(':').unwrap_or((&b.addr, "9092"));
+            msg!(FindCoordinatorResponse {
+                node_id: BrokerId(b.id),
+                host: s(host),
+                port: port.parse().unwrap_or(9092)
+            })
+        }
+        None => msg!(FindCoordinatorResponse {
+            error_code: code::COORDINATOR_NOT_AVAILABLE,
+            node_id: BrokerId(-1)
+        }),
+    }
+}
+
+fn join_group(
+    c: &mut SimCluster,
+    broker: i32,
+    r: JoinGroupRequest,
+    version: i16,
+    now: Instant,
+) -> JoinGroupResponse {
+    let error = coordinator_error(c, broker);
+    if error != code::NONE {
+        return msg!(JoinGroupResponse {
+            error_code: error,
+            generation_id: -1
+        });
+    }
+    let mut member_id = r.member_id.to_string();
+    if member_id.is_empty() && version >= 4 {
+        let id = c.new_member_id("kmirror");
+        c.groups
+            .entry(r.group_id.0.to_string())
+            .or_default()
+            .pending
+            .push(id.clone());
+        return msg!(JoinGroupResponse {
+            error_code: code::MEMBER_ID_REQUIRED,
+            generation_id: -1,
+            member_id: s(&id)
+        });
+    }
+    if member_id.is_empty() {
+        member_id = c.new_member_id("kmirror");
+    }
+    let group: &mut SimGroup = c.groups.entry(r.group_id.0.to_string()).or_default();
+    group.expire(now);
+    let known = group.members.contains_key(&member_id) || group.pending.contains(&member_id);
+    if !known && !r.member_id.is_empty() {
+        return msg!(JoinGroupResponse {
+            error_code: code::UNKNOWN_MEMBER_ID,
+            generation_id: -1
+        });
+    }
+    group.pending.retain(|p| *p != member_id);
+    let Some(protocol) = r.protocols.first() else {
+        return msg!(JoinGroupResponse {
+            error_code: code::INVALID_REQUEST,
+            generation_id: -1
+        });
+    };
+    group.members.insert(
+        member_id.clone(),
+        SimMember {
+            seen: now,
+            session_timeout: Duration::from_millis(
+                u64::try_from(r.session_timeout_ms).unwrap_or(10_000),
+            ),
+            metadata: protocol.metadata.clone(),
+            assignment: Bytes::new(),
+        },
+    );
+    group.generation += 1;
+    group.protocol = protocol.name.to_string();
+    if !group.members.contains_key(&group.leader) {
+        group.leader = member_id.clone();
+    }
+    let leader = group.leader == member_id;
+    msg!(JoinGroupResponse {
+        generation_id: group.generation,
+        protocol_type: Some(r.protocol_type.clone()),
+        protocol_name: Some(s(&group.protocol)),
+        leader: s(&group.leader),
+        member_id: s(&member_id),
+        members: if leader {
+            group
+                .members
+                .iter()
+                .map(|(id, m)| {
+                    msg!(JoinGroupResponseMember {
+                        member_id: s(id),
+                        metadata: m.metadata.clone()
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        }
+    })
+}
+
+fn member_error(group: Option<&mut SimGroup>, member: &str, generation: i32, now: Instant) -> i16 {
+    let Some(group) = group else {
+        return code::UNKNOWN_MEMBER_ID;
+    };
+    group.expire(now);
+    let Some(m) = group.members.get_mut(member) else {
+        return code::UNKNOWN_MEMBER_ID;
+    };
+    if generation != group.generation {
+        return code::ILLEGAL_GENERATION;
+    }
+    m.seen = now;
+    code::NONE
+}
+
+fn sync_group(
+    c: &mut SimCluster,
+    broker: i32,
+    r: SyncGroupRequest,
+    now: Instant,
+) -> SyncGroupResponse {
+    let mut error = coordinator_error(c, broker);
+    let member = r.member_id.to_string();
+    let group = c.groups.get_mut(&r.group_id.0.to_string());
+    if error == code::NONE {
+        error = member_error(group, &member, r.generation_id, now);
+    }
+    if error != code::NONE {
+        return msg!(SyncGroupResponse { error_code: error });
+    }
+    let Some(group) = c.groups.get_mut(&r.group_id.0.to_string()) else {
+        return SyncGroupResponse::default();
+    };
+    if group.leader == member {
+        for a in &r.assignments {
+            if let Some(m) = group.members.get_mut(&a.member_id.to_string()) {
+                m.assignment = a.assignment.clone();
+            }
+        }
+    }
+    msg!(SyncGroupResponse {
+        protocol_type: r.protocol_type,
+        protocol_name: r.protocol_name,
+        assignment: group
+            .members
+            .get(&member)
+            .map(|m| m.assignment.clone())
+            .unwrap_or_default()
+    })
+}
+
+fn heartbeat(
+    c: &mut SimCluster,
+    broker: i32,
+    r: HeartbeatRequest,
+    now: Instant,
+) -> HeartbeatResponse {
+    let mut error = coordinator_error(c, broker);
+    if error == code::NONE {
+        let group = c.groups.get_mut(&r.group_id.0.to_string());
+        error = member_error(group, &r.member_id.to_string(), r.generation_id, now);
+    }
+    msg!(HeartbeatResponse { error_code: error })
+}
+
+fn leave_group(c: &mut SimCluster, broker: i32, r: LeaveGroupRequest) -> LeaveGroupResponse {
+    let error = coordinator_error(c, broker);
+    if error != code::NONE {
+        return msg!(LeaveGroupResponse { error_code: error });
+    }
+    let mut ids: Vec<String> = r.members.iter().map(|m| m.member_id.to_string()).collect();
+    if !r.member_id.is_empty() {
+        ids.push(r.member_id.to_string());
+    }
+    let group = c.groups.entry(r.group_id.0.to_string()).or_default();
+    let mut members = Vec::new();
+    for id in &ids {
+        let found = group.members.remove(id).is_some();
+        members.push(msg!(MemberResponse {
+            member_id: s(id),
+            error_code: if found {
+                code::NONE
+            } else {
+                code::UNKNOWN_MEMBER_ID
+            }
+        }));
+    }
+    if members.iter().any(|m| m.error_code == code::NONE) {
+        group.generation += 1;
+    }
+    msg!(LeaveGroupResponse {
+        members: if r.members.is_empty() {
+            Vec::new()
+        } else {
+            members
+        }
+    })
+}
+
+fn describe_groups(
+    c: &mut SimCluster,
+    broker: i32,
+    r: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let error = coordinator_error(c, broker);
+    msg!(DescribeGroupsResponse {
+        groups: r
+            .groups
+            .into_iter()
+            .map(|g| {
+                let group = c.groups.get(&g.0.to_string());
+                let members: Vec<DescribedGroupMember> = group
+                    .map(|gr| {
+                        gr.members
+                            .iter()
+                            .map(|(id, m)| {
+                                msg!(DescribedGroupMember {
+                                    member_id: s(id),
+                                    client_id: s("kmirror"),
+                                    client_host: s("/127.0.0.1"),
+                                    member_metadata: m.metadata.clone(),
+                                    member_assignment: m.assignment.clone()
+                                })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                msg!(DescribedGroup {
+                    error_code: error,
+                    group_id: g,
+                    group_state: s(match (group, members.is_empty()) {
+                        (None, _) => "Dead",
+                        (Some(_), true) => "Empty",
+                        (Some(_), false) => "Stable",
+                    }),
+                    protocol_type: s(if group.is_some() { "consumer" } else { "" }),
+                    protocol_data: s(group.map_or("", |g| g.protocol.as_str())),
+                    members: members
+                })
+            })
+            .collect()
+    })
+}
+
+fn offset_commit(
+    world: &mut World,
+    side: Side,
+    broker: i32,
+    r: OffsetCommitRequest,
+) -> OffsetCommitResponse {
+    let now = Instant::now();
+    let c = world.cluster(side);
+    let mut error = coordinator_error(c, broker);
+    let group_id = r.group_id.0.to_string();
+    if error == code::NONE {
+        let group = c.groups.entry(group_id.clone()).or_default();
+        group.expire(now);
+        let member = r.member_id.to_string();
+        // Apache Kafka's GroupCoordinator: a commit with no generation is
+        // accepted for an empty group only; otherwise member and generation
+        // must match.
+        if r.generation_id_or_member_epoch < 0 && group.members.is_empty() {
+        } else if !group.members.contains_key(&member) {
+            error = code::UNKNOWN_MEMBER_ID;
+        } else if r.generation_id_or_member_epoch != group.generation {
+            error = code::ILLEGAL_GENERATION;
+        }
+    }
+    let mut topics = Vec::new();
+    let mut committed = Vec::new();
+    for t in r.topics {
+        let name = t.name.0.to_string();
+        let partitions = t
+            .partitions
+            .iter()
+            .map(|p| {
+                if error == code::NONE {
+                    committed.push((name.clone(), p.partition_index, p.committed_offset));
+                }
+                msg!(OffsetCommitResponsePartition {
+                    partition_index: p.partition_index,
+                    error_code: error
+                })
+            })
+            .collect();
+        topics.push(msg!(OffsetCommitResponseTopic {
+            name: t.name,
+            partitions: partitions
+        }));
+    }
+    for (topic, partition, offset) in committed {
+        world.on_commit(&topic, partition, offset);
+        world
+            .cluster(side)
+            .groups
+            .entry(group_id.clone())
+            .or_default()
+            .offsets
+            .insert((topic, partition), offset);
+    }
+    msg!(OffsetCommitResponse { topics: topics })
+}
+
+fn offset_fetch(c: &mut SimCluster, broker: i32, r: OffsetFetchRequest) -> OffsetFetchResponse {
+    let error = coordinator_error(c, broker);
+    if error != code::NONE {
+        return msg!(OffsetFetchResponse { error_code: error });
+    }
+    let group = c
+        .groups
+        .get(&r.group_id.0.to_string())
+        .cloned()
+        .unwrap_or_default();
+    let wanted: Vec<(String, Vec<i32>)> = match r.topics {
+        Some(topics) => topics
+            .into_iter()
+            .map(|t| (t.name.0.to_string(), t.partition_indexes))
+            .collect(),
+        None => {
+            let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+            for (t, p) in group.offsets.keys() {
+                by_topic.entry(t.clone()).or_default().push(*p);
+            }
+            by_topic.into_iter().collect()
+        }
+    };
+    msg!(OffsetFetchResponse {
+        topics: wanted
+            .into_iter()
+            .map(|(name, partitions)| msg!(OffsetFetchResponseTopic {
+                partitions: partitions
+                    .into_iter()
+                    .map(|p| msg!(OffsetFetchResponsePartition {
+                        partition_index: p,
+                        committed_offset: group
+                            .offsets
+                            .get(&(name.clone(), p))
+                            .copied()
+                            .unwrap_or(-1),
+                        committed_leader_epoch: -1,
+                        metadata: Some(s(""))
+                    }))
+                    .collect(),
+                name: TopicName(s(&name))
+            }))
+            .collect()
+    })
+}
+
+fn create_topics(c: &mut SimCluster, r: CreateTopicsRequest) -> CreateTopicsResponse {
+    msg!(CreateTopicsResponse {
+        topics: r
+            .topics
+            .into_iter()
+            .map(|t| {
+                let name = t.name.0.to_string();
+                let partitions = if t.num_partitions > 0 {
+                    t.num_partitions
+                } else {
+                    1
+                };
+                let mut out = msg!(CreatableTopicResult {
+                    name: t.name.clone(),
+                    num_partitions: partitions,
+                    replication_factor: c.brokers.len() as i16
+                });
+                if c.topics.contains_key(&name) {
+                    out.error_code = code::TOPIC_ALREADY_EXISTS;
+                    out.error_message = Some(s(&format!("Topic '{name}' already exists.")));
+                } else if !r.validate_only {
+                    let configs = t
+                        .configs
+                        .iter()
+                        .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                        .collect();
+                    c.create_topic(&name, partitions, configs);
+                    if let Some(topic) = c.topics.get(&name) {
+                        out.topic_id = uuid::Uuid::from_bytes(topic.id);
+                    }
+                }
+                out
+            })
+            .collect()
+    })
+}
+
+fn create_partitions(c: &mut SimCluster, r: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    msg!(CreatePartitionsResponse {
+        results: r
+            .topics
+            .into_iter()
+            .map(|t| {
+                let name = t.name.0.to_string();
+                let current = c.topics.get(&name).map(|t| t.partitions.len() as i32);
+                let error_code = match current {
+                    None => code::UNKNOWN_TOPIC_OR_PARTITION,
+                    Some(n) if t.count <= n => code::INVALID_PARTITIONS,
+                    Some(_) if r.validate_only => code::NONE,
+                    Some(_) => {
+                        c.add_partitions(&name, t.count);
+                        code::NONE
+                    }
+                };
+                msg!(CreatePartitionsTopicResult {
+                    name: t.name,
+                    error_code: error_code
+                })
+            })
+            .collect()
+    })
+}
+
+const TOPIC_DEFAULTS: &[(&str, &str)] = &[
+    ("cleanup.policy", "delete"),
+    ("max.message.bytes", "1048588"),
+    ("message.timestamp.type", "CreateTime"),
+    ("min.insync.replicas", "2"),
+    ("retention.ms", "604800000"),
+];
+
+fn describe_configs(c: &SimCluster, r: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    msg!(DescribeConfigsResponse {
+        results: r
+            .resources
+            .into_iter()
+            .map(|res| {
+                let name = res.resource_name.to_string();
+                let mut out = msg!(DescribeConfigsResult {
+                    resource_type: res.resource_type,
+                    resource_name: res.resource_name.clone()
+                });
+                if res.resource_type == 2 {
+                    match c.topics.get(&name) {
+                        None => out.error_code = code::UNKNOWN_TOPIC_OR_PARTITION,
+                        Some(t) => {
+                            let mut all: BTreeMap<String, (String, i8)> = TOPIC_DEFAULTS
+                                .iter()
+                                .map(|(k, v)| ((*k).to_owned(), ((*v).to_owned(), 5)))
+                                .collect();
+                            for (k, v) in &t.configs {
+                                all.insert(k.clone(), (v.clone(), 1));
+                            }
+                            out.configs = all
+                                .into_iter()
+                                .filter(|(k, _)| {
+                                    res.configuration_keys
+                                        .as_ref()
+                                        .is_none_or(|keys| keys.iter().any(|x| x.as_str() == k))
+                                })
+                                .map(|(k, (v, source))| {
+                                    msg!(DescribeConfigsResourceResult {
+                                        name: s(&k),
+                                        value: Some(s(&v)),
+                                        config_source: source
+                                    })
+                                })
+                                .collect();
+                        }
+                    }
+                }
+                out
+            })
+            .collect()
+    })
+}
+
+fn init_producer_id(
+    world: &mut World,
+    side: Side,
+    r: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    if side == Side::Destination {
+        world.producer_ids += 1;
+    }
+    let _ = r;
+    // Apache Kafka hands an idempotent (non-transactional) producer a new
+    // producer id every time.
+    let (id, epoch) = world.cluster(side).new_producer();
+    msg!(InitProducerIdResponse {
+        producer_id: ProducerId(id),
+        producer_epoch: epoch,
+        ongoing_txn_producer_id: ProducerId(-1),
+        ongoing_txn_producer_epoch: -1
+    })
+}

@@ -1,0 +1,564 @@
+//! One simulated run: a seed decides the clusters, the topics, kmirror's
+//! settings, the workload and the faults; the real engine runs against
+//! simulated brokers on a current-thread runtime whose clock only moves
+//! when every task waits, so a seed replays exactly.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kmirror::{Mirror, MirrorConfig, TopicSelector};
+use kmirror_pool::{ClientConfig, Dialer};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::faults::{Fault, Scheduled, schedule};
+use crate::network::{Shared, SimNetwork, lock};
+use crate::rng::SimRng;
+use crate::workload;
+use crate::world::{FaultRates, Side, World};
+
+/// What a run may do.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// How long the source producer writes (and faults strike), simulated.
+    pub workload: Duration,
+    /// The most faults drawn for the window.
+    pub max_faults: usize,
+    /// Connection-level faults.
+    pub rates: FaultRates,
+    /// How long kmirror may take to catch up once the faults stop before
+    /// the run counts as stalled, simulated.
+    pub catch_up: Duration,
+    /// These faults instead of the seed's (a scenario test).
+    pub faults: Option<Vec<Scheduled>>,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        Self {
+            workload: Duration::from_secs(20),
+            max_faults: 6,
+            rates: FaultRates {
+                cut_before: 2,
+                cut_after: 3,
+                delay: 3,
+                duplicate: 1,
+                throttle: 5,
+            },
+            catch_up: Duration::from_secs(180),
+            faults: None,
+        }
+    }
+}
+
+impl SimOptions {
+    /// The default run with exactly `faults`, in time order.
+    pub fn scripted(faults: Vec<Scheduled>) -> Self {
+        Self {
+            faults: Some(faults),
+            ..Self::default()
+        }
+    }
+
+    /// Longer runs with more faults (`cargo xtask simulate --soak`).
+    pub fn soak() -> Self {
+        Self {
+            workload: Duration::from_secs(120),
+            max_faults: 30,
+            ..Self::default()
+        }
+    }
+}
+
+/// What one run found.
+#[derive(Debug, Clone)]
+pub struct SimReport {
+    /// The seed.
+    pub seed: u64,
+    /// The scenario the seed chose (topics, settings).
+    pub scenario: String,
+    /// The faults, in order.
+    pub faults: Vec<Scheduled>,
+    /// What happened, in order.
+    pub events: Vec<String>,
+    /// Broken invariants (empty: the run passed).
+    pub violations: Vec<String>,
+    /// Records the source producer wrote.
+    pub records: i64,
+    /// Records written to the destination more than once.
+    pub duplicates: u64,
+    /// Produce requests applied whose answer was lost.
+    pub unknown_outcomes: u64,
+    /// Requests the simulated brokers served.
+    pub requests: u64,
+    /// Produce requests the destination refused for a hole in a sequence.
+    pub sequence_gaps: u64,
+    /// Simulated time the run took.
+    pub simulated: Duration,
+    /// A digest of every request in order: equal for two runs of a seed.
+    pub digest: u64,
+}
+
+impl SimReport {
+    /// Whether every invariant held.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// The report of a failing seed: scenario, schedule, what happened,
+    /// what broke, and how to replay it.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "seed {}: {}", self.seed, self.scenario);
+        let _ = writeln!(out, "fault schedule:");
+        for s in &self.faults {
+            let _ = writeln!(out, "  at {:>6} ms  {}", s.at.as_millis(), s.fault);
+        }
+        let _ = writeln!(out, "events:");
+        for e in &self.events {
+            let _ = writeln!(out, "  {e}");
+        }
+        let _ = writeln!(
+            out,
+            "records {}, duplicates {}, unknown outcomes {}, sequence holes refused {}, requests {}, simulated {:?}",
+            self.records,
+            self.duplicates,
+            self.unknown_outcomes,
+            self.sequence_gaps,
+            self.requests,
+            self.simulated
+        );
+        for v in &self.violations {
+            let _ = writeln!(out, "VIOLATION: {v}");
+        }
+        let _ = writeln!(
+            out,
+            "replay: cargo xtask simulate --seed {} --log debug",
+            self.seed
+        );
+        out
+    }
+}
+
+/// Runs seed `seed` (see the module documentation).
+pub fn simulate(seed: u64, options: &SimOptions) -> SimReport {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build();
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            return SimReport {
+                seed,
+                scenario: String::new(),
+                faults: Vec::new(),
+                events: Vec::new(),
+                violations: vec![format!("cannot build a runtime: {e}")],
+                records: 0,
+                duplicates: 0,
+                unknown_outcomes: 0,
+                requests: 0,
+                sequence_gaps: 0,
+                simulated: Duration::ZERO,
+                digest: 0,
+            };
+        }
+    };
+    runtime.block_on(run(seed, options))
+}
+
+/// The seed's choices.
+struct Scenario {
+    topics: Vec<(String, i32)>,
+    precreate: bool,
+    streams: usize,
+    commit_interval: Duration,
+    request_timeout: Duration,
+    produce_every: (u64, u64),
+}
+
+impl Scenario {
+    fn draw(rng: &mut SimRng) -> Self {
+        let topics = (0..rng.between(1, 2))
+            .map(|i| {
+                (
+                    format!("topic-{i}"),
+                    i32::try_from(rng.between(1, 4)).unwrap_or(1),
+                )
+            })
+            .collect();
+        Self {
+            topics,
+            precreate: rng.chance(300),
+            streams: usize::try_from(rng.between(1, 2)).unwrap_or(1),
+            commit_interval: Duration::from_millis(rng.between(300, 3_000)),
+            request_timeout: Duration::from_millis(rng.between(2_000, 10_000)),
+            produce_every: (rng.between(2, 10), rng.between(20, 60)),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "topics {:?}, destination topics {}, {} stream(s), commit every {:?}, request.timeout.ms {:?}",
+            self.topics,
+            if self.precreate {
+                "created beforehand"
+            } else {
+                "created by kmirror"
+            },
+            self.streams,
+            self.commit_interval,
+            self.request_timeout
+        )
+    }
+}
+
+fn client(world: &Shared, side: Side, instance: u64, timeout: Duration) -> ClientConfig {
+    let bootstrap = lock(world).cluster(side).bootstrap();
+    ClientConfig {
+        bootstrap_servers: bootstrap,
+        request_timeout: timeout,
+        metadata_max_age: Duration::from_secs(5),
+        dialer: Dialer::custom(Arc::new(SimNetwork::new(world.clone(), instance, timeout))),
+        ..ClientConfig::default()
+    }
+}
+
+fn mirror_config(
+    world: &Shared,
+    scenario: &Scenario,
+    instance: u64,
+) -> Result<MirrorConfig, String> {
+    let selector = TopicSelector::new(".*", None).map_err(|e| e.to_string())?;
+    let mut config = MirrorConfig::new(
+        client(world, Side::Source, instance, scenario.request_timeout),
+        client(world, Side::Destination, instance, scenario.request_timeout),
+        selector,
+        "sim-mirror",
+    );
+    config.streams = scenario.streams;
+    config.commit_interval = scenario.commit_interval;
+    config.topic_refresh_interval = Duration::from_secs(2);
+    config.drain_timeout = Duration::from_secs(15);
+    config.slow_path_workers = 1;
+    Ok(config)
+}
+
+enum Control {
+    Crash(Duration),
+}
+
+async fn run(seed: u64, options: &SimOptions) -> SimReport {
+    let started = Instant::now();
+    let mut rng = SimRng::new(seed);
+    let scenario = Scenario::draw(&mut rng);
+    let world: Shared = Arc::new(Mutex::new(World::new(3, options.rates, &mut rng)));
+    let fault_count = usize::try_from(rng.below(options.max_faults as u64 + 1)).unwrap_or(0);
+    let drawn = schedule(&mut rng, fault_count, options.workload, 3, &scenario.topics);
+    let faults = options.faults.clone().unwrap_or(drawn);
+    {
+        let mut w = lock(&world);
+        for (topic, partitions) in &scenario.topics {
+            w.source.create_topic(topic, *partitions, BTreeMap::new());
+            if scenario.precreate {
+                w.destination
+                    .create_topic(topic, *partitions, BTreeMap::new());
+            }
+        }
+    }
+    // Records before kmirror starts.
+    let mut produced = 0i64;
+    let mut producer_rng = rng.fork(10);
+    for _ in 0..20 {
+        produced += produce_one(&world, &mut producer_rng, 0);
+    }
+
+    let (control_tx, mut control_rx) = mpsc::unbounded_channel::<Control>();
+    let fault_task = tokio::spawn(apply_faults(
+        world.clone(),
+        faults.clone(),
+        control_tx,
+        started,
+    ));
+    let workload_end = started + options.workload;
+    let (min_gap, max_gap) = scenario.produce_every;
+    let producer_world = world.clone();
+    let producer = tokio::spawn(async move {
+        let mut produced = 0i64;
+        while Instant::now() < workload_end {
+            tokio::time::sleep(Duration::from_millis(
+                producer_rng.between(min_gap, max_gap),
+            ))
+            .await;
+            let ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(0);
+            produced += produce_one(&producer_world, &mut producer_rng, ms);
+        }
+        produced
+    });
+
+    let mut instance = 0u64;
+    let mut final_error = None;
+    'mirror: loop {
+        instance += 1;
+        let config = match mirror_config(&world, &scenario, instance) {
+            Ok(c) => c,
+            Err(e) => {
+                lock(&world).violation(format!("bad configuration: {e}"));
+                break;
+            }
+        };
+        let mut task = tokio::spawn(async move {
+            let mirror = Mirror::connect(config).await?;
+            let stop = mirror.stop_handle();
+            Ok::<_, kmirror::MirrorError>((mirror, stop))
+        });
+        let connected = tokio::select! {
+            biased;
+            done = &mut task => done,
+            Some(Control::Crash(down)) = control_rx.recv() => {
+                task.abort();
+                kill(&world, instance, started, down).await;
+                continue 'mirror;
+            }
+        };
+        let (mirror, stop) = match connected {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => {
+                lock(&world).violation(format!("kmirror could not start: {e}"));
+                break;
+            }
+            Err(e) => {
+                lock(&world).violation(format!("kmirror panicked while starting: {e}"));
+                break;
+            }
+        };
+        let mut running = tokio::spawn(mirror.run());
+        // Wait for the end of the workload (or a crash), then for kmirror
+        // to catch up.
+        loop {
+            tokio::select! {
+                biased;
+                done = &mut running => {
+                    let what = match done {
+                        Ok(Ok(_)) => "kmirror returned while running continuously".to_owned(),
+                        Ok(Err(e)) => format!("kmirror stopped with an error: {e}"),
+                        Err(e) => format!("kmirror panicked: {e}"),
+                    };
+                    lock(&world).violation(what);
+                    break 'mirror;
+                }
+                Some(Control::Crash(down)) = control_rx.recv() => {
+                    running.abort();
+                    kill(&world, instance, started, down).await;
+                    continue 'mirror;
+                }
+                () = tokio::time::sleep(Duration::from_millis(500)) => {
+                    if Instant::now() >= workload_end && fault_task.is_finished() && caught_up(&world) {
+                        break;
+                    }
+                    if Instant::now() >= workload_end + options.catch_up {
+                        let behind = behind(&world);
+                        lock(&world).violation(format!(
+                            "stalled: {:?} after the faults stopped, kmirror has not caught up: {behind}",
+                            options.catch_up
+                        ));
+                        stop.stop();
+                        break;
+                    }
+                }
+            }
+        }
+        stop.stop();
+        let stopped = tokio::time::timeout(Duration::from_secs(60), running).await;
+        final_error = match stopped {
+            Ok(Ok(Ok(_))) => None,
+            Ok(Ok(Err(e))) => Some(format!("kmirror's graceful stop ended with an error: {e}")),
+            Ok(Err(e)) => Some(format!("kmirror panicked while stopping: {e}")),
+            Err(_) => Some("kmirror did not stop within 60 s of being asked".to_owned()),
+        };
+        break;
+    }
+    fault_task.abort();
+    produced += producer.await.unwrap_or(0);
+    let mut w = lock(&world);
+    if let Some(e) = final_error {
+        w.violation(e);
+    }
+    if w.violations.is_empty() {
+        check_final(&mut w, &scenario);
+    }
+    SimReport {
+        seed,
+        scenario: scenario.describe(),
+        faults,
+        events: w.events.clone(),
+        violations: w.violations.clone(),
+        records: produced,
+        duplicates: w.duplicates(),
+        unknown_outcomes: w.unknown_outcomes,
+        requests: w.requests,
+        sequence_gaps: w.sequence_gaps,
+        simulated: started.elapsed(),
+        digest: w.digest(),
+    }
+}
+
+fn produce_one(world: &Shared, rng: &mut SimRng, now_ms: i64) -> i64 {
+    let mut w = lock(world);
+    let topics: Vec<(String, i32)> = w
+        .source
+        .topics
+        .iter()
+        .map(|(n, t)| (n.clone(), t.partitions.len() as i32))
+        .collect();
+    let Some((topic, n)) = rng.pick(&topics).cloned() else {
+        return 0;
+    };
+    let partition = i32::try_from(rng.below(u64::try_from(n).unwrap_or(1))).unwrap_or(0);
+    workload::produce(&mut w.source, rng, &topic, partition, now_ms)
+}
+
+async fn kill(world: &Shared, instance: u64, started: Instant, down: Duration) {
+    {
+        let mut w = lock(world);
+        w.killed.insert(instance);
+        w.mirror_restarts += 1;
+        let ms = started.elapsed().as_millis();
+        w.event(ms, format!("kmirror process {instance} killed"));
+    }
+    tokio::time::sleep(down).await;
+}
+
+/// Whether every source record is on the destination and every source
+/// partition's committed offset is its log end.
+fn caught_up(world: &Shared) -> bool {
+    behind(world).is_empty()
+}
+
+/// The source partitions not yet mirrored and committed to their end.
+fn behind(world: &Shared) -> String {
+    let w = lock(world);
+    let committed = w
+        .source
+        .groups
+        .get("sim-mirror")
+        .map(|g| g.offsets.clone())
+        .unwrap_or_default();
+    let mut out = String::new();
+    for (name, topic) in &w.source.topics {
+        for (i, p) in topic.partitions.iter().enumerate() {
+            let key = (name.clone(), i as i32);
+            let end = p.log.log_end();
+            let seen = w.seen.get(&key).map_or(0, |s| s.prefix);
+            let commit = committed.get(&key).copied().unwrap_or(-1);
+            if seen < end || commit < end {
+                let _ = write!(
+                    out,
+                    "{name}-{i} (end {end}, on the destination {seen}, committed {commit}) "
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The end checks (every record arrived and was committed is checked
+/// while waiting for the catch-up): duplicates only where kmirror lost its
+/// producer state. A source topic grown while kmirror was down may be
+/// placed by key on a destination that kept its count (by design), so
+/// partition counts are not compared.
+fn check_final(w: &mut World, scenario: &Scenario) {
+    let expected_ids = scenario.streams as u64 * (1 + w.mirror_restarts);
+    let duplicates = w.duplicates();
+    if duplicates > 0 && w.mirror_restarts == 0 && w.producer_ids <= expected_ids {
+        w.violation(format!(
+            "{duplicates} records were written twice although kmirror never restarted and kept its producer ids ({} handed out)",
+            w.producer_ids
+        ));
+    }
+}
+
+async fn apply_faults(
+    world: Shared,
+    faults: Vec<Scheduled>,
+    control: mpsc::UnboundedSender<Control>,
+    started: Instant,
+) {
+    for s in faults {
+        tokio::time::sleep_until(started + s.at).await;
+        let now = Instant::now();
+        let ms = started.elapsed().as_millis();
+        lock(&world).event(ms, s.fault.to_string());
+        match s.fault {
+            Fault::BrokerRestart {
+                side,
+                broker,
+                down_for,
+                graceful,
+                failover_after,
+            } => {
+                {
+                    let mut w = lock(&world);
+                    let c = w.cluster(side);
+                    if graceful {
+                        c.broker_down(broker, now);
+                    } else {
+                        // Down at once, leaders elected later.
+                        if let Some(b) = c.brokers.get_mut(&broker) {
+                            b.up = false;
+                            b.incarnation += 1;
+                        }
+                    }
+                }
+                let world = world.clone();
+                tokio::spawn(async move {
+                    if !graceful {
+                        tokio::time::sleep(failover_after.min(down_for)).await;
+                        let mut w = lock(&world);
+                        let still_down =
+                            w.cluster(side).brokers.get(&broker).is_some_and(|b| !b.up);
+                        if still_down {
+                            w.cluster(side).broker_down(broker, Instant::now());
+                        }
+                    }
+                    tokio::time::sleep(down_for.saturating_sub(failover_after)).await;
+                    let mut w = lock(&world);
+                    w.cluster(side).broker_up(broker, Instant::now());
+                    let ms = started.elapsed().as_millis();
+                    w.event(ms, format!("{side:?} broker {broker} is back"));
+                });
+            }
+            Fault::BrokerStall {
+                side,
+                broker,
+                stall_for,
+            } => {
+                if let Some(b) = lock(&world).cluster(side).brokers.get_mut(&broker) {
+                    b.stalled_until = Some(now + stall_for);
+                }
+            }
+            Fault::Election {
+                side,
+                topic,
+                partition,
+            } => {
+                let mut w = lock(&world);
+                let c = w.cluster(side);
+                if let Some(to) = c.other_replica(&topic, partition) {
+                    c.elect(&topic, partition, to, now);
+                }
+            }
+            Fault::PreferredElection { side } => lock(&world).cluster(side).preferred_election(now),
+            Fault::CoordinatorMove => lock(&world).source.move_coordinator(),
+            Fault::AddPartitions { topic, to } => {
+                lock(&world).source.add_partitions(&topic, to);
+            }
+            Fault::MirrorCrash { down_for } => {
+                let _ = control.send(Control::Crash(down_for));
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Both simulated clusters and what the simulation knows about the run:
+//! the invariants checked as requests arrive, the counters the end checks
+//! need, and a digest of every request, which shows that a seed replays
+//! exactly.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use kmirror_protocol::conformance::ConformanceChecker;
+
+use crate::cluster::SimCluster;
+use crate::rng::SimRng;
+
+/// Which cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Side {
+    /// Where kmirror reads (and commits).
+    Source,
+    /// Where kmirror writes.
+    Destination,
+}
+
+/// How often connection-level faults strike, per mille of requests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FaultRates {
+    /// The connection is cut before the request is read.
+    pub cut_before: u64,
+    /// The request is applied, then the connection is cut: its outcome is
+    /// unknown to kmirror.
+    pub cut_after: u64,
+    /// The answer comes late (up to twice `request.timeout.ms`).
+    pub delay: u64,
+    /// The answer is written twice (a broken peer; the client must drop
+    /// the connection, never match it to another request).
+    pub duplicate: u64,
+    /// A Fetch or Produce answer asks the client to back off
+    /// (`throttle_time_ms`, KIP-219).
+    pub throttle: u64,
+}
+
+/// What the destination holds of one source partition.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    /// Every source offset below this is on the destination.
+    pub prefix: i64,
+    /// Offsets above `prefix` already on the destination.
+    pub above: std::collections::BTreeSet<i64>,
+    /// Records written again.
+    pub duplicates: u64,
+    /// Per destination partition, the highest source offset it received
+    /// (records of one source partition must arrive in order in each).
+    pub last_in: BTreeMap<i32, i64>,
+}
+
+impl Seen {
+    fn deliver(&mut self, offset: i64) -> bool {
+        if offset < self.prefix || !self.above.insert(offset) {
+            return false;
+        }
+        while self.above.remove(&self.prefix) {
+            self.prefix += 1;
+        }
+        true
+    }
+}
+
+/// Both clusters and the run's observations.
+#[derive(Debug)]
+pub struct World {
+    /// The source cluster.
+    pub source: SimCluster,
+    /// The destination cluster.
+    pub destination: SimCluster,
+    /// Connection-level fault rates.
+    pub rates: FaultRates,
+    /// Randomness for connection-level faults.
+    pub rng: SimRng,
+    /// What the destination holds, per (topic, partition).
+    pub seen: BTreeMap<(String, i32), Seen>,
+    /// Every broken invariant, in order.
+    pub violations: Vec<String>,
+    /// Producer ids the destination handed out (one per stream and start;
+    /// any more replaced a producer whose state was lost, after which
+    /// duplicates are possible).
+    pub producer_ids: u64,
+    /// Produce requests applied whose answer kmirror never got.
+    pub unknown_outcomes: u64,
+    /// Times kmirror was killed and started again.
+    pub mirror_restarts: u64,
+    /// Requests served.
+    pub requests: u64,
+    /// Produce requests with a hole in a partition's sequence (refused by
+    /// the broker, retried by kmirror).
+    pub sequence_gaps: u64,
+    /// What happened, in order (faults, for a failing seed's report).
+    pub events: Vec<String>,
+    /// kmirror processes killed (their connections are dead).
+    pub killed: std::collections::BTreeSet<u64>,
+    /// When the run started (simulated time).
+    pub started: tokio::time::Instant,
+    /// The Produce rules checker (`kmirror_protocol::conformance`).
+    pub checker: ConformanceChecker,
+    digest: u64,
+}
+
+impl World {
+    /// Two clusters of `brokers` brokers each.
+    pub fn new(brokers: i32, rates: FaultRates, rng: &mut SimRng) -> Self {
+        Self {
+            source: SimCluster::new("source", brokers, rng.fork(1)),
+            destination: SimCluster::new("destination", brokers, rng.fork(2)),
+            rates,
+            rng: rng.fork(3),
+            seen: BTreeMap::new(),
+            violations: Vec::new(),
+            producer_ids: 0,
+            unknown_outcomes: 0,
+            mirror_restarts: 0,
+            requests: 0,
+            sequence_gaps: 0,
+            events: Vec::new(),
+            killed: Default::default(),
+            started: tokio::time::Instant::now(),
+            checker: ConformanceChecker::new(),
+            digest: 0xcbf2_9ce4_8422_2325,
+        }
+    }
+
+    /// The cluster on `side`.
+    pub fn cluster(&mut self, side: Side) -> &mut SimCluster {
+        match side {
+            Side::Source => &mut self.source,
+            Side::Destination => &mut self.destination,
+        }
+    }
+
+    /// Folds `bytes` into the run's digest (FNV-1a).
+    pub fn record(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.digest = (self.digest ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    /// The digest of everything recorded so far.
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// Notes a broken invariant.
+    pub fn violation(&mut self, what: String) {
+        self.violations.push(what);
+    }
+
+    /// Notes an event for the report.
+    pub fn event(&mut self, now_ms: u128, what: String) {
+        self.events.push(format!("{now_ms:>7} ms  {what}"));
+    }
+
+    /// The destination appended `batch` (one batch, offsets assigned) to
+    /// `topic`/`partition`: records of each source partition must arrive
+    /// in order in each destination partition; repeats are counted.
+    pub fn on_destination_append(&mut self, topic: &str, partition: i32, batch: &Bytes) {
+        let mut buf = batch.clone();
+        let records = match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
+            Ok(set) => set.records,
+            Err(e) => {
+                self.violation(format!(
+                    "{topic}-{partition}: undecodable batch on the destination: {e}"
+                ));
+                return;
+            }
+        };
+        for record in records {
+            let Some((source_partition, offset)) = record
+                .value
+                .as_ref()
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(|v| v.split_once(':'))
+                .and_then(|(p, o)| Some((p.parse::<i32>().ok()?, o.parse::<i64>().ok()?)))
+            else {
+                self.violation(format!(
+                    "{topic}-{partition}: a record without the workload's value"
+                ));
+                return;
+            };
+            let seen = self
+                .seen
+                .entry((topic.to_owned(), source_partition))
+                .or_default();
+            let new = seen.deliver(offset);
+            if !new {
+                seen.duplicates += 1;
+            }
+            let last = seen.last_in.entry(partition).or_insert(-1);
+            if offset > *last {
+                *last = offset;
+            } else if new {
+                let last = *last;
+                self.violation(format!(
+                    "{topic}: source partition {source_partition}'s offset {offset} reached destination partition {partition} after its offset {last}: out of order"
+                ));
+            }
+        }
+    }
+
+    /// kmirror committed `offset` for a source partition: every record below
+    /// it must be on the destination.
+    pub fn on_commit(&mut self, topic: &str, partition: i32, offset: i64) {
+        let prefix = self
+            .seen
+            .get(&(topic.to_owned(), partition))
+            .map_or(0, |s| s.prefix);
+        if offset > prefix {
+            self.violation(format!(
+                "{topic}-{partition}: offset {offset} committed on the source while the destination holds only offsets below {prefix}"
+            ));
+        }
+    }
+
+    /// Duplicated records over every partition.
+    pub fn duplicates(&self) -> u64 {
+        self.seen.values().map(|s| s.duplicates).sum()
+    }
+}
