@@ -491,6 +491,9 @@ fn produce(
                             if side == Side::Destination
                                 && let Some(stored) = stored
                             {
+                                world
+                                    .appended_in_epoch
+                                    .insert((name.clone(), pd.index), epoch);
                                 world.on_destination_append(&name, pd.index, &stored);
                             }
                         }

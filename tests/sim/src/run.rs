@@ -93,8 +93,11 @@ pub struct SimReport {
     pub unknown_outcomes: u64,
     /// Requests the simulated brokers served.
     pub requests: u64,
-    /// Produce requests the destination refused for a hole in a sequence.
+    /// Produce requests the destination refused for a hole in a sequence
+    /// after a leader change.
     pub sequence_gaps: u64,
+    /// ... with no leader change (see `World::sequence_gaps_same_leader`).
+    pub sequence_gaps_same_leader: u64,
     /// Simulated time the run took.
     pub simulated: Duration,
     /// A digest of every request in order: equal for two runs of a seed.
@@ -122,11 +125,12 @@ impl SimReport {
         }
         let _ = writeln!(
             out,
-            "records {}, duplicates {}, unknown outcomes {}, sequence holes refused {}, requests {}, simulated {:?}",
+            "records {}, duplicates {}, unknown outcomes {}, sequence holes refused {} (with no leader change {}), requests {}, simulated {:?}",
             self.records,
             self.duplicates,
             self.unknown_outcomes,
             self.sequence_gaps,
+            self.sequence_gaps_same_leader,
             self.requests,
             self.simulated
         );
@@ -162,6 +166,7 @@ pub fn simulate(seed: u64, options: &SimOptions) -> SimReport {
                 unknown_outcomes: 0,
                 requests: 0,
                 sequence_gaps: 0,
+                sequence_gaps_same_leader: 0,
                 simulated: Duration::ZERO,
                 digest: 0,
             };
@@ -401,6 +406,7 @@ async fn run(seed: u64, options: &SimOptions) -> SimReport {
         unknown_outcomes: w.unknown_outcomes,
         requests: w.requests,
         sequence_gaps: w.sequence_gaps,
+        sequence_gaps_same_leader: w.sequence_gaps_same_leader,
         simulated: started.elapsed(),
         digest: w.digest(),
     }

@@ -90,8 +90,14 @@ pub struct World {
     /// Requests served.
     pub requests: u64,
     /// Produce requests with a hole in a partition's sequence (refused by
-    /// the broker, retried by kmirror).
+    /// the broker, retried by kmirror) after a leader change.
     pub sequence_gaps: u64,
+    /// Holes in a sequence with the same leader as at the partition's last
+    /// write (kmirror wrote a batch before an earlier, lost one was
+    /// resent; refused and retried, so nothing is lost).
+    pub sequence_gaps_same_leader: u64,
+    /// The leader epoch of each destination partition's last write.
+    pub appended_in_epoch: BTreeMap<(String, i32), i32>,
     /// What happened, in order (faults, for a failing seed's report).
     pub events: Vec<String>,
     /// kmirror processes killed (their connections are dead).
@@ -118,6 +124,8 @@ impl World {
             mirror_restarts: 0,
             requests: 0,
             sequence_gaps: 0,
+            appended_in_epoch: BTreeMap::new(),
+            sequence_gaps_same_leader: 0,
             events: Vec::new(),
             killed: Default::default(),
             started: tokio::time::Instant::now(),

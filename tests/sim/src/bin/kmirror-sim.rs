@@ -106,12 +106,14 @@ fn main() -> ExitCode {
     let (mut failed, mut records, mut faults, mut duplicates, mut gaps) =
         (0u64, 0i64, 0usize, 0u64, 0u64);
     let mut simulated = std::time::Duration::ZERO;
+    let mut own_gaps = 0u64;
     for seed in args.from..args.from + args.seeds {
         let report = simulate(seed, &options);
         records += report.records;
         faults += report.faults.len();
         duplicates += report.duplicates;
         gaps += report.sequence_gaps;
+        own_gaps += report.sequence_gaps_same_leader;
         simulated += report.simulated;
         if !report.passed() {
             failed += 1;
@@ -123,7 +125,8 @@ fn main() -> ExitCode {
     }
     println!(
         "{} seeds from {}{}: {failed} failed; {records} records, {faults} faults, {duplicates} duplicates \
-         (after kmirror restarts), {gaps} sequence holes refused and retried; {:.0} s simulated in {:.1} s",
+         (after kmirror restarts), {gaps} sequence holes refused and retried after leader changes, \
+         {own_gaps} with no leader change; {:.0} s simulated in {:.1} s",
         args.seeds,
         args.from,
         if args.soak { " (soak)" } else { "" },
