@@ -477,6 +477,14 @@ fn produce(
                 continue;
             };
             let epoch = p.leader_epoch;
+            if let Ok(h) = crate::log::parse_single_batch(&records) {
+                tracing::debug!(
+                    target: "kmirror_sim",
+                    topic = %name, partition = pd.index, broker, producer_id = h.producer_id,
+                    epoch = h.producer_epoch, base_sequence = h.base_sequence, records = h.record_count,
+                    "produce"
+                );
+            }
             match p.log.append(&records, epoch) {
                 Ok(appended) => {
                     if p.hwm_catch_up_at.is_none() {

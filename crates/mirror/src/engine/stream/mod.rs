@@ -480,6 +480,14 @@ impl Stream {
                 self.begin_stop();
             }
             self.refresh_metadata_if_needed();
+            // Every produce outcome already delivered is taken in before
+            // anything new is written: a batch lost with its connection
+            // marks its partition for resend, and a later batch of that
+            // partition written first would leave a hole in its sequence
+            // (found by the cluster simulation).
+            while let Ok(done) = self.produce_done_rx.try_recv() {
+                self.on_produce(done);
+            }
             // Writing first releases what the fetch gate waits for.
             self.pump_produce();
             self.start_fetches();
