@@ -128,6 +128,18 @@ pub fn summary_line(summary: &RunSummary, elapsed: Duration) -> String {
             )
         ));
     }
+    if m.truncations > 0 {
+        extra.push_str(&format!(
+            "; {} truncated on the source below the mirror's position (unclean leader election): \
+             {} offsets replaced, their old records kept on the destination",
+            plural(
+                usize::try_from(m.truncations).unwrap_or(usize::MAX),
+                "partition",
+                "partitions"
+            ),
+            m.truncated_records
+        ));
+    }
     if !m.fetch_throttled.is_zero() || !m.produce_throttled.is_zero() {
         extra.push_str(&format!(
             "; throttled by quotas for {:.1} s on the source and {:.1} s on the destination",

@@ -1364,6 +1364,7 @@ mod tests {
             }]),
             preferred_read_replica: -1,
             records: Some(transactional_log()),
+            diverging_epoch: None,
         };
         let plan = plan_fetch_partition(
             &partition,

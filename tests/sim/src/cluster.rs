@@ -46,6 +46,9 @@ pub struct SimPartition {
     /// When the high-water mark catches up with the log end after an
     /// election.
     pub hwm_catch_up_at: Option<Instant>,
+    /// Where each unclean election truncated the log, in order (the
+    /// workload's records carry how many happened before them).
+    pub truncations: Vec<i64>,
 }
 
 /// One topic.
@@ -87,6 +90,8 @@ pub struct SimGroup {
     pub protocol: String,
     /// Committed offsets.
     pub offsets: BTreeMap<(String, i32), i64>,
+    /// The leader epoch committed with each offset (OffsetCommit v6+).
+    pub epochs: BTreeMap<(String, i32), i32>,
 }
 
 impl SimGroup {
@@ -213,6 +218,7 @@ impl SimCluster {
                 leader_epoch: 0,
                 log: PartitionLog::default(),
                 hwm_catch_up_at: None,
+                truncations: Vec::new(),
             });
         }
     }
@@ -250,6 +256,26 @@ impl SimCluster {
             p.log.set_high_watermark(end - behind);
             p.hwm_catch_up_at = Some(now + HWM_CATCH_UP);
         }
+    }
+
+    /// An unclean election: another live replica, which lacks the last
+    /// 1 to 10 records, becomes leader; the log is truncated (at a batch
+    /// boundary) and the leader epoch bumped. Returns where it was cut.
+    pub fn unclean_election(&mut self, topic: &str, partition: i32, now: Instant) -> Option<i64> {
+        let to = self.other_replica(topic, partition)?;
+        let lose = i64::try_from(self.rng.between(1, 10)).unwrap_or(1);
+        let p = self.partition_mut(topic, partition)?;
+        if p.log.log_end() <= p.log.log_start() {
+            return None;
+        }
+        let cut = p
+            .log
+            .truncate((p.log.log_end() - lose).max(p.log.log_start()));
+        p.truncations.push(cut);
+        p.leader = to;
+        p.leader_epoch += 1;
+        p.hwm_catch_up_at = Some(now + HWM_CATCH_UP);
+        Some(cut)
     }
 
     /// Raises lagging high-water marks whose followers have caught up.

@@ -58,6 +58,14 @@ pub enum Fault {
         /// How many partitions it gets in all.
         to: i32,
     },
+    /// An unclean election on the source: a replica missing the last
+    /// records becomes leader, the log is truncated.
+    UncleanElection {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+    },
     /// kmirror is killed (kill -9) and started again after `down_for`.
     MirrorCrash {
         /// How long it stays dead.
@@ -104,6 +112,12 @@ impl fmt::Display for Fault {
             Fault::CoordinatorMove => write!(f, "the source group coordinator moves"),
             Fault::AddPartitions { topic, to } => {
                 write!(f, "source topic {topic} grows to {to} partitions")
+            }
+            Fault::UncleanElection { topic, partition } => {
+                write!(
+                    f,
+                    "unclean leader election for source {topic}-{partition} (records lost)"
+                )
             }
             Fault::MirrorCrash { down_for } => {
                 write!(f, "kmirror killed (kill -9), restarted after {down_for:?}")
@@ -181,6 +195,14 @@ pub fn schedule(
                     topic: topic.clone(),
                     to: *n,
                 }
+            }
+            88..=93 => {
+                let Some((topic, n)) = rng.pick(&partitions).cloned() else {
+                    continue;
+                };
+                let partition =
+                    i32::try_from(rng.below(u64::try_from(n).unwrap_or(1))).unwrap_or(0);
+                Fault::UncleanElection { topic, partition }
             }
             _ => Fault::MirrorCrash {
                 down_for: Duration::from_millis(rng.between(0, 3_000)),

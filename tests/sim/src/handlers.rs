@@ -15,7 +15,9 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::list_offsets_response::{
@@ -360,6 +362,22 @@ fn fetch(c: &SimCluster, broker: i32, r: FetchRequest, version: i16) -> Handled 
             data.high_watermark = log.high_watermark();
             data.last_stable_offset = log.high_watermark();
             data.log_start_offset = log.log_start();
+            // KIP-320 (v12+): a fetcher whose last fetched epoch ends
+            // below its position on this leader was fed records this log
+            // no longer has. Checked before the range, as Kafka does.
+            tracing::debug!(target: "kmirror_sim", topic = %name, partition = fp.partition, offset = fp.fetch_offset,
+                last_fetched_epoch = fp.last_fetched_epoch, current_leader_epoch = fp.current_leader_epoch, version, "fetch");
+            if version >= 12 && fp.last_fetched_epoch >= 0 {
+                let (epoch, end) = log.end_offset_for(fp.last_fetched_epoch);
+                if epoch < fp.last_fetched_epoch || end < fp.fetch_offset {
+                    data.diverging_epoch = EpochEndOffset::default()
+                        .with_epoch(epoch)
+                        .with_end_offset(end);
+                    any_error = true;
+                    partitions.push(data);
+                    continue;
+                }
+            }
             if fp.fetch_offset < log.log_start() || fp.fetch_offset > log.log_end() {
                 data.error_code = code::OFFSET_OUT_OF_RANGE;
                 any_error = true;
@@ -817,7 +835,12 @@ fn offset_commit(
             .iter()
             .map(|p| {
                 if error == code::NONE {
-                    committed.push((name.clone(), p.partition_index, p.committed_offset));
+                    committed.push((
+                        name.clone(),
+                        p.partition_index,
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                    ));
                 }
                 msg!(OffsetCommitResponsePartition {
                     partition_index: p.partition_index,
@@ -830,15 +853,15 @@ fn offset_commit(
             partitions: partitions
         }));
     }
-    for (topic, partition, offset) in committed {
+    for (topic, partition, offset, epoch) in committed {
         world.on_commit(&topic, partition, offset);
-        world
+        let group = world
             .cluster(side)
             .groups
             .entry(group_id.clone())
-            .or_default()
-            .offsets
-            .insert((topic, partition), offset);
+            .or_default();
+        group.epochs.insert((topic.clone(), partition), epoch);
+        group.offsets.insert((topic, partition), offset);
     }
     msg!(OffsetCommitResponse { topics: topics })
 }
@@ -879,7 +902,11 @@ fn offset_fetch(c: &mut SimCluster, broker: i32, r: OffsetFetchRequest) -> Offse
                             .get(&(name.clone(), p))
                             .copied()
                             .unwrap_or(-1),
-                        committed_leader_epoch: -1,
+                        committed_leader_epoch: group
+                            .epochs
+                            .get(&(name.clone(), p))
+                            .copied()
+                            .unwrap_or(-1),
                         metadata: Some(s(""))
                     }))
                     .collect(),

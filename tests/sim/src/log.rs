@@ -275,6 +275,40 @@ impl PartitionLog {
         Ok(Appended::New(base_offset))
     }
 
+    /// Drops every batch from the one holding `offset` on (an unclean
+    /// election: the new leader never had them). Returns the new log end.
+    pub fn truncate(&mut self, offset: i64) -> i64 {
+        let keep = self.batches.partition_point(|b| b.last_offset < offset);
+        self.batches.truncate(keep);
+        self.log_end = self
+            .batches
+            .last()
+            .map_or(self.log_start, |b| b.last_offset + 1);
+        self.high_watermark = self.high_watermark.min(self.log_end);
+        self.log_end
+    }
+
+    /// Apache Kafka's `LeaderEpochFileCache.endOffsetFor`: for the
+    /// latest epoch, the log end; otherwise the largest epoch at most
+    /// `epoch` (or `epoch` itself if every known one is larger) and the
+    /// start of the next larger epoch; `(-1, -1)` if no epoch is larger.
+    pub fn end_offset_for(&self, epoch: i32) -> (i32, i64) {
+        let latest = self.batches.last().map(|b| b.leader_epoch);
+        if latest == Some(epoch) {
+            return (epoch, self.log_end);
+        }
+        let Some(higher) = self.batches.iter().find(|b| b.leader_epoch > epoch) else {
+            return (-1, -1);
+        };
+        let floor = self
+            .batches
+            .iter()
+            .map(|b| b.leader_epoch)
+            .filter(|e| *e <= epoch)
+            .max();
+        (floor.unwrap_or(epoch), higher.base_offset)
+    }
+
     /// Whole batches from the one holding `offset`, below `upto`, at most
     /// `max_bytes` unless the first alone is larger and `first_may_exceed`
     /// (KIP-74: a fetch always makes progress).

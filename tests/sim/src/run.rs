@@ -562,6 +562,13 @@ async fn apply_faults(
             Fault::AddPartitions { topic, to } => {
                 lock(&world).source.add_partitions(&topic, to);
             }
+            Fault::UncleanElection { topic, partition } => {
+                let mut w = lock(&world);
+                if let Some(cut) = w.source.unclean_election(&topic, partition, now) {
+                    w.on_source_truncated(&topic, partition, cut);
+                    w.event(ms, format!("source {topic}-{partition} truncated at {cut}"));
+                }
+            }
             Fault::MirrorCrash { down_for } => {
                 let _ = control.send(Control::Crash(down_for));
             }

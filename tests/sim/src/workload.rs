@@ -1,5 +1,6 @@
 //! The source cluster's own producer: keyed records whose value is
-//! `partition:offset`, where each lands in the source, so that the
+//! `partition:offset:generation`, where each lands in the source (and how
+//! many unclean elections truncated the partition before), so that the
 //! destination can be checked record by record.
 
 use bytes::{Bytes, BytesMut};
@@ -30,6 +31,7 @@ pub fn produce(
         return 0;
     }
     let base = p.log.log_end();
+    let generation = p.truncations.len();
     let count = i64::try_from(rng.between(1, 5)).unwrap_or(1);
     let records: Vec<Record> = (0..count)
         .map(|i| {
@@ -50,7 +52,7 @@ pub fn produce(
                 sequence: -1,
                 timestamp: EPOCH_MS + now_ms,
                 key: (offset % 7 != 0).then(|| Bytes::from(format!("key-{}", offset % 13))),
-                value: Some(Bytes::from(format!("{partition}:{offset}"))),
+                value: Some(Bytes::from(format!("{partition}:{offset}:{generation}"))),
                 headers,
             }
         })

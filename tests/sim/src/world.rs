@@ -47,6 +47,13 @@ pub struct Seen {
     pub above: std::collections::BTreeSet<i64>,
     /// Records written again.
     pub duplicates: u64,
+    /// Records copied before an unclean election replaced them on the
+    /// source (kept on the destination; not counted as delivered).
+    pub diverged: u64,
+    /// How far the destination held this partition when the last unclean
+    /// election cut it: kmirror may still commit up to there until its
+    /// next fetch shows the truncation (those records were acknowledged).
+    pub before_cut: i64,
     /// Per destination partition, the highest source offset it received
     /// (records of one source partition must arrive in order in each).
     pub last_in: BTreeMap<i32, i64>,
@@ -183,18 +190,38 @@ impl World {
                 .value
                 .as_ref()
                 .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|v| v.split_once(':'))
-                .and_then(|(p, o)| Some((p.parse::<i32>().ok()?, o.parse::<i64>().ok()?)))
+                .and_then(|v| {
+                    let mut parts = v.split(':');
+                    Some((
+                        parts.next()?.parse::<i32>().ok()?,
+                        parts.next()?.parse::<i64>().ok()?,
+                    ))
+                })
             else {
                 self.violation(format!(
                     "{topic}-{partition}: a record without the workload's value"
                 ));
                 return;
             };
+            // A record a later unclean election truncated away is no
+            // longer the source's record at that offset.
+            let generation = value_generation(record.value.as_ref());
+            let replaced = self
+                .source
+                .partition(topic, source_partition)
+                .and_then(|p| p.truncations.get(generation..))
+                .is_some_and(|later| later.iter().any(|cut| offset >= *cut));
             let seen = self
                 .seen
                 .entry((topic.to_owned(), source_partition))
                 .or_default();
+            if replaced {
+                // Acknowledged all the same: kmirror may commit past it
+                // until its next fetch shows the truncation.
+                seen.diverged += 1;
+                seen.before_cut = seen.before_cut.max(offset + 1);
+                continue;
+            }
             let new = seen.deliver(offset);
             if !new {
                 seen.duplicates += 1;
@@ -211,13 +238,27 @@ impl World {
         }
     }
 
+    /// An unclean election cut the source partition at `cut`: what the
+    /// destination holds from there on is no longer the source's.
+    pub fn on_source_truncated(&mut self, topic: &str, partition: i32, cut: i64) {
+        let seen = self.seen.entry((topic.to_owned(), partition)).or_default();
+        seen.before_cut = seen.before_cut.max(seen.prefix);
+        if seen.prefix > cut {
+            seen.prefix = cut;
+        }
+        seen.above.retain(|o| *o < cut);
+        for last in seen.last_in.values_mut() {
+            *last = (*last).min(cut - 1);
+        }
+    }
+
     /// kmirror committed `offset` for a source partition: every record below
     /// it must be on the destination.
     pub fn on_commit(&mut self, topic: &str, partition: i32, offset: i64) {
         let prefix = self
             .seen
             .get(&(topic.to_owned(), partition))
-            .map_or(0, |s| s.prefix);
+            .map_or(0, |s| s.prefix.max(s.before_cut));
         if offset > prefix {
             self.violation(format!(
                 "{topic}-{partition}: offset {offset} committed on the source while the destination holds only offsets below {prefix}"
@@ -225,8 +266,22 @@ impl World {
         }
     }
 
+    /// Records copied before an unclean election replaced them.
+    pub fn diverged(&self) -> u64 {
+        self.seen.values().map(|s| s.diverged).sum()
+    }
+
     /// Duplicated records over every partition.
     pub fn duplicates(&self) -> u64 {
         self.seen.values().map(|s| s.duplicates).sum()
     }
+}
+
+/// The generation part of a workload value (`partition:offset:generation`).
+fn value_generation(value: Option<&Bytes>) -> usize {
+    value
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.split(':').nth(2))
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(0)
 }

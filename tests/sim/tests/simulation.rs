@@ -222,3 +222,35 @@ fn kmirror_killed_and_restarted() {
         ],
     );
 }
+
+/// Item 2: unclean elections truncate the source below kmirror's position
+/// (and below its committed offset, with kmirror killed in between): the
+/// diverging epoch (KIP-320) sends it back to the truncation point, so the
+/// records now at those offsets are mirrored too, none skipped.
+#[test]
+fn unclean_elections_on_the_source_are_followed() {
+    let unclean = |ms, partition| {
+        at(
+            ms,
+            Fault::UncleanElection {
+                topic: "topic-0".into(),
+                partition,
+            },
+        )
+    };
+    scenario(
+        1..13,
+        vec![
+            unclean(4_000, 0),
+            unclean(8_000, 0),
+            at(
+                9_000,
+                Fault::MirrorCrash {
+                    down_for: Duration::from_secs(1),
+                },
+            ),
+            unclean(10_500, 0),
+            unclean(15_000, 0),
+        ],
+    );
+}

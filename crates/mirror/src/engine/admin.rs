@@ -241,6 +241,21 @@ pub async fn committed_offsets(
     group: &str,
     partitions: &[TopicPartition],
 ) -> Result<BTreeMap<TopicPartition, i64>, MirrorError> {
+    Ok(committed_positions(source, group, partitions)
+        .await?
+        .into_iter()
+        .map(|(k, (offset, _))| (k, offset))
+        .collect())
+}
+
+/// As [`committed_offsets`], with the leader epoch committed with each
+/// offset (OffsetFetch v5+; -1 when unknown), which lets the first Fetch
+/// after a restart find a truncation of the log below it (KIP-320).
+pub async fn committed_positions(
+    source: &Cluster,
+    group: &str,
+    partitions: &[TopicPartition],
+) -> Result<BTreeMap<TopicPartition, (i64, i32)>, MirrorError> {
     at_coordinator(source, group, || {
         committed_offsets_once(source, group, partitions)
     })
@@ -251,7 +266,7 @@ async fn committed_offsets_once(
     source: &Cluster,
     group: &str,
     partitions: &[TopicPartition],
-) -> Result<BTreeMap<TopicPartition, i64>, MirrorError> {
+) -> Result<BTreeMap<TopicPartition, (i64, i32)>, MirrorError> {
     let conn = coordinator_connection(source, group)
         .await
         .map_err(MirrorError::source)?;
@@ -295,7 +310,7 @@ async fn committed_offsets_once(
         hint: None,
     };
     let mut out = BTreeMap::new();
-    let mut record = |topic: &str, partition: i32, offset: i64, code: i16| {
+    let mut record = |topic: &str, partition: i32, offset: i64, epoch: i32, code: i16| {
         if let Some(error) = kafka_error(code) {
             return Err(refused(error));
         }
@@ -304,7 +319,10 @@ async fn committed_offsets_once(
                 .iter()
                 .find(|(t, p)| &**t == topic && *p == partition)
         {
-            out.insert((t.clone(), partition), offset);
+            out.insert(
+                (t.clone(), partition),
+                (offset, if version >= 5 { epoch } else { -1 }),
+            );
         }
         Ok(())
     };
@@ -315,7 +333,13 @@ async fn committed_offsets_once(
             }
             for t in g.topics {
                 for p in t.partitions {
-                    record(&t.name, p.partition_index, p.committed_offset, p.error_code)?;
+                    record(
+                        &t.name,
+                        p.partition_index,
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.error_code,
+                    )?;
                 }
             }
         }
@@ -325,7 +349,13 @@ async fn committed_offsets_once(
         }
         for t in response.topics {
             for p in t.partitions {
-                record(&t.name, p.partition_index, p.committed_offset, p.error_code)?;
+                record(
+                    &t.name,
+                    p.partition_index,
+                    p.committed_offset,
+                    p.committed_leader_epoch,
+                    p.error_code,
+                )?;
             }
         }
     }
@@ -413,12 +443,15 @@ pub type CommitResult = Result<(), ResponseError>;
 
 /// Commits `offsets` for `group` on the source as `member` (generation and
 /// member id), or without one (generation -1) the way admin tools set an
-/// empty group's offsets. Returns each partition's outcome.
+/// empty group's offsets, each with its leader epoch from `epochs`
+/// (OffsetCommit v6+, as Java's consumer does). Returns each partition's
+/// outcome.
 pub async fn commit_offsets(
     source: &Cluster,
     group: &str,
     member: Option<(i32, &str)>,
     offsets: &[(TopicPartition, i64)],
+    epochs: &BTreeMap<TopicPartition, i32>,
 ) -> Result<Vec<(TopicPartition, CommitResult)>, PoolError> {
     let conn = match coordinator_connection(source, group).await {
         Ok(conn) => conn,
@@ -427,9 +460,18 @@ pub async fn commit_offsets(
             return Err(e);
         }
     };
-    let mut by_topic: BTreeMap<Arc<str>, Vec<(i32, i64)>> = BTreeMap::new();
+    let with_epochs = conn
+        .versions()
+        .version(ApiKey::OffsetCommit)
+        .is_ok_and(|v| v >= 6);
+    let mut by_topic: BTreeMap<Arc<str>, Vec<(i32, i64, i32)>> = BTreeMap::new();
     for ((t, p), o) in offsets {
-        by_topic.entry(t.clone()).or_default().push((*p, *o));
+        let epoch = if with_epochs {
+            epochs.get(&(t.clone(), *p)).copied().unwrap_or(-1)
+        } else {
+            -1
+        };
+        by_topic.entry(t.clone()).or_default().push((*p, *o, epoch));
     }
     let topics = by_topic
         .iter()
@@ -438,10 +480,11 @@ pub async fn commit_offsets(
                 .with_name(TopicName(str_bytes(t)))
                 .with_partitions(
                     ps.iter()
-                        .map(|(p, o)| {
+                        .map(|(p, o, e)| {
                             kp::offset_commit_request::OffsetCommitRequestPartition::default()
                                 .with_partition_index(*p)
                                 .with_committed_offset(*o)
+                                .with_committed_leader_epoch(*e)
                                 .with_committed_metadata(Some(StrBytes::from_static_str("")))
                         })
                         .collect(),

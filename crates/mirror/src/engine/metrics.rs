@@ -27,6 +27,8 @@ pub struct Metrics {
     latency_samples: AtomicU64,
     fetched_bytes: AtomicU64,
     offset_resets: AtomicU64,
+    truncations: AtomicU64,
+    truncated_records: AtomicU64,
     fetch_throttle_micros: AtomicU64,
     produce_throttle_micros: AtomicU64,
     progress: Mutex<BTreeMap<(String, i32), PartitionProgress>>,
@@ -81,6 +83,13 @@ pub struct MetricsSnapshot {
     /// OFFSET_OUT_OF_RANGE, or the group's committed offset was past the
     /// partition's end at assignment).
     pub offset_resets: u64,
+    /// Source partitions found truncated below kmirror's position (a
+    /// Fetch answered with a diverging epoch, KIP-320: an unclean leader
+    /// election replaced records kmirror had already copied).
+    pub truncations: u64,
+    /// Source offsets replaced by those truncations: the destination holds
+    /// the records that were there before; the new ones are copied too.
+    pub truncated_records: u64,
     /// Time the source's brokers asked kmirror to hold its fetches for
     /// (quota throttling, KIP-219), summed over responses.
     pub fetch_throttled: Duration,
@@ -115,6 +124,13 @@ impl Metrics {
 
     pub(crate) fn offset_reset(&self) {
         self.offset_resets.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A source partition was truncated by `records` offsets below the
+    /// fetch position.
+    pub(crate) fn truncated(&self, records: u64) {
+        self.truncations.fetch_add(1, Ordering::Relaxed);
+        self.truncated_records.fetch_add(records, Ordering::Relaxed);
     }
 
     /// A response of `side`'s broker asked kmirror to wait `throttle`.
@@ -209,6 +225,8 @@ impl Metrics {
             epoch_bumps: load(&self.epoch_bumps),
             fetched_bytes: load(&self.fetched_bytes),
             offset_resets: load(&self.offset_resets),
+            truncations: load(&self.truncations),
+            truncated_records: load(&self.truncated_records),
             fetch_throttled: Duration::from_micros(load(&self.fetch_throttle_micros)),
             produce_throttled: Duration::from_micros(load(&self.produce_throttle_micros)),
             produce_latency_mean: Duration::from_micros(

@@ -563,11 +563,19 @@ impl Controller {
             .iter()
             .flat_map(|(t, _, ps)| ps.iter().map(move |p| (t.clone(), *p)))
             .collect();
-        let mut committed = if tps.is_empty() {
+        let positions = if tps.is_empty() {
             BTreeMap::new()
         } else {
-            admin::committed_offsets(&self.source, &self.config.fetch.group_id, &tps).await?
+            admin::committed_positions(&self.source, &self.config.fetch.group_id, &tps).await?
         };
+        let committed_epochs: BTreeMap<TopicPartition, i32> = positions
+            .iter()
+            .map(|(k, (_, epoch))| (k.clone(), *epoch))
+            .collect();
+        let mut committed: BTreeMap<TopicPartition, i64> = positions
+            .into_iter()
+            .map(|(k, (offset, _))| (k, offset))
+            .collect();
         let mut dest_meta = self
             .destination
             .refresh_metadata()
@@ -718,6 +726,7 @@ impl Controller {
                     topic_id: id,
                     start,
                     committed: committed.get(&key).copied(),
+                    committed_epoch: committed_epochs.get(&key).copied().unwrap_or(-1),
                     target: targets.as_ref().and_then(|t| t.get(&key).copied()),
                     route,
                     max_batch_bytes: self.max_batch_bytes.get(&topic).copied().flatten(),

@@ -3,9 +3,10 @@
 //! start of the zero-copy path) and no count from the wire is trusted.
 //!
 //! Versions 4 to 16. From v13 topics are named by id instead of name
-//! ([`FetchTopicRef`]). Tagged fields (diverging epoch, current leader,
-//! node endpoints) are skipped: kmirror reacts to the partition error codes
-//! and refreshes metadata instead.
+//! ([`FetchTopicRef`]). Of the tagged fields, a partition's diverging epoch
+//! (v12+, KIP-320: the log was truncated below the fetch position) is read;
+//! the others (current leader, node endpoints) are skipped: kmirror reacts
+//! to the partition error codes and refreshes metadata instead.
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
@@ -53,6 +54,20 @@ pub struct FetchPartition {
     pub preferred_read_replica: i32,
     /// The records, a slice of the response frame.
     pub records: Option<Bytes>,
+    /// The leader's log diverged from what was fetched (v12+, KIP-320):
+    /// the last epoch the leader shares with the fetcher's last fetched
+    /// epoch, and where it ends. Records from there on were truncated
+    /// (an unclean election); fetching must go on from `end_offset`.
+    pub diverging_epoch: Option<DivergingEpoch>,
+}
+
+/// A Fetch response's diverging epoch (KIP-320).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DivergingEpoch {
+    /// The leader epoch.
+    pub epoch: i32,
+    /// Its end offset on the leader.
+    pub end_offset: i64,
 }
 
 impl FetchPartition {
@@ -161,9 +176,11 @@ fn decode_partition(
     };
     let preferred_read_replica = if version >= 11 { r.i32()? } else { -1 };
     let records = r.nullable_bytes(flexible)?;
-    if flexible {
-        r.skip_tagged_fields()?;
-    }
+    let diverging_epoch = if flexible {
+        partition_tags(r, version)?
+    } else {
+        None
+    };
     Ok(FetchPartition {
         partition_index,
         error_code,
@@ -173,14 +190,45 @@ fn decode_partition(
         aborted_transactions,
         preferred_read_replica,
         records,
+        diverging_epoch,
     })
+}
+
+/// A partition's tagged fields: tag 0 is the diverging epoch (an
+/// `EpochEndOffset`: epoch, end offset, its own tagged fields); the others
+/// are skipped. Each field is read within its stated size.
+fn partition_tags(
+    r: &mut WireReader,
+    version: i16,
+) -> Result<Option<DivergingEpoch>, ProtocolError> {
+    let count = r.unsigned_varint()?;
+    let mut diverging = None;
+    let mut last_tag: Option<u32> = None;
+    for _ in 0..count {
+        let tag = r.unsigned_varint()?;
+        if last_tag.is_some_and(|last| tag <= last) {
+            return Err(r.malformed("tagged fields out of order"));
+        }
+        last_tag = Some(tag);
+        let size = r.unsigned_varint()? as usize;
+        let field = r.take(size, "tagged field")?;
+        if tag == 0 {
+            let mut f = WireReader::new(field, ApiKey::Fetch, version);
+            let epoch = f.i32()?;
+            let end_offset = f.i64()?;
+            f.skip_tagged_fields()?;
+            f.finish()?;
+            diverging = Some(DivergingEpoch { epoch, end_offset });
+        }
+    }
+    Ok(diverging)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use kafka_protocol::messages::fetch_response as kp;
-    use kafka_protocol::messages::{ProducerId, TopicName};
+    use kafka_protocol::messages::{BrokerId, ProducerId, TopicName};
     use kafka_protocol::protocol::Encodable;
 
     fn sample(records: Bytes) -> kp::FetchResponse {
@@ -241,6 +289,34 @@ mod tests {
             );
             assert_eq!(t.partitions[1].records, None);
             assert_eq!(resp.session_id, if v >= 7 { 9 } else { 0 });
+        }
+    }
+
+    /// KIP-320: from v12 a partition may carry a diverging epoch (tagged
+    /// field 0) next to other tagged fields, which are skipped.
+    #[test]
+    fn reads_the_diverging_epoch_from_v12() {
+        for v in 12..=16 {
+            let mut response = sample_at(Bytes::from_static(b"xyz"), v);
+            response.responses[0].partitions[0].diverging_epoch = kp::EpochEndOffset::default()
+                .with_epoch(4)
+                .with_end_offset(77);
+            response.responses[0].partitions[0].current_leader = kp::LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(2))
+                .with_leader_epoch(5);
+            let mut buf = bytes::BytesMut::new();
+            response.encode(&mut buf, v).unwrap();
+            let decoded = decode_fetch_response(buf.freeze(), v).unwrap();
+            let partitions = &decoded.topics[0].partitions;
+            assert_eq!(
+                partitions[0].diverging_epoch,
+                Some(DivergingEpoch {
+                    epoch: 4,
+                    end_offset: 77
+                }),
+                "v{v}"
+            );
+            assert_eq!(partitions[1].diverging_epoch, None, "v{v}");
         }
     }
 

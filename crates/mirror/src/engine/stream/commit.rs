@@ -33,13 +33,22 @@ impl Stream {
             );
         }
         self.commit_busy = true;
+        // The epoch of the last batch fetched, committed with each offset:
+        // after a restart the first Fetch sends it, so that a truncation
+        // of the log below the committed offset is found (KIP-320). It may
+        // be newer than the committed record's: the leader's end offset
+        // for it is still at or above the offset unless the log diverged.
+        let epochs: BTreeMap<TopicPartition, i32> = offsets
+            .iter()
+            .filter_map(|(k, _)| Some((k.clone(), self.slots.get(k)?.last_fetched_epoch)))
+            .collect();
         let cluster = self.ctx.source.clone();
         let group = self.ctx.config.fetch.group_id.clone();
         self.control.spawn(async move {
             let member = member
                 .as_ref()
                 .map(|m| (m.generation, m.member_id.as_str()));
-            let result = admin::commit_offsets(&cluster, &group, member, &offsets).await;
+            let result = admin::commit_offsets(&cluster, &group, member, &offsets, &epochs).await;
             ControlDone::Commit(offsets, result)
         });
     }

@@ -59,10 +59,19 @@ impl Stream {
                 } else {
                     slot.ledger.reset(to);
                 }
-                tracing::info!(topic = %slot.topic, partition = slot.partition, from = slot.position, to, "out-of-range fetch position reset");
+                if slot.truncated {
+                    let replaced = u64::try_from(slot.position - to).unwrap_or(0);
+                    tracing::warn!(topic = %slot.topic, partition = slot.partition, from = to, to = slot.position, replaced,
+                        "the source partition was truncated below the mirror's position (an unclean leader election, KIP-320): \
+                         the destination keeps the records that were there; the records now at these offsets are copied too");
+                    self.ctx.metrics.truncated(replaced);
+                } else {
+                    tracing::info!(topic = %slot.topic, partition = slot.partition, from = slot.position, to, "out-of-range fetch position reset");
+                    self.ctx.metrics.offset_reset();
+                }
                 slot.position = to;
                 slot.reset_to = None;
-                self.ctx.metrics.offset_reset();
+                slot.truncated = false;
             }
         }
         let useful = self.useful_fetch();
@@ -138,9 +147,15 @@ impl Stream {
                         .map_or(1 << 20, |s| s.fetch_size)
                 })
                 .collect();
-            let epochs: Vec<i32> = partitions
+            let epochs: Vec<(i32, i32)> = partitions
                 .iter()
-                .map(|(t, _, p, _)| self.leader_epoch(t, *p))
+                .map(|(t, _, p, _)| {
+                    let last = self
+                        .slots
+                        .get(&(t.clone(), *p))
+                        .map_or(-1, |s| s.last_fetched_epoch);
+                    (self.leader_epoch(t, *p), last)
+                })
                 .collect();
             let cluster = self.ctx.source.clone();
             let fetch = self.ctx.config.fetch.clone();
@@ -381,6 +396,26 @@ impl Stream {
         let Some(slot) = self.slots.get_mut(key) else {
             return;
         };
+        if partition_error(&p).is_none()
+            && let Some(diverging) = p.diverging_epoch
+        {
+            // KIP-320: the leader's log diverged from what was fetched.
+            // Go on from where the shared epoch ends (once nothing below
+            // the old position is in flight), as Java's consumer does.
+            // No epoch of the leader's is at most ours (end offset -1):
+            // everything it holds diverged, so go on from its log start.
+            let to = if diverging.end_offset >= 0 {
+                diverging.end_offset
+            } else {
+                p.log_start_offset.max(0)
+            };
+            if to < slot.position && !slot.resetting {
+                slot.reset_to = Some(to);
+                slot.truncated = true;
+            }
+            slot.last_fetched_epoch = diverging.epoch;
+            return;
+        }
         if let Some(error) = partition_error(&p) {
             match error {
                 ResponseError::OffsetOutOfRange => {
@@ -495,6 +530,17 @@ impl Stream {
                 return;
             }
         };
+        if let Some(records) = &p.records {
+            let mut last_epoch = None;
+            for entry in kmirror_protocol::RecordBatches::new(records.clone()).flatten() {
+                if let kmirror_protocol::record::LogEntry::Batch(batch) = entry {
+                    last_epoch = Some(batch.header().partition_leader_epoch);
+                }
+            }
+            if let Some(epoch) = last_epoch.filter(|e| *e >= 0) {
+                slot.last_fetched_epoch = epoch;
+            }
+        }
         let counters = plan.counters();
         let route = slot.route;
         // Placing records by key decodes every batch, qualifying or not.
@@ -531,13 +577,15 @@ impl Stream {
 
 /// Builds the Fetch request for `job` at the connection's version: topics
 /// by name up to v12, by id from v13; the partitions in the job's order,
-/// each with its size and (v9+) its current leader epoch; no fetch session
+/// each with its size, (v9+) its current leader epoch and (v12+) the epoch
+/// of the last batch fetched, so that the leader answers a diverging epoch
+/// if its log was truncated below the position (KIP-320); no fetch session
 /// (a full fetch each time).
 fn fetch_request(
     versions: &NegotiatedVersions,
     job: &FetchJob,
     sizes: &[usize],
-    epochs: &[i32],
+    epochs: &[(i32, i32)],
     fetch: &crate::engine::config::FetchConfig,
     max_bytes: usize,
 ) -> Result<kp::FetchRequest, kmirror_protocol::ProtocolError> {
@@ -550,11 +598,12 @@ fn fetch_request(
             .with_partition(*partition)
             .with_fetch_offset(*position)
             .with_partition_max_bytes(i32::try_from(*size).unwrap_or(i32::MAX));
+        let (current, last_fetched) = epochs.get(i).copied().unwrap_or((-1, -1));
         if version >= 9 {
-            part = part.with_current_leader_epoch(epochs.get(i).copied().unwrap_or(-1));
+            part = part.with_current_leader_epoch(current);
         }
         if version >= 12 {
-            part = part.with_last_fetched_epoch(-1);
+            part = part.with_last_fetched_epoch(last_fetched);
         }
         if version >= 5 {
             part = part.with_log_start_offset(-1);
@@ -723,6 +772,7 @@ mod tests {
             aborted_transactions: None,
             preferred_read_replica: -1,
             records: None,
+            diverging_epoch: None,
         }
     }
 
@@ -823,12 +873,12 @@ mod tests {
         };
         let fetch = crate::engine::config::FetchConfig::new("g");
         let sizes = [100, 200, 300];
-        let epochs = [7, 3, 5];
+        let epochs = [(7, 6), (3, 2), (5, -1)];
         for max in [8, 12, 16] {
             let v = versions(max).version(ApiKey::Fetch).unwrap();
             let request =
                 fetch_request(&versions(max), &job, &sizes, &epochs, &fetch, 1000).unwrap();
-            let got: Vec<(i32, i64, i32, i32)> = request
+            let got: Vec<(i32, i64, i32, i32, i32)> = request
                 .topics
                 .iter()
                 .flat_map(|t| t.partitions.iter())
@@ -838,16 +888,20 @@ mod tests {
                         p.fetch_offset,
                         p.partition_max_bytes,
                         p.current_leader_epoch,
+                        p.last_fetched_epoch,
                     )
                 })
                 .collect();
             let epoch = |e: i32| if v >= 9 { e } else { -1 };
+            // The last fetched epoch (v12+) lets the leader answer a
+            // diverging epoch after an unclean election (KIP-320).
+            let last = |e: i32| if v >= 12 { e } else { -1 };
             assert_eq!(
                 got,
                 vec![
-                    (2, 10, 100, epoch(7)),
-                    (0, 30, 300, epoch(5)),
-                    (0, 20, 200, epoch(3))
+                    (2, 10, 100, epoch(7), last(6)),
+                    (0, 30, 300, epoch(5), last(-1)),
+                    (0, 20, 200, epoch(3), last(2))
                 ],
                 "Fetch v{v}"
             );

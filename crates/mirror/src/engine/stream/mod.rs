@@ -91,6 +91,8 @@ pub(crate) struct Assignment {
     pub topic_id: [u8; 16],
     pub start: i64,
     pub committed: Option<i64>,
+    /// The leader epoch committed with `committed` (-1: unknown).
+    pub committed_epoch: i32,
     pub target: Option<i64>,
     pub route: Route,
     /// The destination topic's `max.message.bytes`, if known.
@@ -122,6 +124,12 @@ struct Slot {
     /// An out-of-range reset waiting for the ledger to settle.
     reset_to: Option<i64>,
     resetting: bool,
+    /// Whether `reset_to` comes from a truncation of the source log
+    /// (KIP-320) rather than `auto.offset.reset`.
+    truncated: bool,
+    /// The leader epoch of the last batch fetched (sent in Fetch v12+ so
+    /// the leader can tell that its log diverged), -1 if none yet.
+    last_fetched_epoch: i32,
     /// Planned steps not yet dispatched, in offset order.
     staged: VecDeque<StagedStep>,
     /// The latest fetched data's mark: while a step or batch holds it,
@@ -574,6 +582,14 @@ impl Stream {
                 target: a.target,
                 reset_to: None,
                 resetting: false,
+                truncated: false,
+                // Starting at the committed offset, its epoch lets the
+                // first fetch find a truncation below it.
+                last_fetched_epoch: if a.committed == Some(a.start) {
+                    a.committed_epoch
+                } else {
+                    -1
+                },
                 staged: VecDeque::new(),
                 unsent: Weak::new(),
             },

@@ -95,6 +95,7 @@ async fn start_with(
                 topic_id: [7; 16],
                 start: 0,
                 committed: None,
+                committed_epoch: -1,
                 target,
                 route: Route::SamePartition,
                 max_batch_bytes: None,
