@@ -101,7 +101,7 @@ impl Stream {
                         hint: None,
                     });
                     // Refused for good: asking again at stop cannot help.
-                    self.final_commit_done = true;
+                    self.final_commit.done = true;
                     return;
                 }
             }

@@ -61,7 +61,7 @@ impl Stream {
                 }
                 if slot.truncated {
                     let replaced = u64::try_from(slot.position - to).unwrap_or(0);
-                    tracing::warn!(topic = %slot.topic, partition = slot.partition, from = to, to = slot.position, replaced,
+                    tracing::warn!(topic = %slot.topic, partition = slot.partition, truncated_at = to, position = slot.position, replaced,
                         "the source partition was truncated below the mirror's position (an unclean leader election, KIP-320): \
                          the destination keeps the records that were there; the records now at these offsets are copied too");
                     self.ctx.metrics.truncated(replaced);
@@ -271,7 +271,8 @@ impl Stream {
     /// whose epoch differs, answers FENCED_LEADER_EPOCH or
     /// UNKNOWN_LEADER_EPOCH instead of data, and the metadata is refreshed.
     fn leader_epoch(&self, topic: &str, partition: i32) -> i32 {
-        self.source_meta
+        self.source_view
+            .snapshot
             .as_ref()
             .and_then(|m| m.topics.get(topic))
             .and_then(|t| t.partitions.iter().find(|p| p.partition == partition))

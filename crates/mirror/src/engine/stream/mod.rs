@@ -372,16 +372,59 @@ enum Outcome {
     Failed(String),
 }
 
+/// One cluster's metadata as a stream last read it, and whether a
+/// refresh is running.
+#[derive(Default)]
+struct MetadataView {
+    /// The snapshot (none before the first read).
+    snapshot: Option<Arc<ClusterMetadata>>,
+    /// A refresh is in flight.
+    busy: bool,
+    /// When the snapshot was taken.
+    refreshed_at: Option<Instant>,
+}
+
+/// The stream's idempotent producer: its sequences, which send
+/// generation batches were stamped in, and the InitProducerId in flight.
+#[derive(Default)]
+struct ProducerState {
+    /// Producer id, epoch and per-partition sequences (none until the
+    /// first InitProducerId answered).
+    sequencer: Option<ProducerSequencer>,
+    /// Bumped with the epoch: answers to requests of an older generation
+    /// are stale.
+    generation: u64,
+    /// The broker lost the producer's state: bump the epoch once nothing
+    /// is in flight.
+    bump_needed: bool,
+    /// An InitProducerId is in flight.
+    pid_busy: bool,
+    /// How long the next InitProducerId waits: zero until one fails.
+    pid_backoff: Duration,
+}
+
+/// The commit made when the stream stops.
+#[derive(Default)]
+struct FinalCommit {
+    attempts: u32,
+    /// Until when it is retried.
+    deadline: Option<Instant>,
+    /// When it is tried again after a failed attempt.
+    retry_at: Option<Instant>,
+    done: bool,
+}
+
 pub(crate) struct Stream {
     index: usize,
     ctx: Arc<StreamContext>,
     slots: BTreeMap<TopicPartition, Slot>,
     queues: BTreeMap<TopicPartition, DestQueue>,
-    source_meta: Option<Arc<ClusterMetadata>>,
-    dest_meta: Option<Arc<ClusterMetadata>>,
-    sequencer: Option<ProducerSequencer>,
-    generation: u64,
-    bump_needed: bool,
+    /// The source cluster's metadata as this stream last read it.
+    source_view: MetadataView,
+    /// The destination cluster's metadata as this stream last read it.
+    dest_view: MetadataView,
+    /// kmirror's idempotent producer on this stream's connections.
+    producer: ProducerState,
     fetch_brokers: BTreeSet<i32>,
     /// Source brokers that asked for no fetch until a time (KIP-219).
     fetch_throttle: throttle::Throttles,
@@ -397,13 +440,6 @@ pub(crate) struct Stream {
     jobs: JoinSet<JobDone>,
     next_job: u64,
     control: JoinSet<ControlDone>,
-    source_meta_busy: bool,
-    dest_meta_busy: bool,
-    source_meta_at: Option<Instant>,
-    dest_meta_at: Option<Instant>,
-    pid_busy: bool,
-    /// How long the next InitProducerId waits: zero until one fails.
-    pid_backoff: Duration,
     commit_busy: bool,
     lanes: BTreeMap<i32, Lane>,
     lane_requests: BTreeMap<i32, usize>,
@@ -412,12 +448,8 @@ pub(crate) struct Stream {
     sealed: bool,
     stopping: bool,
     drain_deadline: Option<Instant>,
-    final_commit_attempts: u32,
-    /// Until when the final commit is retried.
-    final_commit_deadline: Option<Instant>,
-    /// When the final commit is tried again after a failed attempt.
-    final_commit_retry_at: Option<Instant>,
-    final_commit_done: bool,
+    /// The commit at stop.
+    final_commit: FinalCommit,
     fatal: Option<MirrorError>,
 }
 
@@ -429,11 +461,9 @@ impl Stream {
             ctx,
             slots: BTreeMap::new(),
             queues: BTreeMap::new(),
-            source_meta: None,
-            dest_meta: None,
-            sequencer: None,
-            generation: 0,
-            bump_needed: false,
+            source_view: MetadataView::default(),
+            dest_view: MetadataView::default(),
+            producer: ProducerState::default(),
             fetch_brokers: BTreeSet::new(),
             fetch_throttle: throttle::Throttles::default(),
             produce_throttle: throttle::Throttles::default(),
@@ -443,12 +473,6 @@ impl Stream {
             jobs: JoinSet::new(),
             next_job: 0,
             control: JoinSet::new(),
-            source_meta_busy: false,
-            dest_meta_busy: false,
-            source_meta_at: None,
-            dest_meta_at: None,
-            pid_busy: false,
-            pid_backoff: Duration::ZERO,
             commit_busy: false,
             lanes: BTreeMap::new(),
             lane_requests: BTreeMap::new(),
@@ -457,10 +481,7 @@ impl Stream {
             sealed: false,
             stopping: false,
             drain_deadline: None,
-            final_commit_attempts: 0,
-            final_commit_deadline: None,
-            final_commit_retry_at: None,
-            final_commit_done: false,
+            final_commit: FinalCommit::default(),
             fatal: None,
         }
     }
@@ -553,7 +574,8 @@ impl Stream {
     fn assign(&mut self, a: Assignment) {
         let key: TopicPartition = (a.topic.clone(), a.partition);
         let leader = self
-            .source_meta
+            .source_view
+            .snapshot
             .as_ref()
             .and_then(|m| m.leader(&a.topic, a.partition))
             .map(|b| b.id);
@@ -645,7 +667,7 @@ impl Stream {
         if !drained && !out_of_time {
             return false;
         }
-        if !drained && !self.final_commit_done && self.final_commit_attempts == 0 {
+        if !drained && !self.final_commit.done && self.final_commit.attempts == 0 {
             let left: usize = self
                 .queues
                 .values()
@@ -660,12 +682,12 @@ impl Stream {
         if self.commit_busy {
             return false;
         }
-        if self.final_commit_done {
+        if self.final_commit.done {
             return true;
         }
         let due = self.slots.values().any(|s| s.ledger.commit_due().is_some());
         if !due {
-            self.final_commit_done = true;
+            self.final_commit.done = true;
             return true;
         }
         // Retried, with backoff, for a bounded time: a commit refused or
@@ -674,25 +696,26 @@ impl Stream {
         // another try; only the deadline gives up.
         let now = Instant::now();
         let deadline = *self
-            .final_commit_deadline
+            .final_commit
+            .deadline
             .get_or_insert(now + FINAL_COMMIT_TIMEOUT);
         if now >= deadline {
             tracing::warn!(
                 stream = self.index,
-                attempts = self.final_commit_attempts,
+                attempts = self.final_commit.attempts,
                 "the final offset commit did not succeed in time; the next start mirrors again from the offsets committed last (duplicates, no loss)"
             );
-            self.final_commit_done = true;
+            self.final_commit.done = true;
             return true;
         }
-        if self.final_commit_retry_at.is_some_and(|at| now < at) {
+        if self.final_commit.retry_at.is_some_and(|at| now < at) {
             return false;
         }
-        self.final_commit_attempts += 1;
+        self.final_commit.attempts += 1;
         let backoff = Duration::from_millis(100)
-            .saturating_mul(1 << self.final_commit_attempts.min(4))
+            .saturating_mul(1 << self.final_commit.attempts.min(4))
             .min(deadline - now);
-        self.final_commit_retry_at = Some(now + backoff);
+        self.final_commit.retry_at = Some(now + backoff);
         self.start_commit();
         false
     }
@@ -705,7 +728,7 @@ impl Stream {
             .chain(self.queues.values().filter_map(|q| q.retry_at))
             .chain(self.fetch_throttle.ends())
             .chain(self.produce_throttle.ends())
-            .chain(self.final_commit_retry_at);
+            .chain(self.final_commit.retry_at);
         wakeup(
             Instant::now(),
             timers,
@@ -722,16 +745,19 @@ impl Stream {
             .produce
             .retry_backoff
             .max(MIN_METADATA_INTERVAL);
-        let source_needed = self.source_meta.is_none()
+        let source_needed = self.source_view.snapshot.is_none()
             || (!self.stopping && self.slots.values().any(|s| s.leader.is_none()));
         if source_needed
-            && !self.source_meta_busy
-            && self.source_meta_at.is_none_or(|t| now >= t + backoff)
+            && !self.source_view.busy
+            && self
+                .source_view
+                .refreshed_at
+                .is_none_or(|t| now >= t + backoff)
         {
-            self.source_meta_busy = true;
-            self.source_meta_at = Some(now);
+            self.source_view.busy = true;
+            self.source_view.refreshed_at = Some(now);
             let cluster = self.ctx.source.clone();
-            let first = self.source_meta.is_none();
+            let first = self.source_view.snapshot.is_none();
             self.control.spawn(async move {
                 let result = if first {
                     cluster.metadata().await
@@ -741,19 +767,22 @@ impl Stream {
                 ControlDone::SourceMetadata(result)
             });
         }
-        let dest_needed = self.dest_meta.is_none()
+        let dest_needed = self.dest_view.snapshot.is_none()
             || self
                 .queues
                 .values()
                 .any(|q| q.leader.is_none() && !q.is_empty());
         if dest_needed
-            && !self.dest_meta_busy
-            && self.dest_meta_at.is_none_or(|t| now >= t + backoff)
+            && !self.dest_view.busy
+            && self
+                .dest_view
+                .refreshed_at
+                .is_none_or(|t| now >= t + backoff)
         {
-            self.dest_meta_busy = true;
-            self.dest_meta_at = Some(now);
+            self.dest_view.busy = true;
+            self.dest_view.refreshed_at = Some(now);
             let cluster = self.ctx.destination.clone();
-            let first = self.dest_meta.is_none();
+            let first = self.dest_view.snapshot.is_none();
             self.control.spawn(async move {
                 let result = if first {
                     cluster.metadata().await
@@ -768,13 +797,13 @@ impl Stream {
     fn on_control(&mut self, done: ControlDone) {
         match done {
             ControlDone::SourceMetadata(result) => {
-                self.source_meta_busy = false;
+                self.source_view.busy = false;
                 match result {
                     Ok(meta) => {
                         for slot in self.slots.values_mut() {
                             slot.leader = meta.leader(&slot.topic, slot.partition).map(|b| b.id);
                         }
-                        self.source_meta = Some(meta);
+                        self.source_view.snapshot = Some(meta);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "source metadata refresh failed; retrying")
@@ -782,13 +811,13 @@ impl Stream {
                 }
             }
             ControlDone::DestinationMetadata(result) => {
-                self.dest_meta_busy = false;
+                self.dest_view.busy = false;
                 match result {
                     Ok(meta) => {
                         for ((topic, partition), q) in self.queues.iter_mut() {
                             q.leader = meta.leader(topic, *partition).map(|b| b.id);
                         }
-                        self.dest_meta = Some(meta);
+                        self.dest_view.snapshot = Some(meta);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "destination metadata refresh failed; retrying")

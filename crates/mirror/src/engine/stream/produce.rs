@@ -27,31 +27,35 @@ impl Stream {
     }
 
     pub(super) fn pump_produce(&mut self) {
-        if self.fatal.is_some() && self.sequencer.is_none() {
+        if self.fatal.is_some() && self.producer.sequencer.is_none() {
             return;
         }
-        if self.sequencer.is_none() && !self.idempotent() {
+        if self.producer.sequencer.is_none() && !self.idempotent() {
             // acks=1: no InitProducerId, batches carry -1/-1/-1.
             let max_in_flight = self.ctx.config.produce.max_in_flight;
             match ProducerSequencer::without_idempotence().with_max_in_flight(max_in_flight) {
-                Ok(s) => self.sequencer = Some(s),
+                Ok(s) => self.producer.sequencer = Some(s),
                 Err(e) => {
                     self.fail(MirrorError::Internal(e.to_string()));
                     return;
                 }
             }
         }
-        if self.sequencer.is_none() || self.bump_needed {
+        if self.producer.sequencer.is_none() || self.producer.bump_needed {
             let awaiting: usize = self.queues.values().map(|q| q.awaiting).sum();
             let any_waiting = self.queues.values().any(|q| !q.is_empty());
-            if !self.pid_busy && awaiting == 0 && (any_waiting || self.sequencer.is_none()) {
-                self.pid_busy = true;
+            if !self.producer.pid_busy
+                && awaiting == 0
+                && (any_waiting || self.producer.sequencer.is_none())
+            {
+                self.producer.pid_busy = true;
                 let cluster = self.ctx.destination.clone();
                 let current = self
+                    .producer
                     .sequencer
                     .as_ref()
                     .map(|s| (s.producer_id(), s.epoch()));
-                let delay = self.pid_backoff;
+                let delay = self.producer.pid_backoff;
                 self.control.spawn(async move {
                     tokio::time::sleep(delay).await;
                     ControlDone::ProducerId(admin::init_producer_id(&cluster, current).await)
@@ -88,7 +92,7 @@ impl Stream {
             // still under way).
             self.drop_unsent();
         }
-        let Some(sequencer) = self.sequencer.as_mut() else {
+        let Some(sequencer) = self.producer.sequencer.as_mut() else {
             return Ok(0);
         };
         // A batch that cannot be stamped stops the stream, but only after
@@ -152,7 +156,8 @@ impl Stream {
                         Ok(stamped) => stamped,
                         Err(e) => {
                             let broker = self
-                                .source_meta
+                                .source_view
+                                .snapshot
                                 .as_ref()
                                 .and_then(|m| m.leader(&batch.source.0, batch.source.1))
                                 .map_or_else(|| "(leader unknown)".to_owned(), |b| b.addr.clone());
@@ -230,7 +235,7 @@ impl Stream {
             let job = ProduceJob {
                 request,
                 tag,
-                generation: self.generation,
+                generation: self.producer.generation,
                 fence: lane.fence.load(Ordering::Acquire),
             };
             if let Err(mpsc::error::SendError(job)) = lane.jobs.send(job) {
@@ -262,7 +267,7 @@ impl Stream {
                 "the destination broker throttles kmirror's produce requests (quota): the next request to it waits"
             );
         }
-        if done.generation != self.generation {
+        if done.generation != self.producer.generation {
             return;
         }
         let mut answers: Vec<(TopicPartition, i32, Outcome)> = Vec::with_capacity(done.tag.len());
@@ -289,77 +294,83 @@ impl Stream {
                         .filter(|(name, _)| **name == *key.0)
                         .flat_map(|(_, ps)| ps.iter())
                         .find(|p| p.index == key.1);
-                    let outcome = match part {
-                        // acks=0 (no response at all) is refused at start:
-                        // a batch counts as written only once acknowledged.
-                        None => Outcome::Retry(
-                            "the partition is missing from the Produce response".into(),
-                        ),
-                        Some(p) => match ResponseError::try_from_code(p.error_code) {
-                            None | Some(ResponseError::DuplicateSequenceNumber) => {
-                                Outcome::Acknowledged
-                            }
-                            Some(ResponseError::OutOfOrderSequenceNumber) => {
-                                let earlier = self
-                                    .queues
-                                    .get(&key)
-                                    .and_then(|q| q.sent.front())
-                                    .and_then(OutBatch::base_sequence)
-                                    != Some(seq);
-                                if earlier {
-                                    Outcome::Retry(
-                                        "out of order after an earlier failed batch".into(),
-                                    )
-                                } else {
-                                    Outcome::Bump("the destination lost this producer's sequence (OUT_OF_ORDER_SEQUENCE_NUMBER)".into())
-                                }
-                            }
-                            Some(
-                                e @ (ResponseError::UnknownProducerId
-                                | ResponseError::InvalidProducerEpoch
-                                | ResponseError::ProducerFenced),
-                            ) => Outcome::Bump(e.to_string()),
-                            Some(ResponseError::CorruptMessage)
-                                if self.source_crc_bad(&key, seq) =>
-                            {
-                                Outcome::Failed(
-                                    "CORRUPT_MESSAGE: the batch's bytes do not match the CRC \
-                                     the source stored with them (corrupted on the source or \
-                                     on the way; check.crcs=false passed it on unchecked)"
-                                        .into(),
-                                )
-                            }
-                            Some(e) if stale_leader(e) || e.is_retriable() => {
-                                if stale_leader(e) {
-                                    self.ctx.destination.invalidate_metadata();
-                                    if let Some(q) = self.queues.get_mut(&key) {
-                                        q.leader = None;
-                                    }
-                                }
-                                Outcome::Retry(e.to_string())
-                            }
-                            Some(e) => {
-                                let message = p
-                                    .error_message
-                                    .as_deref()
-                                    .map(|m| format!(": {}", m.trim_end_matches('.')))
-                                    .unwrap_or_default();
-                                let records = p.record_errors.len();
-                                let extra = if records > 0 {
-                                    format!(" ({records} record errors)")
-                                } else {
-                                    String::new()
-                                };
-                                Outcome::Failed(format!("{e}{message}{extra}"))
-                            }
-                        },
-                    };
+                    let outcome = self.classify_answer(&key, seq, part);
                     answers.push((key, seq, outcome));
                 }
             }
         }
         for (key, seq, outcome) in answers {
             self.apply_outcome(&key, seq, outcome);
+        }
+    }
+
+    /// How the destination's answer for one batch (`seq` of `key`; `None`
+    /// if the partition is missing from the response) is treated:
+    /// acknowledged, resent, resent after an epoch bump, or failed for
+    /// good. A leader that may have moved is forgotten so that it is
+    /// looked up again.
+    fn classify_answer(
+        &mut self,
+        key: &TopicPartition,
+        seq: i32,
+        part: Option<&kmirror_protocol::messages::produce::ProducePartitionResponse>,
+    ) -> Outcome {
+        match part {
+            // acks=0 (no response at all) is refused at start:
+            // a batch counts as written only once acknowledged.
+            None => Outcome::Retry("the partition is missing from the Produce response".into()),
+            Some(p) => match ResponseError::try_from_code(p.error_code) {
+                None | Some(ResponseError::DuplicateSequenceNumber) => Outcome::Acknowledged,
+                Some(ResponseError::OutOfOrderSequenceNumber) => {
+                    let earlier = self
+                        .queues
+                        .get(key)
+                        .and_then(|q| q.sent.front())
+                        .and_then(OutBatch::base_sequence)
+                        != Some(seq);
+                    if earlier {
+                        Outcome::Retry("out of order after an earlier failed batch".into())
+                    } else {
+                        Outcome::Bump("the destination lost this producer's sequence (OUT_OF_ORDER_SEQUENCE_NUMBER)".into())
+                    }
+                }
+                Some(
+                    e @ (ResponseError::UnknownProducerId
+                    | ResponseError::InvalidProducerEpoch
+                    | ResponseError::ProducerFenced),
+                ) => Outcome::Bump(e.to_string()),
+                Some(ResponseError::CorruptMessage) if self.source_crc_bad(key, seq) => {
+                    Outcome::Failed(
+                        "CORRUPT_MESSAGE: the batch's bytes do not match the CRC \
+                         the source stored with them (corrupted on the source or \
+                         on the way; check.crcs=false passed it on unchecked)"
+                            .into(),
+                    )
+                }
+                Some(e) if stale_leader(e) || e.is_retriable() => {
+                    if stale_leader(e) {
+                        self.ctx.destination.invalidate_metadata();
+                        if let Some(q) = self.queues.get_mut(key) {
+                            q.leader = None;
+                        }
+                    }
+                    Outcome::Retry(e.to_string())
+                }
+                Some(e) => {
+                    let message = p
+                        .error_message
+                        .as_deref()
+                        .map(|m| format!(": {}", m.trim_end_matches('.')))
+                        .unwrap_or_default();
+                    let records = p.record_errors.len();
+                    let extra = if records > 0 {
+                        format!(" ({records} record errors)")
+                    } else {
+                        String::new()
+                    };
+                    Outcome::Failed(format!("{e}{message}{extra}"))
+                }
+            },
         }
     }
 
@@ -415,7 +426,7 @@ impl Stream {
                 };
                 q.awaiting = q.awaiting.saturating_sub(1);
                 q.retries = 0;
-                if let Some(s) = self.sequencer.as_mut() {
+                if let Some(s) = self.producer.sequencer.as_mut() {
                     let _ = s.acknowledged(&key.0, key.1, seq);
                 }
                 let latency = batch
@@ -451,10 +462,10 @@ impl Stream {
                 }
                 q.awaiting = q.awaiting.saturating_sub(1);
                 q.resend = true;
-                if !self.bump_needed {
+                if !self.producer.bump_needed {
                     tracing::warn!(topic = %key.0, partition = key.1, %reason, "bumping the producer epoch and resending unacknowledged batches");
                 }
-                self.bump_needed = true;
+                self.producer.bump_needed = true;
             }
             Outcome::Failed(reason) => {
                 let Some(batch) = q.sent.remove(index) else {
@@ -462,7 +473,7 @@ impl Stream {
                 };
                 q.awaiting = q.awaiting.saturating_sub(1);
                 // The refused batch leaves a hole in the sequence.
-                self.bump_needed |= idempotent;
+                self.producer.bump_needed |= idempotent;
                 let abort = self.ctx.config.abort_on_send_failure;
                 let Some(slot) = self.slots.get_mut(&batch.source) else {
                     return;
@@ -499,10 +510,10 @@ impl Stream {
     }
 
     pub(super) fn on_producer_id(&mut self, result: Result<(i64, i16), PoolError>) {
-        self.pid_busy = false;
+        self.producer.pid_busy = false;
         let (pid, epoch) = match result {
             Ok(p) => {
-                self.pid_backoff = Duration::ZERO;
+                self.producer.pid_backoff = Duration::ZERO;
                 p
             }
             Err(e) => {
@@ -510,17 +521,17 @@ impl Stream {
                     // Apache Kafka answers COORDINATOR_LOAD_IN_PROGRESS
                     // until the broker holds a block of producer ids from
                     // the controller (RPCProducerIdManager): back off.
-                    self.pid_backoff = if self.pid_backoff.is_zero() {
+                    self.producer.pid_backoff = if self.producer.pid_backoff.is_zero() {
                         self.ctx
                             .config
                             .produce
                             .retry_backoff
                             .max(Duration::from_millis(10))
                     } else {
-                        (self.pid_backoff * 2).min(Duration::from_secs(1))
+                        (self.producer.pid_backoff * 2).min(Duration::from_secs(1))
                     };
-                    tracing::warn!(error = %e, retry_in = ?self.pid_backoff, "InitProducerId failed; retrying");
-                    self.dest_meta_at = None;
+                    tracing::warn!(error = %e, retry_in = ?self.producer.pid_backoff, "InitProducerId failed; retrying");
+                    self.dest_view.refreshed_at = None;
                     self.ctx.destination.invalidate_metadata();
                 } else {
                     let PidFailure::Fatal(error) = producer_id_failure(&e) else {
@@ -532,7 +543,7 @@ impl Stream {
             }
         };
         let max_in_flight = self.ctx.config.produce.max_in_flight;
-        match self.sequencer.as_mut() {
+        match self.producer.sequencer.as_mut() {
             None => match ProducerSequencer::new(pid, epoch)
                 .and_then(|s| s.with_max_in_flight(max_in_flight))
             {
@@ -543,7 +554,7 @@ impl Stream {
                         epoch,
                         "idempotent producer ready"
                     );
-                    self.sequencer = Some(s);
+                    self.producer.sequencer = Some(s);
                 }
                 Err(e) => self.fail(MirrorError::Internal(e.to_string())),
             },
@@ -561,8 +572,8 @@ impl Stream {
                     self.fail(MirrorError::Internal(e.to_string()));
                     return;
                 }
-                self.generation += 1;
-                self.bump_needed = false;
+                self.producer.generation += 1;
+                self.producer.bump_needed = false;
                 self.ctx.metrics.epoch_bumped();
                 // Nothing is awaited (the bump waits for that): every
                 // unacknowledged batch is stamped again, in order.

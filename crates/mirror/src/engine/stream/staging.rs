@@ -307,7 +307,8 @@ impl Stream {
 
     pub(super) fn queue_mut(&mut self, topic: &Arc<str>, partition: i32) -> &mut DestQueue {
         let leader = self
-            .dest_meta
+            .dest_view
+            .snapshot
             .as_ref()
             .and_then(|m| m.leader(topic, partition))
             .map(|b| b.id);
