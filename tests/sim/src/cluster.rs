@@ -302,28 +302,16 @@ impl SimCluster {
             b.incarnation += 1;
         }
         let live = self.live();
-        let moves: Vec<(String, i32, i32)> = self
-            .topics
-            .iter()
-            .flat_map(|(name, t)| {
-                t.partitions
+        let moves = self.elections(|p| {
+            (p.leader == id).then(|| {
+                p.replicas
                     .iter()
-                    .enumerate()
-                    .filter(|(_, p)| p.leader == id)
-                    .map(|(i, p)| {
-                        let next = p
-                            .replicas
-                            .iter()
-                            .copied()
-                            .find(|r| live.contains(r))
-                            .unwrap_or(-1);
-                        (name.clone(), i as i32, next)
-                    })
+                    .copied()
+                    .find(|r| live.contains(r))
+                    .unwrap_or(-1)
             })
-            .collect();
-        for (topic, p, to) in moves {
-            self.elect(&topic, p, to, now);
-        }
+        });
+        self.elect_all(moves, now);
         if self.coordinator == id {
             self.coordinator = live.first().copied().unwrap_or(-1);
         }
@@ -336,20 +324,8 @@ impl SimCluster {
             b.up = true;
             b.stalled_until = None;
         }
-        let orphans: Vec<(String, i32)> = self
-            .topics
-            .iter()
-            .flat_map(|(name, t)| {
-                t.partitions
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| p.leader < 0 && p.replicas.contains(&id))
-                    .map(|(i, _)| (name.clone(), i as i32))
-            })
-            .collect();
-        for (topic, p) in orphans {
-            self.elect(&topic, p, id, now);
-        }
+        let moves = self.elections(|p| (p.leader < 0 && p.replicas.contains(&id)).then_some(id));
+        self.elect_all(moves, now);
         if self.coordinator < 0 {
             self.coordinator = id;
         }
@@ -359,19 +335,36 @@ impl SimCluster {
     /// back to it when that one is up (auto.leader.rebalance).
     pub fn preferred_election(&mut self, now: Instant) {
         let live = self.live();
-        let moves: Vec<(String, i32, i32)> = self
-            .topics
+        let moves = self.elections(|p| {
+            let preferred = *p.replicas.first()?;
+            (p.leader != preferred && live.contains(&preferred)).then_some(preferred)
+        });
+        self.elect_all(moves, now);
+    }
+
+    /// Each partition for which `new_leader` names a leader to elect, with
+    /// that leader.
+    fn elections(
+        &self,
+        new_leader: impl Fn(&SimPartition) -> Option<i32>,
+    ) -> Vec<(String, i32, i32)> {
+        self.topics
             .iter()
             .flat_map(|(name, t)| {
-                t.partitions.iter().enumerate().filter_map(|(i, p)| {
-                    let preferred = *p.replicas.first()?;
-                    (p.leader != preferred && live.contains(&preferred))
-                        .then(|| (name.clone(), i as i32, preferred))
-                })
+                t.partitions
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, p)| {
+                        Some((name.clone(), i32::try_from(i).ok()?, new_leader(p)?))
+                    })
+                    .collect::<Vec<_>>()
             })
-            .collect();
-        for (topic, p, to) in moves {
-            self.elect(&topic, p, to, now);
+            .collect()
+    }
+
+    fn elect_all(&mut self, moves: Vec<(String, i32, i32)>, now: Instant) {
+        for (topic, partition, to) in moves {
+            self.elect(&topic, partition, to, now);
         }
     }
 
