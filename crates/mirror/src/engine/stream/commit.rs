@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// The longest wait before a failed commit is tried again.
+const COMMIT_RETRY_MAX: Duration = Duration::from_secs(5);
+
 impl Stream {
     pub(super) fn start_commit(&mut self) {
         if self.commit_busy {
@@ -19,6 +22,7 @@ impl Stream {
         let member = self.ctx.membership.borrow().clone();
         if member.is_none() && !self.stopping {
             tracing::debug!("not committing while kmirror (re)joins its group");
+            self.commit_failed();
             return;
         }
         if member.is_none() {
@@ -62,11 +66,13 @@ impl Stream {
         let results = match result {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!(error = %e, "offset commit failed; retrying at the next interval");
+                tracing::warn!(error = %e, "offset commit failed; retrying");
+                self.commit_failed();
                 return;
             }
         };
         let mut ok = 0usize;
+        let mut failed = false;
         for (key, result) in results {
             let Some(&(_, offset)) = offsets.iter().find(|(k, _)| *k == key) else {
                 continue;
@@ -86,9 +92,11 @@ impl Stream {
                     | ResponseError::RebalanceInProgress),
                 ) => {
                     tracing::warn!(topic = %key.0, partition = key.1, error = %e, "offset commit refused while the group changes; retrying");
+                    failed = true;
                 }
                 Err(e) if e.is_retriable() => {
-                    tracing::warn!(topic = %key.0, partition = key.1, error = %e, "offset commit refused; retrying at the next interval");
+                    tracing::warn!(topic = %key.0, partition = key.1, error = %e, "offset commit refused; retrying");
+                    failed = true;
                 }
                 Err(e) => {
                     self.fail(MirrorError::Refused {
@@ -110,5 +118,29 @@ impl Stream {
             self.ctx.metrics.committed();
             tracing::debug!(stream = self.index, partitions = ok, "offsets committed");
         }
+        if failed {
+            self.commit_failed();
+        } else {
+            self.commit_retry = CommitRetry::default();
+        }
+    }
+
+    /// Schedules the next attempt after a failed commit: `retry.backoff.ms`
+    /// doubling with each failure in a row, at most [`COMMIT_RETRY_MAX`],
+    /// and never later than the next interval would.
+    fn commit_failed(&mut self) {
+        let backoff = self
+            .ctx
+            .config
+            .produce
+            .retry_backoff
+            .max(Duration::from_millis(10));
+        let failures = self.commit_retry.failures.min(16);
+        let wait = backoff
+            .saturating_mul(1 << failures)
+            .min(COMMIT_RETRY_MAX)
+            .min(self.ctx.config.commit_interval);
+        self.commit_retry.failures = self.commit_retry.failures.saturating_add(1);
+        self.commit_retry.at = Some(Instant::now() + wait);
     }
 }

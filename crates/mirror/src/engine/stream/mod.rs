@@ -403,6 +403,19 @@ struct ProducerState {
     pid_backoff: Duration,
 }
 
+/// When a commit that failed is tried again. As Java's consumer retries
+/// a failed auto-commit after `retry.backoff.ms` rather than at the next
+/// `auto.commit.interval.ms`: with MirrorMaker's 60 s interval, a few
+/// failures in a row (the coordinator moving, the group rejoining) left
+/// minutes uncommitted, all copied again if kmirror was then killed.
+#[derive(Default)]
+struct CommitRetry {
+    /// When to try again (none: at the next interval).
+    at: Option<Instant>,
+    /// Failures in a row, for the backoff.
+    failures: u32,
+}
+
 /// The commit made when the stream stops.
 #[derive(Default)]
 struct FinalCommit {
@@ -441,6 +454,8 @@ pub(crate) struct Stream {
     next_job: u64,
     control: JoinSet<ControlDone>,
     commit_busy: bool,
+    /// A failed commit is tried again soon, not at the next interval.
+    commit_retry: CommitRetry,
     lanes: BTreeMap<i32, Lane>,
     lane_requests: BTreeMap<i32, usize>,
     produce_done_tx: mpsc::UnboundedSender<ProduceDone>,
@@ -474,6 +489,7 @@ impl Stream {
             next_job: 0,
             control: JoinSet::new(),
             commit_busy: false,
+            commit_retry: CommitRetry::default(),
             lanes: BTreeMap::new(),
             lane_requests: BTreeMap::new(),
             produce_done_tx,
@@ -509,6 +525,10 @@ impl Stream {
                 self.begin_stop();
             }
             self.refresh_metadata_if_needed();
+            if !self.stopping && self.commit_retry.at.is_some_and(|t| Instant::now() >= t) {
+                self.commit_retry.at = None;
+                self.start_commit();
+            }
             // Every produce outcome already delivered is taken in before
             // anything new is written: a batch lost with its connection
             // marks its partition for resend, and a later batch of that
@@ -728,7 +748,8 @@ impl Stream {
             .chain(self.queues.values().filter_map(|q| q.retry_at))
             .chain(self.fetch_throttle.ends())
             .chain(self.produce_throttle.ends())
-            .chain(self.final_commit.retry_at);
+            .chain(self.final_commit.retry_at)
+            .chain(self.commit_retry.at);
         wakeup(
             Instant::now(),
             timers,

@@ -599,3 +599,36 @@ async fn a_final_commit_refused_for_good_is_not_retried() {
     assert_eq!(commits(&source), vec![(1, 3)]);
     assert!(stopped_at.elapsed() < Duration::from_secs(1));
 }
+
+/// A commit the coordinator refuses (it moved: NOT_COORDINATOR) is tried
+/// again after `retry.backoff.ms`, growing, not at the next 60 s interval:
+/// a few failures in a row left minutes uncommitted, all copied again when
+/// kmirror was then killed (seen in the chaos campaign).
+#[tokio::test(start_paused = true)]
+async fn a_refused_commit_is_retried_soon_not_at_the_next_interval() {
+    let refusals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = refusals.clone();
+    let source = Brokers::new(move |r| {
+        source_answers(r, records_up_to(3), |r| {
+            // The first two commits are refused, then they go.
+            let error = if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+                ResponseError::NotCoordinator.code()
+            } else {
+                0
+            };
+            scripted::offset_commit(r, error)
+        })
+    });
+    let destination = Brokers::new(|r| destination_answers(r, acknowledge));
+    let rig = start(&source, &destination, 64 << 20, |c| {
+        c.commit_interval = Duration::from_secs(60);
+    })
+    .await;
+    // The first interval's commit is refused twice, then goes: well
+    // before the second interval.
+    tokio::time::sleep(Duration::from_secs(65)).await;
+    let commits = commits(&source);
+    assert_eq!(commits.len(), 3, "{commits:?}");
+    assert_eq!(commits.last(), Some(&(1, 3)));
+    rig.stop().await.expect("a clean stop");
+}
