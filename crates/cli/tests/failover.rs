@@ -17,15 +17,15 @@
 //! timestamp)` names one record for good. Needs Apache Kafka 4.x and the
 //! Python clients (`cargo xtask brokers`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kmirror_test_support::{
     ClusterOptions, ConformanceProxy, KafkaCluster, ProduceSpec, librdkafka_consume_all,
-    librdkafka_end_offsets, librdkafka_produce, start_cluster_behind_proxy,
+    librdkafka_produce, start_cluster_behind_proxy,
 };
 
 mod common;
@@ -163,32 +163,15 @@ fn wait_caught_up(
     mirror: &mut Mirror,
     timeout: Duration,
 ) -> Duration {
-    let start = Instant::now();
-    let target = librdkafka_end_offsets(&source.bootstrap(), TOPIC);
-    loop {
-        mirror.assert_running("while catching up");
-        let got = if destination_has_topic(destination) {
-            librdkafka_end_offsets(&destination.bootstrap(), TOPIC)
-        } else {
-            BTreeMap::new()
-        };
-        if target
-            .iter()
-            .all(|(p, end)| got.get(p).is_some_and(|g| g >= end))
-        {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "the destination holds {got:?}, the source {target:?}, after {timeout:?}:\n{}",
-            tail(&mirror.stderr_now(), 6000)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn destination_has_topic(destination: &KafkaCluster) -> bool {
-    destination.partitions(TOPIC).len() == usize::try_from(PARTITIONS).unwrap()
+    common::wait_caught_up(
+        source,
+        destination,
+        TOPIC,
+        PARTITIONS,
+        mirror,
+        timeout,
+        "while catching up",
+    )
 }
 
 /// What the destination holds compared with the source.

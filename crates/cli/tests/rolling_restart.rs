@@ -209,10 +209,6 @@ fn total(ends: &BTreeMap<i32, i64>) -> i64 {
     ends.values().sum()
 }
 
-fn destination_has_topic(destination: &KafkaCluster) -> bool {
-    destination.partitions(TOPIC).len() == usize::try_from(PARTITIONS).unwrap()
-}
-
 /// Waits until every destination partition holds at least what the source
 /// partition held when called (kmirror must be running throughout);
 /// returns how long that took.
@@ -223,29 +219,15 @@ fn wait_caught_up(
     timeout: Duration,
     when: &str,
 ) -> Duration {
-    let start = Instant::now();
-    let target = librdkafka_end_offsets(&source.bootstrap(), TOPIC);
-    loop {
-        mirror.assert_running(when);
-        let got = if destination_has_topic(destination) {
-            librdkafka_end_offsets(&destination.bootstrap(), TOPIC)
-        } else {
-            BTreeMap::new()
-        };
-        if target
-            .iter()
-            .all(|(p, end)| got.get(p).is_some_and(|g| g >= end))
-        {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "{when}: the destination holds {got:?}, the source held {target:?}, after \
-             {timeout:?}; kmirror's stderr:\n{}",
-            tail(&mirror.stderr_now(), 6000)
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    common::wait_caught_up(
+        source,
+        destination,
+        TOPIC,
+        PARTITIONS,
+        mirror,
+        timeout,
+        when,
+    )
 }
 
 /// Waits until every partition of every topic of `cluster` (internal ones

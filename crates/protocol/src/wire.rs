@@ -217,6 +217,16 @@ impl WireReader {
 
     /// Skips a tagged-field section (flexible versions only).
     pub(crate) fn skip_tagged_fields(&mut self) -> Result<(), ProtocolError> {
+        self.tagged_fields(|_, _| Ok(()))
+    }
+
+    /// Walks a tagged-field section (flexible versions only), handing each
+    /// field's tag and bytes (a slice, within its stated size) to `field`;
+    /// tags must increase.
+    pub(crate) fn tagged_fields(
+        &mut self,
+        mut field: impl FnMut(u32, Bytes) -> Result<(), ProtocolError>,
+    ) -> Result<(), ProtocolError> {
         let count = self.unsigned_varint()?;
         let mut last_tag: Option<u32> = None;
         for _ in 0..count {
@@ -226,7 +236,8 @@ impl WireReader {
             }
             last_tag = Some(tag);
             let size = self.unsigned_varint()?;
-            self.skip(size as usize, "tagged field")?;
+            let bytes = self.take(size as usize, "tagged field")?;
+            field(tag, bytes)?;
         }
         Ok(())
     }

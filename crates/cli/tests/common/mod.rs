@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use kmirror_test_support::{
-    librdkafka_committed_offsets, librdkafka_consume_summary, librdkafka_end_offsets,
+    KafkaCluster, librdkafka_committed_offsets, librdkafka_consume_summary, librdkafka_end_offsets,
     librdkafka_list_topics,
 };
 
@@ -396,4 +396,43 @@ pub fn for_each_batch(
             }
         }
     });
+}
+
+/// Waits until every partition of `topic` on the destination holds at
+/// least what the source partition held when called (kmirror must run
+/// throughout; `when` says when, in failures); returns how long it took.
+/// The destination topic counts once it has all its `partitions`.
+pub fn wait_caught_up(
+    source: &KafkaCluster,
+    destination: &KafkaCluster,
+    topic: &str,
+    partitions: i32,
+    mirror: &mut Mirror,
+    timeout: Duration,
+    when: &str,
+) -> Duration {
+    let start = Instant::now();
+    let target = librdkafka_end_offsets(&source.bootstrap(), topic);
+    let expected = usize::try_from(partitions).unwrap_or(0);
+    loop {
+        mirror.assert_running(when);
+        let got = if destination.partitions(topic).len() == expected {
+            librdkafka_end_offsets(&destination.bootstrap(), topic)
+        } else {
+            BTreeMap::new()
+        };
+        if target
+            .iter()
+            .all(|(p, end)| got.get(p).is_some_and(|g| g >= end))
+        {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{when}: the destination holds {got:?}, the source held {target:?}, after \
+             {timeout:?}; kmirror's stderr:\n{}",
+            tail(&mirror.stderr_now(), 6000)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

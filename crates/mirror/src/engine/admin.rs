@@ -326,38 +326,50 @@ async fn committed_offsets_once(
         }
         Ok(())
     };
-    if version >= 8 {
+    // v8+ answers per group, older versions for the one group.
+    let partitions: Vec<(StrBytes, i32, i64, i32, i16)> = if version >= 8 {
+        let mut all = Vec::new();
         for g in response.groups {
             if let Some(error) = kafka_error(g.error_code) {
                 return Err(refused(error));
             }
             for t in g.topics {
-                for p in t.partitions {
-                    record(
-                        &t.name,
+                all.extend(t.partitions.iter().map(|p| {
+                    let (offset, epoch) = (p.committed_offset, p.committed_leader_epoch);
+                    (
+                        t.name.0.clone(),
                         p.partition_index,
-                        p.committed_offset,
-                        p.committed_leader_epoch,
+                        offset,
+                        epoch,
                         p.error_code,
-                    )?;
-                }
+                    )
+                }));
             }
         }
+        all
     } else {
         if let Some(error) = kafka_error(response.error_code) {
             return Err(refused(error));
         }
-        for t in response.topics {
-            for p in t.partitions {
-                record(
-                    &t.name,
-                    p.partition_index,
-                    p.committed_offset,
-                    p.committed_leader_epoch,
-                    p.error_code,
-                )?;
-            }
-        }
+        response
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| {
+                    let (offset, epoch) = (p.committed_offset, p.committed_leader_epoch);
+                    (
+                        t.name.0.clone(),
+                        p.partition_index,
+                        offset,
+                        epoch,
+                        p.error_code,
+                    )
+                })
+            })
+            .collect()
+    };
+    for (topic, partition, offset, epoch, code) in partitions {
+        record(&topic, partition, offset, epoch, code)?;
     }
     Ok(out)
 }

@@ -201,17 +201,8 @@ fn partition_tags(
     r: &mut WireReader,
     version: i16,
 ) -> Result<Option<DivergingEpoch>, ProtocolError> {
-    let count = r.unsigned_varint()?;
     let mut diverging = None;
-    let mut last_tag: Option<u32> = None;
-    for _ in 0..count {
-        let tag = r.unsigned_varint()?;
-        if last_tag.is_some_and(|last| tag <= last) {
-            return Err(r.malformed("tagged fields out of order"));
-        }
-        last_tag = Some(tag);
-        let size = r.unsigned_varint()? as usize;
-        let field = r.take(size, "tagged field")?;
+    r.tagged_fields(|tag, field| {
         if tag == 0 {
             let mut f = WireReader::new(field, ApiKey::Fetch, version);
             let epoch = f.i32()?;
@@ -220,7 +211,8 @@ fn partition_tags(
             f.finish()?;
             diverging = Some(DivergingEpoch { epoch, end_offset });
         }
-    }
+        Ok(())
+    })?;
     Ok(diverging)
 }
 
