@@ -54,6 +54,7 @@ pub fn engine_config(settings: &MirrorSettings) -> MirrorConfig {
         max_wait: consumer.fetch_max_wait,
         min_bytes: consumer.fetch_min_bytes,
         check_crcs: consumer.check_crcs,
+        membership: consumer.membership.clone(),
     };
     let to_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
     config.produce = ProduceConfig {
@@ -189,9 +190,7 @@ pub fn mirror_error(settings: &MirrorSettings, e: MirrorError) -> CliError {
                 e => CliError::new(Exit::Failure, format!("{role} cluster ({file}): {e}")),
             }
         }
-        e @ (MirrorError::GroupInUse { .. } | MirrorError::NoStartOffset { .. }) => {
-            CliError::new(Exit::Config, e.to_string())
-        }
+        e @ MirrorError::NoStartOffset { .. } => CliError::new(Exit::Config, e.to_string()),
         e @ MirrorError::Internal(_) => CliError::new(Exit::Internal, e.to_string()),
         e => CliError::new(Exit::Failure, e.to_string()),
     }

@@ -50,6 +50,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kmirror::selection::{PatternFlag, SelectionError, TopicPattern, TopicSelector};
+use kmirror::{Assignor, GroupConfig, GroupProtocol};
 use kmirror_pool::config::{ClientConfig, ConfigError, Properties};
 use kmirror_protocol::Compression;
 
@@ -67,6 +68,13 @@ pub const CONSUMER_KEYS: &[&str] = &[
     "fetch.max.wait.ms",
     "fetch.min.bytes",
     "check.crcs",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "group.instance.id",
+    "group.protocol",
+    "group.remote.assignor",
 ];
 
 /// The producer keys kmirror honours besides the connection keys (see the
@@ -190,6 +198,9 @@ pub struct ConsumerSettings {
     /// Whether record batch CRCs are checked on the slow path
     /// (`check.crcs`).
     pub check_crcs: bool,
+    /// The membership in the group: assignors, timeouts, static
+    /// membership, protocol.
+    pub membership: GroupConfig,
 }
 
 /// The compression levels for the codecs that have them.
@@ -734,15 +745,152 @@ fn read_consumer(
         "read_committed (copy only committed transactional records; the default) or \
          read_uncommitted",
     )?;
+    let membership = read_membership(&r, notices)?;
     Ok(ConsumerSettings {
         group_id,
         auto_offset_reset,
         isolation_level,
+        membership,
         fetch_max_bytes: r.bytes("fetch.max.bytes", 52_428_800, 0)?,
         max_partition_fetch_bytes: r.bytes("max.partition.fetch.bytes", 1_048_576, 0)?,
         fetch_max_wait: r.millis("fetch.max.wait.ms", 500)?,
         fetch_min_bytes: r.bytes("fetch.min.bytes", 1, 0)?,
         check_crcs: r.bool("check.crcs", true)?,
+    })
+}
+
+/// The group membership keys, with the Java consumer's defaults and checks.
+fn read_membership(
+    r: &Reader<'_>,
+    notices: &mut Vec<Notice>,
+) -> Result<GroupConfig, SettingsError> {
+    let file = r.file;
+    let defaults = GroupConfig::default();
+    let ms = |key: &str, default: Duration| -> Result<Duration, SettingsError> {
+        let default = i64::try_from(default.as_millis()).unwrap_or(INT_MAX);
+        let n = r.int_with(
+            key,
+            default,
+            1,
+            INT_MAX,
+            &format!("a whole number of milliseconds from 1 to {INT_MAX} (remove the line for the default, {default})"),
+        )?;
+        Ok(Duration::from_millis(n.unsigned_abs()))
+    };
+    let assignors = match r.value("partition.assignment.strategy") {
+        None => defaults.assignors.clone(),
+        Some(list) => {
+            let mut assignors = Vec::new();
+            for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                match Assignor::from_name(name) {
+                    Some(a) if !assignors.contains(&a) => assignors.push(a),
+                    Some(_) => {}
+                    None => {
+                        return Err(r.invalid(
+                            "partition.assignment.strategy",
+                            list,
+                            format!(
+                                "a comma-separated list of range, roundrobin and cooperative-sticky \
+                                 (or their Java class names, org.apache.kafka.clients.consumer.RangeAssignor, \
+                                 ...RoundRobinAssignor, ...CooperativeStickyAssignor); {name} is not one \
+                                 of them (the eager StickyAssignor and custom Java classes cannot run in \
+                                 kmirror: use cooperative-sticky)"
+                            ),
+                        ));
+                    }
+                }
+            }
+            if assignors.is_empty() {
+                return Err(r.invalid(
+                    "partition.assignment.strategy",
+                    list,
+                    "at least one of range, roundrobin, cooperative-sticky",
+                ));
+            }
+            if assignors.iter().any(|a| a.is_cooperative())
+                && assignors.iter().any(|a| !a.is_cooperative())
+            {
+                notices.push(Notice::info(format!(
+                    "{file}: partition.assignment.strategy lists eager and cooperative assignors: \
+                     the group uses the first one every member lists, and moves to \
+                     cooperative-sticky once every member offers it first"
+                )));
+            }
+            assignors
+        }
+    };
+    let session_timeout = ms("session.timeout.ms", defaults.session_timeout)?;
+    let heartbeat_interval = ms("heartbeat.interval.ms", defaults.heartbeat_interval)?;
+    if heartbeat_interval >= session_timeout {
+        return Err(r.invalid(
+            "heartbeat.interval.ms",
+            r.value("heartbeat.interval.ms").unwrap_or("3000"),
+            format!(
+                "less than session.timeout.ms ({} ms); a third of it is usual",
+                session_timeout.as_millis()
+            ),
+        ));
+    }
+    let max_poll_interval = ms("max.poll.interval.ms", defaults.max_poll_interval)?;
+    let group_instance_id = match r.value("group.instance.id").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(id) => {
+            let legal = id.len() <= 249
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            if !legal {
+                return Err(r.invalid(
+                    "group.instance.id",
+                    id,
+                    "at most 249 characters of a-z, A-Z, 0-9, '.', '_' and '-', unique to each \
+                     process of the group",
+                ));
+            }
+            Some(id.to_owned())
+        }
+    };
+    let protocol = r.choice(
+        "group.protocol",
+        GroupProtocol::Classic,
+        &[
+            ("classic", GroupProtocol::Classic),
+            ("consumer", GroupProtocol::Consumer),
+        ],
+        "classic (JoinGroup/SyncGroup, the leader assigns; the default) or consumer (KIP-848, \
+         the broker assigns; Apache Kafka 4.0 or newer, else classic is used)",
+    )?;
+    let remote_assignor = r
+        .value("group.remote.assignor")
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    if protocol == GroupProtocol::Consumer {
+        for key in [
+            "partition.assignment.strategy",
+            "session.timeout.ms",
+            "heartbeat.interval.ms",
+        ] {
+            if r.value(key).is_some() {
+                notices.push(Notice::warn(format!(
+                    "{file}: {key} does not apply with group.protocol=consumer (the broker's \
+                     group.consumer.* settings decide); used only if the source broker lacks \
+                     KIP-848 and kmirror falls back to the classic protocol"
+                )));
+            }
+        }
+    } else if remote_assignor.is_some() {
+        notices.push(Notice::warn(format!(
+            "{file}: group.remote.assignor applies only with group.protocol=consumer; ignored"
+        )));
+    }
+    Ok(GroupConfig {
+        assignors,
+        session_timeout,
+        heartbeat_interval,
+        max_poll_interval,
+        group_instance_id,
+        protocol,
+        remote_assignor,
     })
 }
 

@@ -49,8 +49,8 @@ pub mod selection;
 pub mod sequencer;
 
 pub use engine::{
-    FetchConfig, Metrics, MetricsSnapshot, Mirror, MirrorConfig, MirrorError, OffsetReset,
-    ProduceConfig, RunMode, RunSummary, Side, StopHandle,
+    Assignor, FetchConfig, GroupConfig, GroupProtocol, Metrics, MetricsSnapshot, Mirror,
+    MirrorConfig, MirrorError, OffsetReset, ProduceConfig, RunMode, RunSummary, Side, StopHandle,
 };
 pub use fetch_plan::{
     FetchPlanError, FetchSettings, FetchedPartitionPlan, IsolationLevel, PlanCounters, PlanStep,

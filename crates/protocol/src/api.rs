@@ -56,6 +56,7 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
     spec(ApiKey::DescribeConfigs, 1, 4, 4),
     spec(ApiKey::SaslAuthenticate, 0, 2, 2),
     spec(ApiKey::CreatePartitions, 0, 3, 2),
+    spec(ApiKey::ConsumerGroupHeartbeat, 0, 1, 0),
 ];
 
 /// Looks up what kmirror implements of `key`.

@@ -27,7 +27,7 @@ mod records;
 pub use conformance_proxy::{ConformanceProxy, ConformanceReport, start_cluster_behind_proxy};
 pub use kmirror_test_cluster::{
     ClusterOptions, ClusterView, Election, KafkaCluster, KafkaVersion, Listener, Mode,
-    PartitionInfo, ToolOutput, ZooKeeper, free_port, run_tool, run_tool_ok,
+    PartitionInfo, ToolOutput, ZooKeeper, free_port, kafka_tool, run_tool, run_tool_ok,
 };
 pub use paths::venv_python;
 pub use python::{librdkafka_create_topic, librdkafka_list_topics, run_python};

@@ -91,6 +91,7 @@ fn the_guides_files_and_command_line() {
             fetch_max_wait: Duration::from_millis(500),
             fetch_min_bytes: 1,
             check_crcs: true,
+            membership: GroupConfig::default(),
         }
     );
     assert_eq!(
@@ -159,7 +160,10 @@ fn every_key_is_read() {
     let s = settings(
         "bootstrap.servers=src:9092\ngroup.id= g1 \nauto.offset.reset=LATEST\n\
          isolation.level=read_uncommitted\nfetch.max.bytes=1000\nmax.partition.fetch.bytes=200\n\
-         fetch.max.wait.ms=100\nfetch.min.bytes=0\ncheck.crcs=False\n",
+         fetch.max.wait.ms=100\nfetch.min.bytes=0\ncheck.crcs=False\n\
+         partition.assignment.strategy=org.apache.kafka.clients.consumer.CooperativeStickyAssignor, roundrobin\n\
+         session.timeout.ms=10000\nheartbeat.interval.ms=1000\nmax.poll.interval.ms=60000\n\
+         group.instance.id=head-node-1\ngroup.protocol=CONSUMER\ngroup.remote.assignor=uniform\n",
         "bootstrap.servers=dst:9092\nacks=1\ncompression.type=ZSTD\ncompression.gzip.level=-1\n\
          compression.lz4.level=17\ncompression.zstd.level=-5\nbatch.size=0\nlinger.ms=0\n\
          buffer.memory=1048576\ndelivery.timeout.ms=30000\n\
@@ -178,6 +182,15 @@ fn every_key_is_read() {
             fetch_max_wait: Duration::from_millis(100),
             fetch_min_bytes: 0,
             check_crcs: false,
+            membership: GroupConfig {
+                assignors: vec![Assignor::CooperativeSticky, Assignor::RoundRobin],
+                session_timeout: Duration::from_secs(10),
+                heartbeat_interval: Duration::from_secs(1),
+                max_poll_interval: Duration::from_secs(60),
+                group_instance_id: Some("head-node-1".into()),
+                protocol: GroupProtocol::Consumer,
+                remote_assignor: Some("uniform".into()),
+            },
         }
     );
     assert_eq!(
@@ -319,6 +332,38 @@ fn bad_consumer_values_name_file_key_value_and_what_is_allowed() {
             "check.crcs=yes",
             "consumer.properties: invalid value \"yes\" for check.crcs; allowed: true or false \
              (remove the line for the default, true)",
+        ),
+        (
+            "partition.assignment.strategy=org.apache.kafka.clients.consumer.StickyAssignor",
+            "consumer.properties: invalid value \"org.apache.kafka.clients.consumer.StickyAssignor\" \
+             for partition.assignment.strategy; allowed: a comma-separated list of range, \
+             roundrobin and cooperative-sticky (or their Java class names, \
+             org.apache.kafka.clients.consumer.RangeAssignor, ...RoundRobinAssignor, \
+             ...CooperativeStickyAssignor); org.apache.kafka.clients.consumer.StickyAssignor is \
+             not one of them (the eager StickyAssignor and custom Java classes cannot run in \
+             kmirror: use cooperative-sticky)",
+        ),
+        (
+            "heartbeat.interval.ms=45000",
+            "consumer.properties: invalid value \"45000\" for heartbeat.interval.ms; allowed: \
+             less than session.timeout.ms (45000 ms); a third of it is usual",
+        ),
+        (
+            "session.timeout.ms=0",
+            "consumer.properties: invalid value \"0\" for session.timeout.ms; allowed: a whole \
+             number of milliseconds from 1 to 2147483647 (remove the line for the default, 45000)",
+        ),
+        (
+            "group.instance.id=head node 1",
+            "consumer.properties: invalid value \"head node 1\" for group.instance.id; allowed: \
+             at most 249 characters of a-z, A-Z, 0-9, '.', '_' and '-', unique to each process \
+             of the group",
+        ),
+        (
+            "group.protocol=streams",
+            "consumer.properties: invalid value \"streams\" for group.protocol; allowed: classic \
+             (JoinGroup/SyncGroup, the leader assigns; the default) or consumer (KIP-848, the \
+             broker assigns; Apache Kafka 4.0 or newer, else classic is used)",
         ),
     ];
     for (line, expected) in cases {

@@ -18,6 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod producer;
+
 use kmirror_test_support::{
     KafkaCluster, librdkafka_committed_offsets, librdkafka_consume_summary, librdkafka_end_offsets,
     librdkafka_list_topics,
@@ -48,6 +50,11 @@ impl Scratch {
         std::fs::write(dir.join("consumer.properties"), consumer).unwrap();
         std::fs::write(dir.join("producer.properties"), producer).unwrap();
         Self(dir)
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.0
     }
 
     /// Starts `kmirror` with the two files and `args`; output goes to
@@ -434,5 +441,94 @@ pub fn wait_caught_up(
             tail(&mirror.stderr_now(), 6000)
         );
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Apache Kafka's own MirrorMaker 1 (`kafka.tools.MirrorMaker`) running
+/// with a [`Scratch`]'s two files; killed on drop.
+pub struct MirrorMaker1 {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl MirrorMaker1 {
+    /// Starts MirrorMaker 1 of `version` with the guide's flags:
+    /// `--consumer.config consumer.properties --producer.config
+    /// producer.properties --whitelist TOPIC --num.streams N`.
+    pub fn start(
+        scratch: &Scratch,
+        version: kmirror_test_support::KafkaVersion,
+        topic: &str,
+        streams: u32,
+    ) -> Self {
+        let log = scratch.dir().join("mirrormaker1.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(kmirror_test_support::kafka_tool(version))
+            .args([version.as_str(), "kafka-mirror-maker"])
+            .args([
+                "--consumer.config",
+                "consumer.properties",
+                "--producer.config",
+                "producer.properties",
+                "--whitelist",
+                topic,
+                "--num.streams",
+                &streams.to_string(),
+            ])
+            .env("KAFKA_HEAP_OPTS", "-Xmx256m")
+            .current_dir(scratch.dir())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Self {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// What it printed.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Panics (with its output) if it has ended.
+    pub fn assert_running(&mut self, when: &str) {
+        if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+            panic!(
+                "MirrorMaker 1 exited ({status}) {when}:\n{}",
+                tail(&self.output(), 6000)
+            );
+        }
+    }
+
+    /// Stops it as Ctrl+C does (SIGINT: its shutdown hook commits and
+    /// leaves the group) and waits for it to end.
+    pub fn stop(mut self) {
+        let mut child = self.child.take().unwrap();
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!(
+                    "MirrorMaker 1 did not stop on SIGINT:\n{}",
+                    tail(&self.output(), 6000)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for MirrorMaker1 {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

@@ -9,6 +9,7 @@ use kmirror_pool::ClientConfig;
 use kmirror_protocol::Compression;
 
 use super::error::MirrorError;
+pub use super::group::Assignor;
 use crate::fetch_plan::IsolationLevel;
 use crate::selection::{TopicPattern, TopicSelector};
 
@@ -55,6 +56,61 @@ pub struct FetchConfig {
     pub min_bytes: u32,
     /// `check.crcs`.
     pub check_crcs: bool,
+    /// How kmirror takes part in `group.id`.
+    pub membership: GroupConfig,
+}
+
+/// The consumer group protocol (`group.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupProtocol {
+    /// JoinGroup, SyncGroup and Heartbeat; the group's leader assigns
+    /// (Java's default).
+    #[default]
+    Classic,
+    /// KIP-848's ConsumerGroupHeartbeat; the broker assigns. Falls back to
+    /// the classic protocol, with a warning, on a broker without it
+    /// (before Apache Kafka 4.0).
+    Consumer,
+}
+
+/// kmirror's membership in its consumer group: the Java consumer's keys
+/// and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// `partition.assignment.strategy`, in order of preference (Java's
+    /// default: `range`, then `cooperative-sticky`).
+    pub assignors: Vec<Assignor>,
+    /// `session.timeout.ms`: how long the coordinator waits for a
+    /// heartbeat before it drops the member (45 s).
+    pub session_timeout: Duration,
+    /// `heartbeat.interval.ms` (3 s).
+    pub heartbeat_interval: Duration,
+    /// `max.poll.interval.ms` (300 s): the rebalance timeout, how long the
+    /// coordinator waits for the members to rejoin.
+    pub max_poll_interval: Duration,
+    /// `group.instance.id`: static membership (KIP-345). A restart within
+    /// the session timeout moves no partition; a stop does not leave the
+    /// group.
+    pub group_instance_id: Option<String>,
+    /// `group.protocol`.
+    pub protocol: GroupProtocol,
+    /// `group.remote.assignor`: the broker-side assignor asked for with
+    /// [`GroupProtocol::Consumer`] (the broker's default if none).
+    pub remote_assignor: Option<String>,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        Self {
+            assignors: vec![Assignor::Range, Assignor::CooperativeSticky],
+            session_timeout: Duration::from_secs(45),
+            heartbeat_interval: Duration::from_secs(3),
+            max_poll_interval: Duration::from_secs(300),
+            group_instance_id: None,
+            protocol: GroupProtocol::Classic,
+            remote_assignor: None,
+        }
+    }
 }
 
 impl FetchConfig {
@@ -69,6 +125,7 @@ impl FetchConfig {
             max_wait: Duration::from_millis(500),
             min_bytes: 1,
             check_crcs: true,
+            membership: GroupConfig::default(),
         }
     }
 }

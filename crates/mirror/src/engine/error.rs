@@ -37,21 +37,6 @@ pub enum MirrorError {
         #[source]
         source: PoolError,
     },
-    /// The consumer group has active members: another consumer (or another
-    /// kmirror) reads with it, and committing from here would fight it.
-    #[error(
-        "consumer group {group} on the source has {members} active member(s) ({state}); another \
-         consumer or kmirror is using it. Stop it, or give this kmirror its own group.id in the \
-         consumer config"
-    )]
-    GroupInUse {
-        /// The group.
-        group: String,
-        /// Its state.
-        state: String,
-        /// Its member count.
-        members: usize,
-    },
     /// A request concerning a group, topic or partition was refused with an
     /// error that retrying cannot fix.
     #[error("{side} cluster refused {what}: {error}{}", hint_text(.hint))]

@@ -186,6 +186,13 @@ impl Metrics {
         }
     }
 
+    /// Forgets a partition's progress (the group moved it to another
+    /// member: its lag is theirs to report).
+    pub(crate) fn forget_progress(&self, topic: &str, partition: i32) {
+        let mut map = self.progress.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(&(topic.to_owned(), partition));
+    }
+
     /// Per-partition progress, by source topic and partition.
     pub fn progress(&self) -> BTreeMap<(String, i32), PartitionProgress> {
         self.progress

@@ -30,7 +30,10 @@ use tracing::Instrument as _;
 
 use self::admin::TopicPartition;
 use self::budget::MemoryBudget;
-pub use self::config::{FetchConfig, MirrorConfig, OffsetReset, ProduceConfig, RunMode};
+pub use self::config::{
+    Assignor, FetchConfig, GroupConfig, GroupProtocol, MirrorConfig, OffsetReset, ProduceConfig,
+    RunMode,
+};
 pub use self::error::{MirrorError, Side};
 pub use self::group::Membership;
 pub use self::metrics::{Metrics, MetricsSnapshot, PartitionProgress};
@@ -83,8 +86,7 @@ pub struct Mirror {
 }
 
 impl Mirror {
-    /// Connects to both clusters and checks that the consumer group is not
-    /// in use by anyone else.
+    /// Connects to both clusters.
     pub async fn connect(config: MirrorConfig) -> Result<Self, MirrorError> {
         let source = Cluster::connect(config.source.clone())
             .await
@@ -103,16 +105,6 @@ impl Mirror {
     ) -> Result<Self, MirrorError> {
         config.produce.check()?;
         let (tx, _rx) = watch::channel(false);
-        // Both clusters answered once: from here on a cluster that drops
-        // out for a moment is waited for.
-        retry_transient("check the consumer group", &tx, || {
-            admin::ensure_group_idle(
-                &source,
-                &config.fetch.group_id,
-                group::SESSION_TIMEOUT.max(group::REBALANCE_TIMEOUT),
-            )
-        })
-        .await?;
         Ok(Self {
             config: Arc::new(config),
             source,
@@ -143,32 +135,30 @@ impl Mirror {
     pub async fn run(self) -> Result<RunSummary, MirrorError> {
         let streams = self.config.streams.max(1);
         let budget = MemoryBudget::new(self.config.produce.buffer_memory);
-        // Join the group first: from now on it shows kmirror as its member,
-        // and another kmirror on the same group is refused.
         let source_meta = retry_transient("read the source metadata", &self.stop.tx, || async {
             self.source.metadata().await.map_err(MirrorError::source)
         })
         .await?;
-        let subscribed: Vec<String> = source_meta
-            .topics
-            .values()
-            .filter(|t| !t.is_internal && self.config.selector.selects(&t.name))
-            .map(|t| t.name.clone())
-            .collect();
-        let mut member = group::GroupMember::new(
-            self.source.clone(),
-            self.config.fetch.group_id.clone(),
-            subscribed,
-        );
-        let mut join_stop = self.stop.tx.subscribe();
-        member.join(&mut join_stop).await?;
-        let membership = member.membership();
+        // The group task: kmirror's membership, which hands partitions to
+        // the controller below and takes them back.
+        let (subscribed_tx, subscribed_rx) =
+            watch::channel(subscription(&self.config, &source_meta));
+        let (events_tx, mut events) = mpsc::unbounded_channel();
+        let (membership_tx, membership) = watch::channel(None);
         let (group_stop, group_stop_rx) = watch::channel(false);
-        let mut group_task = tokio::spawn(async move {
-            let result = member.keep_alive(group_stop_rx).await;
-            member.leave().await;
-            result
-        });
+        let mut group_task = group::spawn(
+            group::MemberCore {
+                source: self.source.clone(),
+                group: self.config.fetch.group_id.clone(),
+                config: self.config.fetch.membership.clone(),
+                revoke_timeout: self.config.drain_timeout + stream::FINAL_COMMIT_TIMEOUT,
+                state: membership_tx,
+                events: events_tx,
+                subscribed: subscribed_rx,
+                owned: BTreeSet::new(),
+            },
+            group_stop_rx,
+        );
         let mut group_done = false;
         let mut senders = Vec::with_capacity(streams);
         let mut tasks = JoinSet::new();
@@ -219,18 +209,29 @@ impl Mirror {
             config: self.config.clone(),
             source: self.source.clone(),
             destination: self.destination.clone(),
-            assigned: BTreeSet::new(),
+            owned: BTreeSet::new(),
+            assigned: BTreeMap::new(),
             routes: BTreeMap::new(),
             max_batch_bytes: BTreeMap::new(),
-            next_stream: 0,
             topics: Vec::new(),
             topic_ids: BTreeMap::new(),
             gone: BTreeSet::new(),
             metrics: self.metrics.clone(),
+            subscribed: subscribed_tx,
+            sealed: false,
         };
         let mut first_error = None;
+        let fail = |e: MirrorError, first_error: &mut Option<MirrorError>| {
+            tracing::error!(error = %e, "stopping");
+            if first_error.is_none() {
+                *first_error = Some(e);
+            }
+            self.stop.stop();
+        };
+        // The destination topics are made ready before the group hands
+        // out partitions.
         let mut backoff = group::Backoff::default();
-        let set_up = loop {
+        loop {
             match controller.sync(&senders).await {
                 Err(e) if e.is_transient() && !self.stop.is_stopped() => {
                     let wait = backoff.next();
@@ -242,20 +243,12 @@ impl Mirror {
                         _ = stop_rx.wait_for(|s| *s) => {}
                     }
                 }
-                result => break result,
+                Ok(()) => break,
+                Err(e) => {
+                    fail(e, &mut first_error);
+                    break;
+                }
             }
-        };
-        match set_up {
-            Ok(()) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "cannot set up the mirror");
-                first_error = Some(e);
-                self.stop.stop();
-            }
-        }
-        if self.config.mode == RunMode::Once {
-            // No more assignments: each stream ends once caught up.
-            senders.clear();
         }
         // New topics and partitions are looked for at the configured
         // interval, and at least every DESTINATION_CHECK_INTERVAL the
@@ -275,38 +268,9 @@ impl Mirror {
                 done = tasks.join_next() => match done {
                     None => break,
                     Some(Ok(Ok(()))) => {}
-                    Some(Ok(Err(e))) => {
-                        if first_error.is_none() {
-                            first_error = Some(e);
-                        }
-                        self.stop.stop();
-                    }
-                    Some(Err(e)) => {
-                        if first_error.is_none() {
-                            first_error = Some(MirrorError::Internal(format!("stream task: {e}")));
-                        }
-                        self.stop.stop();
-                    }
+                    Some(Ok(Err(e))) => fail(e, &mut first_error),
+                    Some(Err(e)) => fail(MirrorError::Internal(format!("stream task: {e}")), &mut first_error),
                 },
-                _ = refresh.tick(), if !self.stop.is_stopped() => {
-                    match controller.sync(&senders).await {
-                        Ok(()) => {}
-                        Err(e) if e.is_transient() => {
-                            tracing::warn!(error = %e, "topic refresh failed; retrying at the next interval");
-                        }
-                        Err(e) => {
-                            // A partition left unassigned, or a
-                            // destination partition missing, would stall
-                            // its records (and the buffer) for ever.
-                            tracing::error!(error = %e, "stopping");
-                            if first_error.is_none() {
-                                first_error = Some(e);
-                            }
-                            self.stop.stop();
-                        }
-                    }
-                }
-                _ = stop_rx.changed(), if !self.stop.is_stopped() => {}
                 joined = &mut group_task, if !group_done => {
                     group_done = true;
                     let error = match joined {
@@ -315,13 +279,44 @@ impl Mirror {
                         Err(e) => Some(MirrorError::Internal(format!("group task: {e}"))),
                     };
                     if let Some(e) = error {
-                        tracing::error!(error = %e, "stopping");
-                        if first_error.is_none() {
-                            first_error = Some(e);
-                        }
-                        self.stop.stop();
+                        fail(e, &mut first_error);
                     }
                 }
+                Some(event) = events.recv() => match event {
+                    group::GroupEvent::Assigned(partitions) => {
+                        controller.owned.extend(partitions);
+                        if !self.stop.is_stopped() {
+                            match controller.sync(&senders).await {
+                                Ok(()) => {}
+                                Err(e) if e.is_transient() => {
+                                    tracing::warn!(error = %e, "cannot start the assigned partitions yet; retrying at the next refresh");
+                                }
+                                Err(e) => fail(e, &mut first_error),
+                            }
+                        }
+                        if self.config.mode == RunMode::Once && !controller.sealed {
+                            // Once: the partitions of the first assignment
+                            // are copied up to their end, then the run ends.
+                            controller.seal(&senders);
+                        }
+                    }
+                    group::GroupEvent::Revoke { partitions, commit, done } => {
+                        controller.revoke(partitions, commit, done, &senders);
+                    }
+                },
+                _ = refresh.tick(), if !self.stop.is_stopped() => {
+                    match controller.sync(&senders).await {
+                        Ok(()) => {}
+                        Err(e) if e.is_transient() => {
+                            tracing::warn!(error = %e, "topic refresh failed; retrying at the next interval");
+                        }
+                        // A partition left unassigned, or a destination
+                        // partition missing, would stall its records (and
+                        // the buffer) for ever.
+                        Err(e) => fail(e, &mut first_error),
+                    }
+                }
+                _ = stop_rx.changed(), if !self.stop.is_stopped() => {}
             }
         }
         // Every stream committed: leave the group.
@@ -340,6 +335,25 @@ impl Mirror {
             }),
         }
     }
+}
+
+/// What kmirror subscribes to in its group: the selected source topics
+/// (internal ones never) and their partition counts.
+fn subscription(
+    config: &MirrorConfig,
+    source_meta: &kmirror_pool::cluster::ClusterMetadata,
+) -> group::Subscribed {
+    source_meta
+        .topics
+        .values()
+        .filter(|t| !t.is_internal && config.selector.selects(&t.name))
+        .map(|t| {
+            (
+                t.name.clone(),
+                i32::try_from(t.partitions.len()).unwrap_or(i32::MAX),
+            )
+        })
+        .collect()
 }
 
 /// Runs a set-up step again, with backoff and a warning, while it fails
@@ -374,15 +388,18 @@ where
     }
 }
 
-/// Keeps the selected source topics assigned.
+/// Keeps the destination topics ready for the selected source topics, and
+/// the partitions the group gave kmirror assigned to streams.
 struct Controller {
     config: Arc<MirrorConfig>,
     source: Cluster,
     destination: Cluster,
-    assigned: BTreeSet<TopicPartition>,
+    /// The partitions the group gave kmirror.
+    owned: BTreeSet<TopicPartition>,
+    /// The partitions handed to streams, and which stream has each.
+    assigned: BTreeMap<TopicPartition, usize>,
     routes: BTreeMap<Arc<str>, Route>,
     max_batch_bytes: BTreeMap<Arc<str>, Option<usize>>,
-    next_stream: usize,
     topics: Vec<String>,
     /// The source topic id each mirrored topic had when first seen.
     topic_ids: BTreeMap<Arc<str>, [u8; 16]>,
@@ -390,6 +407,10 @@ struct Controller {
     gone: BTreeSet<Arc<str>>,
     /// Counts the out-of-range offsets reset at assignment.
     metrics: Arc<Metrics>,
+    /// What the group member subscribes to.
+    subscribed: watch::Sender<group::Subscribed>,
+    /// `--once`: the streams were told that no more assignments come.
+    sealed: bool,
 }
 
 /// Whether a source topic seen with id `now` is not the topic first seen
@@ -508,19 +529,76 @@ fn grown_since_last_run(
 }
 
 impl Controller {
+    /// Tells every stream that no more assignments come (`--once`).
+    fn seal(&mut self, streams: &[mpsc::UnboundedSender<Command>]) {
+        self.sealed = true;
+        for stream in streams {
+            let _ = stream.send(Command::Seal);
+        }
+    }
+
+    /// Gives `partitions` up: each stream holding some stops, drains and
+    /// commits them; `done` is answered once all did.
+    fn revoke(
+        &mut self,
+        partitions: BTreeSet<TopicPartition>,
+        commit: bool,
+        done: tokio::sync::oneshot::Sender<()>,
+        streams: &[mpsc::UnboundedSender<Command>],
+    ) {
+        let mut by_stream: BTreeMap<usize, BTreeSet<TopicPartition>> = BTreeMap::new();
+        for tp in partitions {
+            self.owned.remove(&tp);
+            if let Some(index) = self.assigned.remove(&tp) {
+                by_stream.entry(index).or_default().insert(tp);
+            }
+        }
+        let mut answers = Vec::with_capacity(by_stream.len());
+        for (index, partitions) in by_stream {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if let Some(stream) = streams.get(index)
+                && stream
+                    .send(Command::Revoke {
+                        partitions,
+                        commit,
+                        done: tx,
+                    })
+                    .is_ok()
+            {
+                answers.push(rx);
+            }
+        }
+        // A stream that ended answers by dropping its sender.
+        tokio::spawn(async move {
+            for answer in answers {
+                let _ = answer.await;
+            }
+            let _ = done.send(());
+        });
+    }
+
     /// Lists the source topics, keeps every destination topic in shape
-    /// (created, recreated if it was deleted, grown with its source), and
-    /// with `assign` hands partitions not yet assigned to the streams.
+    /// (created, recreated if it was deleted, grown with its source),
+    /// tells the group member what to subscribe to, and hands the
+    /// partitions the group gave kmirror, not yet assigned, to the
+    /// streams.
     async fn sync(
         &mut self,
         streams: &[mpsc::UnboundedSender<Command>],
     ) -> Result<(), MirrorError> {
-        let assign = !streams.is_empty();
         let source_meta = self
             .source
             .refresh_metadata()
             .await
             .map_err(MirrorError::source)?;
+        let subscribed = subscription(&self.config, &source_meta);
+        self.subscribed.send_if_modified(|current| {
+            let changed = *current != subscribed;
+            if changed {
+                *current = subscribed;
+            }
+            changed
+        });
         for name in self.routes.keys() {
             if !source_meta.topics.contains_key(&**name) {
                 if self.gone.insert(name.clone()) {
@@ -549,7 +627,10 @@ impl Controller {
                 .partitions
                 .iter()
                 .map(|p| p.partition)
-                .filter(|p| assign && !self.assigned.contains(&(name.clone(), *p)))
+                .filter(|p| {
+                    let key = (name.clone(), *p);
+                    self.owned.contains(&key) && !self.assigned.contains_key(&key)
+                })
                 .collect();
             if partitions.is_empty() && !self.routes.contains_key(&name) {
                 continue;
@@ -731,16 +812,28 @@ impl Controller {
                     route,
                     max_batch_bytes: self.max_batch_bytes.get(&topic).copied().flatten(),
                 };
-                let Some(stream) = streams.get(self.next_stream % streams.len().max(1)) else {
+                // The stream with the fewest partitions (the group may
+                // have taken some back from one), the lowest index first.
+                let load = |i: usize| self.assigned.values().filter(|s| **s == i).count();
+                let Some((index, stream)) = streams
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| !s.is_closed())
+                    .min_by_key(|(i, _)| (load(*i), *i))
+                else {
+                    if self.sealed {
+                        // --once: every stream finished; the run ends.
+                        tracing::info!(%topic, partition, "assigned after every stream finished (--once): left to the next run");
+                        continue;
+                    }
                     return Err(MirrorError::Internal("no stream to assign to".into()));
                 };
-                self.next_stream += 1;
                 if stream.send(Command::Assign(assignment)).is_err() {
                     return Err(MirrorError::Internal(
                         "a stream stopped before its assignment".into(),
                     ));
                 }
-                self.assigned.insert(key);
+                self.assigned.insert(key, index);
                 *per_topic.entry(topic.clone()).or_default() += 1;
             }
         }

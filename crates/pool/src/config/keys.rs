@@ -73,10 +73,6 @@ pub const IGNORED_KEYS: &[(&str, &str)] = &[
         "kmirror commits offsets itself once records are written to the destination; \
          see --offset.commit.interval.ms",
     ),
-    (
-        "partition.assignment.strategy",
-        "a Java class name; kmirror assigns partitions itself",
-    ),
     ("interceptor.classes", "Java classes cannot run in kmirror"),
     ("metric.reporters", "Java classes cannot run in kmirror"),
     ("metrics.num.samples", "kmirror reports its own metrics"),

@@ -23,10 +23,11 @@
 
 use bytes::Bytes;
 use kafka_protocol::messages::{
-    ApiKey, CreatePartitionsResponse, CreateTopicsResponse, DescribeConfigsResponse,
-    DescribeGroupsResponse, FindCoordinatorResponse, HeartbeatResponse, InitProducerIdResponse,
-    JoinGroupResponse, LeaveGroupResponse, ListOffsetsResponse, OffsetCommitResponse,
-    OffsetFetchResponse, SaslAuthenticateResponse, SaslHandshakeResponse, SyncGroupResponse,
+    ApiKey, ConsumerGroupHeartbeatResponse, CreatePartitionsResponse, CreateTopicsResponse,
+    DescribeConfigsResponse, DescribeGroupsResponse, FindCoordinatorResponse, HeartbeatResponse,
+    InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListOffsetsResponse,
+    OffsetCommitResponse, OffsetFetchResponse, SaslAuthenticateResponse, SaslHandshakeResponse,
+    SyncGroupResponse,
 };
 use kafka_protocol::protocol::{Decodable, VersionRange};
 
@@ -71,6 +72,7 @@ control_responses! {
     DescribeConfigsResponse => DescribeConfigs,
     SaslAuthenticateResponse => SaslAuthenticate,
     CreatePartitionsResponse => CreatePartitions,
+    ConsumerGroupHeartbeatResponse => ConsumerGroupHeartbeat,
 }
 
 /// One row of the table: an API, the versions whose layout is described,
@@ -100,7 +102,7 @@ const fn row(
 /// Never flexible.
 const NEVER: i16 = i16::MAX;
 
-const CONTROL_APIS: [ControlApi; 15] = [
+const CONTROL_APIS: [ControlApi; 16] = [
     row(ApiKey::ListOffsets, 1, 10, 6, layout::LIST_OFFSETS),
     row(ApiKey::OffsetCommit, 2, 9, 8, layout::OFFSET_COMMIT),
     row(ApiKey::OffsetFetch, 1, 9, 6, layout::OFFSET_FETCH),
@@ -116,6 +118,13 @@ const CONTROL_APIS: [ControlApi; 15] = [
     row(ApiKey::DescribeConfigs, 1, 4, 4, layout::DESCRIBE_CONFIGS),
     row(ApiKey::SaslAuthenticate, 0, 2, 2, layout::SASL_AUTHENTICATE),
     row(ApiKey::CreatePartitions, 0, 3, 2, layout::CREATE_PARTITIONS),
+    row(
+        ApiKey::ConsumerGroupHeartbeat,
+        0,
+        1,
+        0,
+        layout::CONSUMER_GROUP_HEARTBEAT,
+    ),
 ];
 
 /// The response layout of `api`, its first flexible version (`i16::MAX`
@@ -181,8 +190,8 @@ pub fn decode_control_response<R: ControlResponse>(
 /// out. Field names are in the comments.
 mod layout {
     use super::shape::Kind::{
-        Array, ArrayOfString, Bool, Bytes, Int8, Int16, Int32, Int64, NullableArray,
-        NullableString, String, Uuid,
+        Array, ArrayOfInt32, ArrayOfString, Bool, Bytes, Int8, Int16, Int32, Int64, NullableArray,
+        NullableString, NullableStruct, String, Uuid,
     };
     use super::shape::{Field, f};
 
@@ -289,6 +298,24 @@ mod layout {
         f(Bool).since(9),            // skip_assignment
         f(String),                   // member_id
         f(Array(JOIN_GROUP_MEMBER)), // members
+    ];
+
+    // ConsumerGroupHeartbeat v0-1 (KIP-848), flexible from 0.
+    const CONSUMER_GROUP_HEARTBEAT_TOPIC: &[Field] = &[
+        f(Uuid),         // topic_id
+        f(ArrayOfInt32), // partitions
+    ];
+    const CONSUMER_GROUP_HEARTBEAT_ASSIGNMENT: &[Field] = &[
+        f(Array(CONSUMER_GROUP_HEARTBEAT_TOPIC)), // topic_partitions
+    ];
+    pub(super) const CONSUMER_GROUP_HEARTBEAT: &[Field] = &[
+        f(Int32),                                               // throttle_time_ms
+        f(Int16),                                               // error_code
+        f(NullableString),                                      // error_message
+        f(NullableString),                                      // member_id
+        f(Int32),                                               // member_epoch
+        f(Int32),                                               // heartbeat_interval_ms
+        f(NullableStruct(CONSUMER_GROUP_HEARTBEAT_ASSIGNMENT)), // assignment
     ];
 
     // Heartbeat v0-4, flexible from 4.
@@ -580,6 +607,7 @@ mod tests {
         layout_matches_kafka_protocol::<DescribeConfigsResponse>();
         layout_matches_kafka_protocol::<SaslAuthenticateResponse>();
         layout_matches_kafka_protocol::<CreatePartitionsResponse>();
+        layout_matches_kafka_protocol::<ConsumerGroupHeartbeatResponse>();
     }
 
     #[test]

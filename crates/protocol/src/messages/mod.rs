@@ -14,6 +14,7 @@
 //! count can exceed the bytes that carry it.
 
 pub mod api_versions;
+pub mod consumer_protocol;
 pub mod control;
 pub mod fetch;
 pub mod metadata;

@@ -187,3 +187,8 @@ impl KafkaRequest for ProduceRequest {
         })
     }
 }
+kafka_protocol_request!(
+    kp::ConsumerGroupHeartbeatRequest,
+    ApiKey::ConsumerGroupHeartbeat,
+    kp::ConsumerGroupHeartbeatResponse
+);

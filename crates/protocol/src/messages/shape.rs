@@ -47,13 +47,18 @@ pub(crate) enum Kind {
     NullableArray(&'static [Field]),
     /// A non-null array of non-null strings.
     ArrayOfString,
+    /// A non-null array of INT32s.
+    ArrayOfInt32,
+    /// A nullable struct: an INT8 that is 1 when the struct follows
+    /// (anything else: null), then the struct.
+    NullableStruct(&'static [Field]),
 }
 
 impl Kind {
     /// The fewest bytes a value of this kind can take on the wire.
     const fn min_size(self, flexible: bool) -> usize {
         match self {
-            Kind::Int8 | Kind::Bool => 1,
+            Kind::Int8 | Kind::Bool | Kind::NullableStruct(_) => 1,
             Kind::Int16 => 2,
             Kind::Int32 => 4,
             Kind::Int64 => 8,
@@ -61,7 +66,11 @@ impl Kind {
             // Compact lengths are varints of at least one byte.
             _ if flexible => 1,
             Kind::String | Kind::NullableString => 2,
-            Kind::Bytes | Kind::Array(_) | Kind::NullableArray(_) | Kind::ArrayOfString => 4,
+            Kind::Bytes
+            | Kind::Array(_)
+            | Kind::NullableArray(_)
+            | Kind::ArrayOfString
+            | Kind::ArrayOfInt32 => 4,
         }
     }
 }
@@ -184,6 +193,17 @@ fn walk_value(
             let count = r.array_len(flexible, Kind::String.min_size(flexible))?;
             for _ in 0..count {
                 r.string(flexible)?;
+            }
+            Ok(())
+        }
+        Kind::ArrayOfInt32 => {
+            let count = r.array_len(flexible, 4)?;
+            r.skip(count.saturating_mul(4), "int32 array")
+        }
+        Kind::NullableStruct(fields) => {
+            let present = r.i8()?;
+            if present == 1 {
+                walk(fields, r, version, flexible)?;
             }
             Ok(())
         }
@@ -375,6 +395,15 @@ pub(crate) mod sample {
                     self.length(Some(2), flexible, true);
                     self.string(flexible);
                     self.string(flexible);
+                }
+                Kind::ArrayOfInt32 => {
+                    self.length(Some(2), flexible, true);
+                    self.buf.put_i32(7);
+                    self.buf.put_i32(-8);
+                }
+                Kind::NullableStruct(fields) => {
+                    self.buf.put_i8(1);
+                    self.write_struct(fields, version, flexible);
                 }
             }
         }

@@ -1,58 +1,43 @@
 //! kmirror's membership in its consumer group on the source.
 //!
-//! kmirror joins `group.id` as an ordinary consumer-protocol member (the
-//! `range` protocol, subscribed to the mirrored topics), assigns every
-//! partition to itself, and heartbeats while it runs. Standard tools then
-//! show the group as active with one member, and a second kmirror (or any
-//! consumer) started on the same group is refused by the check at start
-//! ([`super::admin::ensure_group_idle`]). If another member joins while
-//! kmirror runs, kmirror stops: two readers of one group would copy
-//! records twice and overwrite each other's commits. Commits carry the
-//! member id and generation, as Kafka requires of a group with members
-//! (a standalone commit, generation -1, is taken only by an empty group:
-//! the final commit falls back to it while the membership is missing).
+//! kmirror is an ordinary member of `group.id`, as MirrorMaker 1's Java
+//! consumer is: several kmirror processes (and Java consumers) share one
+//! group, the group spreads the selected topics' partitions over them, and
+//! moves them when a member comes or goes. There is no coordinator of
+//! kmirror's own: the source cluster's group coordinator is the only one.
+//!
+//! ```text
+//!  group task (classic: JoinGroup/SyncGroup/Heartbeat; or KIP-848's ConsumerGroupHeartbeat)
+//!     │  GroupEvent::Assigned(partitions)        ──▶ engine: start mirroring them
+//!     │  GroupEvent::Revoke { partitions, done } ──▶ engine: stop fetching them, wait for
+//!     │                                              their batches' acknowledgements,
+//!     │                                              commit, drop them, then `done`
+//!     └─ watch<Membership>  (member id, generation or member epoch) ──▶ commits
+//! ```
+//!
+//! The group task heartbeats on its own, so a slow destination never
+//! expires the session; while the engine gives partitions up it goes on
+//! heartbeating. The two protocols live in [`classic`] and [`consumer`];
+//! the leader's assignors (classic protocol) in [`assignor`].
 
+pub(crate) mod assignor;
+mod classic;
+mod consumer;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{self as kp, ApiKey, GroupId};
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::StrBytes;
 use kmirror_pool::{BrokerConnection, Cluster, PoolError};
 use kmirror_protocol::ResponseError;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
-use super::error::{MirrorError, Side, response_error_is_transient};
-
-/// The protocol type of consumer groups.
-const PROTOCOL_TYPE: &str = "consumer";
-/// The assignment strategy kmirror announces.
-const PROTOCOL_NAME: &str = "range";
-/// How long the coordinator waits for a heartbeat before it drops kmirror.
-pub(crate) const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often kmirror heartbeats.
-const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(3);
-/// How long a rebalance may take.
-pub(crate) const REBALANCE_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// The longest a LeaveGroup may take (it is best effort).
-const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// JoinGroup rounds in a row answered REBALANCE_IN_PROGRESS (or an
-/// outdated generation) before kmirror gives up: another consumer keeps
-/// joining the group.
-const MAX_CONTENDED_JOINS: u32 = 20;
-
-/// What one JoinGroup/SyncGroup round came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum JoinStep {
-    /// kmirror holds the group.
-    Joined,
-    /// Go again at once (a member id was handed out or forgotten).
-    Again,
-    /// The group is rebalancing: go again shortly.
-    Rebalancing,
-}
+pub use self::assignor::Assignor;
+use super::admin::TopicPartition;
+use super::config::{GroupConfig, GroupProtocol};
+use super::error::{MirrorError, Side};
 
 /// Exponential backoff for retries of transient trouble: 100 ms doubling
 /// to [`Backoff::MAX`].
@@ -75,98 +60,61 @@ impl Backoff {
     }
 }
 
-/// The identity commits carry: generation and member id.
+/// The identity commits carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
-    /// The group generation kmirror joined.
+    /// The group generation (classic protocol) or the member epoch
+    /// (KIP-848) kmirror holds its partitions in.
     pub generation: i32,
     /// kmirror's member id.
     pub member_id: String,
+    /// `group.instance.id`, for a static member.
+    pub group_instance_id: Option<String>,
 }
 
-/// The member kmirror is in its group.
+/// What the group tells the engine.
 #[derive(Debug)]
-pub(crate) struct GroupMember {
-    source: Cluster,
-    group: String,
-    topics: Vec<String>,
-    state: watch::Sender<Option<Membership>>,
-    member_id: String,
+pub(crate) enum GroupEvent {
+    /// These partitions are kmirror's now: mirror them.
+    Assigned(BTreeSet<TopicPartition>),
+    /// Give these partitions up: stop fetching them, wait (up to the drain
+    /// timeout) for their batches to be acknowledged, commit what was
+    /// (unless `commit` is false: the membership is already lost and a
+    /// commit would be refused), forget them, then answer on `done`.
+    Revoke {
+        /// The partitions.
+        partitions: BTreeSet<TopicPartition>,
+        /// Whether their offsets are committed first.
+        commit: bool,
+        /// Answered (or dropped) once they are given up.
+        done: oneshot::Sender<()>,
+    },
 }
 
-fn str_bytes(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_owned())
+/// The selected source topics and their partition counts: what kmirror
+/// subscribes to. A change makes the member rejoin, so that the group's
+/// assignment covers new topics and partitions.
+pub(crate) type Subscribed = BTreeMap<String, i32>;
+
+/// What both protocols' members share: the cluster, the settings, the
+/// engine's channels, and the partitions kmirror holds.
+#[derive(Debug)]
+pub(crate) struct MemberCore {
+    pub source: Cluster,
+    pub group: String,
+    pub config: GroupConfig,
+    /// How long giving partitions up may take (the engine's drain timeout).
+    pub revoke_timeout: Duration,
+    pub state: watch::Sender<Option<Membership>>,
+    pub events: mpsc::UnboundedSender<GroupEvent>,
+    pub subscribed: watch::Receiver<Subscribed>,
+    /// The partitions the engine mirrors for the group.
+    pub owned: BTreeSet<TopicPartition>,
 }
 
-fn refused(group: &str, what: &str, error: ResponseError) -> MirrorError {
-    MirrorError::Refused {
-        side: Side::Source,
-        what: format!("{what} for group {group}"),
-        error,
-        hint: matches!(error, ResponseError::GroupAuthorizationFailed)
-            .then(|| "grant the mirror's principal Read on the group".to_owned()),
-    }
-}
-
-/// The user data of kmirror's subscription: how another kmirror recognises
-/// a kmirror member.
-const USER_DATA: &[u8] = b"kmirror";
-
-/// `ConsumerProtocolSubscription` v0: the topics and [`USER_DATA`].
-fn subscription(topics: &[String]) -> Bytes {
-    let mut b = BytesMut::new();
-    b.put_i16(0);
-    b.put_i32(i32::try_from(topics.len()).unwrap_or(i32::MAX));
-    for t in topics {
-        b.put_i16(i16::try_from(t.len()).unwrap_or(i16::MAX));
-        b.put_slice(t.as_bytes());
-    }
-    b.put_i32(i32::try_from(USER_DATA.len()).unwrap_or(0));
-    b.put_slice(USER_DATA);
-    b.freeze()
-}
-
-/// Whether a member's subscription metadata (from DescribeGroups) is a
-/// kmirror's: it ends with [`USER_DATA`] as its length-prefixed user data.
-pub(crate) fn is_kmirror_member(metadata: &[u8]) -> bool {
-    let n = USER_DATA.len();
-    metadata.len() >= n + 4
-        && metadata.ends_with(USER_DATA)
-        && metadata
-            .get(metadata.len() - n - 4..metadata.len() - n)
-            .is_some_and(|len| len == (n as i32).to_be_bytes())
-}
-
-/// `ConsumerProtocolAssignment` v0 with no partitions: kmirror copies
-/// what its own controller assigns; the group assignment only says who
-/// holds the group.
-fn empty_assignment() -> Bytes {
-    let mut b = BytesMut::new();
-    b.put_i16(0);
-    b.put_i32(0);
-    b.put_i32(-1);
-    b.freeze()
-}
-
-impl GroupMember {
-    /// A member of `group` subscribed (for tools that show it) to `topics`.
-    pub(crate) fn new(source: Cluster, group: String, topics: Vec<String>) -> Self {
-        let (state, _) = watch::channel(None);
-        Self {
-            source,
-            group,
-            topics,
-            state,
-            member_id: String::new(),
-        }
-    }
-
-    /// The identity for commits, `None` while (re)joining.
-    pub(crate) fn membership(&self) -> watch::Receiver<Option<Membership>> {
-        self.state.subscribe()
-    }
-
-    async fn connection(&self) -> Result<Arc<BrokerConnection>, MirrorError> {
+impl MemberCore {
+    /// Finds the coordinator and connects to it.
+    pub(crate) async fn connection(&self) -> Result<Arc<BrokerConnection>, MirrorError> {
         let id = super::admin::find_coordinator(&self.source, &self.group)
             .await
             .map_err(MirrorError::source)?;
@@ -176,7 +124,8 @@ impl GroupMember {
             .map_err(MirrorError::source)
     }
 
-    fn version(conn: &BrokerConnection, api: ApiKey) -> Result<i16, MirrorError> {
+    /// The version of `api` the connection negotiated.
+    pub(crate) fn version(conn: &BrokerConnection, api: ApiKey) -> Result<i16, MirrorError> {
         conn.versions().version(api).map_err(|e| {
             MirrorError::source(PoolError::Protocol {
                 broker: conn.broker().to_owned(),
@@ -185,357 +134,164 @@ impl GroupMember {
         })
     }
 
-    /// Joins the group as its only member and takes the assignment.
-    /// Another member in the group is [`MirrorError::GroupInUse`].
-    ///
-    /// Trouble that passes (the coordinator moving or restarting, a
-    /// broker unreachable for a while: [`MirrorError::is_transient`]) is
-    /// retried with backoff until `stop`, with a warning each time; only
-    /// errors that retrying cannot fix end the run. Returns `Ok(false)` if
-    /// stopped before joining.
-    pub(crate) async fn join(
+    /// A refusal of `what` for the group, with a hint where one helps.
+    pub(crate) fn refused(&self, what: &str, error: ResponseError) -> MirrorError {
+        let instance = self.config.group_instance_id.as_deref().unwrap_or("");
+        let hint = match error {
+            ResponseError::GroupAuthorizationFailed => {
+                Some("grant the mirror's principal Read on the group".to_owned())
+            }
+            ResponseError::InconsistentGroupProtocol => Some(format!(
+                "group {} is used by members that share no assignor with kmirror, or are not \
+                 consumers (a Kafka Connect worker, a stream of another kind): set \
+                 partition.assignment.strategy to one the other members list, or give kmirror \
+                 its own group.id",
+                self.group
+            )),
+            ResponseError::FencedInstanceId => Some(format!(
+                "another process joined group {} with group.instance.id={instance}: give each \
+                 kmirror process its own group.instance.id",
+                self.group
+            )),
+            ResponseError::GroupMaxSizeReached => Some(
+                "the group reached the broker's group.max.size; raise it or use fewer processes"
+                    .to_owned(),
+            ),
+            ResponseError::UnreleasedInstanceId => Some(format!(
+                "group.instance.id={instance} is still held by a member of group {}; wait for its \
+                 session to expire",
+                self.group
+            )),
+            _ => None,
+        };
+        MirrorError::Refused {
+            side: Side::Source,
+            what: format!("{what} for group {}", self.group),
+            error,
+            hint,
+        }
+    }
+
+    /// Tells the engine to mirror `partitions` (sent even when empty: the
+    /// engine learns that the group assigned, as `--once` waits for).
+    pub(crate) fn assigned(&mut self, partitions: BTreeSet<TopicPartition>) {
+        self.owned.extend(partitions.iter().cloned());
+        let _ = self.events.send(GroupEvent::Assigned(partitions));
+    }
+
+    /// Asks the engine to give `partitions` up and returns once it did (or
+    /// [`Self::revoke_timeout`] passed, or the engine is gone).
+    /// `while_waiting` runs every heartbeat interval meanwhile (the
+    /// protocol's heartbeat: the coordinator must keep hearing from
+    /// kmirror while it drains).
+    pub(crate) async fn revoke<F, Fut>(
         &mut self,
-        stop: &mut watch::Receiver<bool>,
-    ) -> Result<bool, MirrorError> {
-        self.state.send_replace(None);
-        let mut backoff = Backoff::default();
-        let mut contended = 0;
-        loop {
-            if *stop.borrow() {
-                return Ok(false);
-            }
-            // A JoinGroup may be held by the coordinator for up to the
-            // rebalance timeout, and finding the coordinator may wait for
-            // one: a stop must not wait behind them.
-            let step = tokio::select! {
-                biased;
-                _ = stopped(stop) => return Ok(false),
-                step = self.join_once() => step,
-            };
-            let wait = match step {
-                Ok(JoinStep::Joined) => return Ok(true),
-                Ok(JoinStep::Again) => Duration::ZERO,
-                Ok(JoinStep::Rebalancing) => {
-                    contended += 1;
-                    if contended >= MAX_CONTENDED_JOINS {
-                        return Err(MirrorError::Refused {
-                            side: Side::Source,
-                            what: format!("JoinGroup for group {}", self.group),
-                            error: ResponseError::RebalanceInProgress,
-                            hint: Some(
-                                "the group kept rebalancing; is another consumer joining it?"
-                                    .into(),
-                            ),
-                        });
-                    }
-                    Duration::from_millis(200)
-                }
-                Err(e) if e.is_transient() => {
-                    self.source.invalidate_coordinator(&self.group);
-                    let wait = backoff.next();
-                    tracing::warn!(group = %self.group, error = %e, retry_in = ?wait, "cannot join the consumer group yet; retrying");
-                    wait
-                }
-                Err(e) => return Err(e),
-            };
-            if !wait.is_zero() {
-                tokio::select! {
-                    biased;
-                    _ = stopped(stop) => return Ok(false),
-                    _ = tokio::time::sleep(wait) => {}
-                }
-            }
-        }
-    }
-
-    /// One JoinGroup and SyncGroup round.
-    async fn join_once(&mut self) -> Result<JoinStep, MirrorError> {
-        let conn = self.connection().await?;
-        let version = Self::version(&conn, ApiKey::JoinGroup)?;
-        let mut request = kp::JoinGroupRequest::default()
-            .with_group_id(GroupId(str_bytes(&self.group)))
-            .with_session_timeout_ms(millis(SESSION_TIMEOUT))
-            .with_member_id(str_bytes(&self.member_id))
-            .with_protocol_type(str_bytes(PROTOCOL_TYPE))
-            .with_protocols(vec![
-                kp::join_group_request::JoinGroupRequestProtocol::default()
-                    .with_name(str_bytes(PROTOCOL_NAME))
-                    .with_metadata(subscription(&self.topics)),
-            ]);
-        if version >= 1 {
-            request = request.with_rebalance_timeout_ms(millis(REBALANCE_TIMEOUT));
-        }
-        let response = conn.send(&request).await.map_err(MirrorError::source)?;
-        match ResponseError::try_from_code(response.error_code) {
-            None => {}
-            Some(ResponseError::MemberIdRequired) => {
-                self.member_id = response.member_id.to_string();
-                return Ok(JoinStep::Again);
-            }
-            Some(ResponseError::UnknownMemberId) => {
-                self.member_id.clear();
-                return Ok(JoinStep::Again);
-            }
-            Some(ResponseError::RebalanceInProgress) => return Ok(JoinStep::Rebalancing),
-            Some(error) => return Err(refused(&self.group, "JoinGroup", error)),
-        }
-        self.member_id = response.member_id.to_string();
-        let leader = response.leader.to_string() == self.member_id;
-        if leader && response.members.len() > 1 {
-            let members = response.members.len() - 1;
-            self.leave().await;
-            return Err(MirrorError::GroupInUse {
-                group: self.group.clone(),
-                state: "joined by another member while kmirror joined".into(),
-                members,
-            });
-        }
-        let generation = response.generation_id;
-        let sync_version = Self::version(&conn, ApiKey::SyncGroup)?;
-        let mut sync = kp::SyncGroupRequest::default()
-            .with_group_id(GroupId(str_bytes(&self.group)))
-            .with_generation_id(generation)
-            .with_member_id(str_bytes(&self.member_id));
-        if sync_version >= 5 {
-            sync = sync
-                .with_protocol_type(Some(str_bytes(PROTOCOL_TYPE)))
-                .with_protocol_name(Some(str_bytes(PROTOCOL_NAME)));
-        }
-        if leader {
-            sync = sync.with_assignments(vec![
-                kp::sync_group_request::SyncGroupRequestAssignment::default()
-                    .with_member_id(str_bytes(&self.member_id))
-                    .with_assignment(empty_assignment()),
-            ]);
-        }
-        let synced = conn.send(&sync).await.map_err(MirrorError::source)?;
-        match ResponseError::try_from_code(synced.error_code) {
-            None => {}
-            Some(ResponseError::RebalanceInProgress | ResponseError::IllegalGeneration) => {
-                return Ok(JoinStep::Rebalancing);
-            }
-            Some(ResponseError::UnknownMemberId) => {
-                self.member_id.clear();
-                return Ok(JoinStep::Again);
-            }
-            Some(error) => return Err(refused(&self.group, "SyncGroup", error)),
-        }
-        if !leader {
-            // Someone else leads the group: another consumer is in it.
-            self.leave().await;
-            return Err(MirrorError::GroupInUse {
-                group: self.group.clone(),
-                state: "led by another member".into(),
-                members: 1,
-            });
-        }
-        tracing::info!(group = %self.group, generation, member_id = %self.member_id, "joined the consumer group");
-        self.state.send_replace(Some(Membership {
-            generation,
-            member_id: self.member_id.clone(),
-        }));
-        Ok(JoinStep::Joined)
-    }
-
-    /// Heartbeats until `stop`; rejoins when the coordinator asks, and
-    /// rides through coordinator moves and restarts (retried with
-    /// backoff). Returns an error when another member takes part in the
-    /// group, or the coordinator refuses kmirror for good.
-    pub(crate) async fn keep_alive(
-        &mut self,
-        mut stop: watch::Receiver<bool>,
-    ) -> Result<(), MirrorError> {
-        let mut tick = tokio::time::interval(HEARTBEAT_INTERVAL);
-        tick.reset();
-        loop {
-            // `stopped` reads the value, not only its changes: a stop seen
-            // (and marked seen) inside `join` still ends the loop here.
-            tokio::select! {
-                biased;
-                _ = stopped(&mut stop) => return Ok(()),
-                _ = tick.tick() => {}
-            }
-            let Some(membership) = self.state.borrow().clone() else {
-                if !self.join(&mut stop).await? {
-                    return Ok(());
-                }
-                continue;
-            };
-            let request = kp::HeartbeatRequest::default()
-                .with_group_id(GroupId(str_bytes(&self.group)))
-                .with_generation_id(membership.generation)
-                .with_member_id(str_bytes(&membership.member_id));
-            let heartbeat = async {
-                match self.connection().await {
-                    Ok(conn) => conn.send(&request).await.map_err(MirrorError::source),
-                    Err(e) => Err(e),
-                }
-            };
-            let response = tokio::select! {
-                biased;
-                _ = stopped(&mut stop) => return Ok(()),
-                response = heartbeat => response,
-            };
-            let code = match response {
-                Ok(r) => ResponseError::try_from_code(r.error_code),
-                Err(e) if e.is_transient() => {
-                    tracing::warn!(group = %self.group, error = %e, "heartbeat failed; retrying");
-                    self.source.invalidate_coordinator(&self.group);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            match code {
-                None => {}
-                Some(ResponseError::RebalanceInProgress) => {
-                    tracing::warn!(group = %self.group, "the group is rebalancing: another consumer is joining it, or its coordinator moved");
-                    if !self.join(&mut stop).await? {
-                        return Ok(());
-                    }
-                }
-                Some(ResponseError::UnknownMemberId | ResponseError::IllegalGeneration) => {
-                    tracing::warn!(group = %self.group, "the coordinator dropped kmirror from the group; joining again");
-                    self.member_id.clear();
-                    if !self.join(&mut stop).await? {
-                        return Ok(());
-                    }
-                }
-                Some(error) if response_error_is_transient(error) => {
-                    tracing::warn!(group = %self.group, %error, "heartbeat refused; finding the coordinator again");
-                    self.source.invalidate_coordinator(&self.group);
-                }
-                Some(error) => return Err(refused(&self.group, "Heartbeat", error)),
-            }
-        }
-    }
-
-    /// Leaves the group (best effort, for at most [`LEAVE_TIMEOUT`]: a
-    /// coordinator that cannot be found must not hold up a stop), so that
-    /// the next start does not wait for the session to expire.
-    pub(crate) async fn leave(&self) {
-        if self.member_id.is_empty() {
+        partitions: BTreeSet<TopicPartition>,
+        commit: bool,
+        mut while_waiting: F,
+    ) where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        if partitions.is_empty() {
             return;
         }
-        if tokio::time::timeout(LEAVE_TIMEOUT, self.send_leave())
-            .await
+        for tp in &partitions {
+            self.owned.remove(tp);
+        }
+        let count = partitions.len();
+        let named = describe(&partitions);
+        let (done, mut answered) = oneshot::channel();
+        if self
+            .events
+            .send(GroupEvent::Revoke {
+                partitions,
+                commit,
+                done,
+            })
             .is_err()
         {
-            tracing::debug!(group = %self.group, "LeaveGroup did not complete in time; the coordinator drops kmirror when its session expires");
+            return;
         }
-        self.state.send_replace(None);
+        let started = tokio::time::Instant::now();
+        // A margin over the engine's own drain bound: it answers first.
+        let deadline = started + self.revoke_timeout + Duration::from_secs(5);
+        let mut tick = tokio::time::interval(self.config.heartbeat_interval);
+        tick.reset();
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut answered => break,
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(group = %self.group, partitions = count, "giving partitions up took too long; going on without waiting");
+                    break;
+                }
+                _ = tick.tick() => while_waiting().await,
+            }
+        }
+        tracing::info!(group = %self.group, partitions = %named, committed = commit, took = ?started.elapsed(), "gave partitions up");
     }
 
-    async fn send_leave(&self) {
-        let Ok(conn) = self.connection().await else {
-            return;
-        };
-        let Ok(version) = Self::version(&conn, ApiKey::LeaveGroup) else {
-            return;
-        };
-        let mut request =
-            kp::LeaveGroupRequest::default().with_group_id(GroupId(str_bytes(&self.group)));
-        request = if version >= 3 {
-            request.with_members(vec![
-                kp::leave_group_request::MemberIdentity::default()
-                    .with_member_id(str_bytes(&self.member_id)),
-            ])
-        } else {
-            request.with_member_id(str_bytes(&self.member_id))
-        };
-        match conn.send(&request).await {
-            Ok(_) => tracing::debug!(group = %self.group, "left the consumer group"),
-            Err(e) => tracing::debug!(group = %self.group, error = %e, "LeaveGroup failed"),
+    /// Whether the subscription changed since it was last read (marks it
+    /// read).
+    pub(crate) fn subscription_changed(&mut self) -> bool {
+        self.subscribed.has_changed().unwrap_or(false) && {
+            self.subscribed.mark_unchanged();
+            true
         }
     }
+}
+
+/// Starts kmirror's membership: the returned task runs until `stop`, then
+/// leaves the group (a static member stays, so a restart moves nothing).
+pub(crate) fn spawn(
+    core: MemberCore,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Result<(), MirrorError>> {
+    tokio::spawn(async move {
+        let mut core = core;
+        if core.config.protocol == GroupProtocol::Consumer {
+            match consumer::offered(&core).await {
+                Ok(true) => {
+                    tracing::info!(group = %core.group, "group.protocol=consumer: joining with KIP-848's consumer group protocol");
+                    return consumer::ConsumerMember::new(core).run(stop).await;
+                }
+                Ok(false) => {
+                    tracing::warn!(group = %core.group, "group.protocol=consumer, but the source cluster does not offer KIP-848's ConsumerGroupHeartbeat (Apache Kafka before 4.0): using the classic protocol");
+                }
+                Err(e) => return Err(e),
+            }
+            core.config.protocol = GroupProtocol::Classic;
+        } else {
+            tracing::info!(group = %core.group, assignors = ?core.config.assignors.iter().map(|a| a.name()).collect::<Vec<_>>(), "joining with the classic consumer group protocol");
+        }
+        classic::ClassicMember::new(core).run(stop).await
+    })
+}
+
+pub(crate) fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
 }
 
 /// Resolves once `stop` says stop (or its sender is gone), whether or not
 /// that value was already seen.
-async fn stopped(stop: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-fn millis(d: Duration) -> i32 {
+pub(crate) fn millis(d: Duration) -> i32 {
     i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::scripted::{self, Brokers, Reply, Request};
-
-    const SRC: &str = "src:9092";
-
-    /// A coordinator (broker 1) whose JoinGroup answers are `join`'s.
-    fn coordinator(join: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Arc<Brokers> {
-        Brokers::new(move |r| match r.api {
-            ApiKey::Metadata => scripted::metadata(r.version, &[(1, SRC)], &[("t", &[(0, 1)])]),
-            ApiKey::FindCoordinator => scripted::find_coordinator(r, 1, SRC),
-            ApiKey::JoinGroup => join(r),
-            ApiKey::LeaveGroup => scripted::reply(&kp::LeaveGroupResponse::default(), r.version),
-            other => panic!("unexpected {other:?}"),
-        })
+/// `{topic: [partitions]}`, sorted, for logs.
+pub(crate) fn describe(partitions: &BTreeSet<TopicPartition>) -> String {
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in partitions {
+        by_topic.entry(t).or_default().push(*p);
     }
-
-    /// Runs `keep_alive` for a member that must (re)join, stops it at 4 s
-    /// (after its first join began at the 3 s heartbeat tick) and returns
-    /// how long it took to end after the stop.
-    async fn stop_during_rejoin(source: &Arc<Brokers>) -> Duration {
-        let mut member = GroupMember::new(source.cluster(SRC).await, "g".into(), vec!["t".into()]);
-        let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(async move { member.keep_alive(stop_rx).await });
-        tokio::time::sleep(Duration::from_secs(4)).await;
-        assert!(!source.requests(ApiKey::JoinGroup).is_empty());
-        let stopped_at = tokio::time::Instant::now();
-        stop.send_replace(true);
-        tokio::time::timeout(Duration::from_secs(20), task)
-            .await
-            .expect("keep_alive ends after a stop during a rejoin")
-            .expect("no panic")
-            .expect("a stop is no error");
-        stopped_at.elapsed()
-    }
-
-    /// The coordinator holds the JoinGroup (a rebalance waits for its
-    /// members, up to the rebalance timeout): a stop ends the join at
-    /// once, not when the request times out.
-    #[tokio::test(start_paused = true)]
-    async fn a_stop_ends_a_join_the_coordinator_holds() {
-        let source = coordinator(|_| Reply::Silent);
-        let took = stop_during_rejoin(&source).await;
-        assert!(took < Duration::from_millis(100), "took {took:?}");
-    }
-
-    /// The coordinator is not available, so the join backs off: a stop
-    /// during the backoff ends keep_alive (it went on heartbeat-ticking
-    /// for ever, the stop having been seen inside the join).
-    #[tokio::test(start_paused = true)]
-    async fn a_stop_during_a_join_backoff_ends_keep_alive() {
-        let source = coordinator(|r| {
-            scripted::reply(
-                &kp::JoinGroupResponse::default()
-                    .with_error_code(ResponseError::CoordinatorNotAvailable.code()),
-                r.version,
-            )
-        });
-        let took = stop_during_rejoin(&source).await;
-        assert!(took < Duration::from_millis(100), "took {took:?}");
-    }
-
-    #[test]
-    fn subscription_is_consumer_protocol_v0() {
-        let b = subscription(&["ab".to_owned()]);
-        let mut expected = vec![0, 0, 0, 0, 0, 1, 0, 2, b'a', b'b', 0, 0, 0, 7];
-        expected.extend_from_slice(b"kmirror");
-        assert_eq!(&b[..], &expected[..]);
-        assert!(is_kmirror_member(&b));
-        assert!(!is_kmirror_member(&subscription(&[])[..10]));
-        let mut other = b.to_vec();
-        other[13] = 8;
-        assert!(!is_kmirror_member(&other));
-        assert_eq!(
-            &empty_assignment()[..],
-            &[0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]
-        );
-    }
+    let parts: Vec<String> = by_topic
+        .iter()
+        .map(|(t, ps)| format!("{t}{ps:?}"))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
 }

@@ -101,6 +101,7 @@ impl Stream {
                 continue;
             }
             if slot.fetching
+                || slot.revoked
                 || slot.unsent.strong_count() > 0
                 || slot.reset_to.is_some()
                 || slot.resetting
@@ -397,6 +398,11 @@ impl Stream {
         let Some(slot) = self.slots.get_mut(key) else {
             return;
         };
+        if slot.revoked {
+            // Being given up: its new owner fetches this from the offset
+            // committed at the handover.
+            return;
+        }
         if partition_error(&p).is_none()
             && let Some(diverging) = p.diverging_epoch
         {

@@ -30,7 +30,7 @@ use kmirror_protocol::record::{
     rewrite_verified,
 };
 use kmirror_protocol::{RecordError, ResponseError, api::NegotiatedVersions};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -48,6 +48,7 @@ use crate::sequencer::ProducerSequencer;
 mod commit;
 mod fetch;
 mod produce;
+mod revoke;
 mod staging;
 #[cfg(test)]
 mod tests;
@@ -69,7 +70,7 @@ const MIN_METADATA_INTERVAL: Duration = Duration::from_millis(250);
 /// left them: duplicates, never loss). As long as the group's session
 /// timeout: by then a membership lost at stop is either back (the group
 /// task rejoined) or gone, and the group empty takes a standalone commit.
-const FINAL_COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const FINAL_COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the engine's clients share with every stream.
 #[derive(Debug)]
@@ -102,7 +103,18 @@ pub(crate) struct Assignment {
 /// What the controller tells a stream.
 #[derive(Debug)]
 pub(crate) enum Command {
+    /// Mirror this partition.
     Assign(Assignment),
+    /// Give these partitions up (see [`revoke`]); answer on `done`.
+    Revoke {
+        partitions: BTreeSet<TopicPartition>,
+        /// Commit their offsets first (false: the membership is lost).
+        commit: bool,
+        done: oneshot::Sender<()>,
+    },
+    /// No more assignments come ([`super::RunMode::Once`]): end once every
+    /// partition reached its target.
+    Seal,
 }
 
 /// A source partition's state.
@@ -135,6 +147,9 @@ struct Slot {
     /// The latest fetched data's mark: while a step or batch holds it,
     /// the partition is not fetched again.
     unsent: Weak<Unsent>,
+    /// Being given up: not fetched again, what was fetched is still
+    /// written.
+    revoked: bool,
 }
 
 impl Slot {
@@ -465,6 +480,11 @@ pub(crate) struct Stream {
     drain_deadline: Option<Instant>,
     /// The commit at stop.
     final_commit: FinalCommit,
+    /// Partitions being given up, oldest first.
+    revocations: Vec<revoke::Revocation>,
+    /// The ledgers of partitions given up, kept so that late answers
+    /// about their batches stay stale if the partition comes back.
+    retired: BTreeMap<TopicPartition, OffsetLedger>,
     fatal: Option<MirrorError>,
 }
 
@@ -498,6 +518,8 @@ impl Stream {
             stopping: false,
             drain_deadline: None,
             final_commit: FinalCommit::default(),
+            revocations: Vec::new(),
+            retired: BTreeMap::new(),
             fatal: None,
         }
     }
@@ -513,6 +535,7 @@ impl Stream {
         commit_tick.reset();
         let mut progress_tick = tokio::time::interval(PROGRESS_INTERVAL);
         let mut stop_seen = *stop.borrow();
+        let mut commands_closed = false;
         loop {
             if stop_seen && !self.stopping {
                 self.begin_stop();
@@ -539,6 +562,7 @@ impl Stream {
             }
             // Writing first releases what the fetch gate waits for.
             self.pump_produce();
+            self.progress_revocations();
             self.start_fetches();
             if self.stopping && self.try_finish() {
                 break;
@@ -576,9 +600,16 @@ impl Stream {
                         Err(e) => self.fail(MirrorError::Internal(format!("control task: {e}"))),
                     }
                 }
-                command = commands.recv(), if !self.sealed => match command {
+                command = commands.recv(), if !commands_closed => match command {
                     Some(Command::Assign(a)) => self.assign(a),
-                    None => self.sealed = true,
+                    Some(Command::Revoke { partitions, commit, done }) => {
+                        self.revoke(partitions, commit, done);
+                    }
+                    Some(Command::Seal) => self.sealed = true,
+                    None => {
+                        commands_closed = true;
+                        self.sealed = true;
+                    }
                 },
                 _ = budget.released(), if budget_blocked => {}
                 _ = tokio::time::sleep_until(wake) => {}
@@ -599,7 +630,15 @@ impl Stream {
             .as_ref()
             .and_then(|m| m.leader(&a.topic, a.partition))
             .map(|b| b.id);
-        let mut ledger = OffsetLedger::new(a.start);
+        // A partition given up before comes back: its old ledger, reset,
+        // keeps late answers about its old batches stale.
+        let mut ledger = match self.retired.remove(&key) {
+            Some(mut old) => {
+                old.reset(a.start);
+                old
+            }
+            None => OffsetLedger::new(a.start),
+        };
         if let Some(c) = a.committed {
             ledger.mark_committed(c);
         }
@@ -634,6 +673,7 @@ impl Stream {
                 },
                 staged: VecDeque::new(),
                 unsent: Weak::new(),
+                revoked: false,
             },
         );
     }
@@ -749,7 +789,8 @@ impl Stream {
             .chain(self.fetch_throttle.ends())
             .chain(self.produce_throttle.ends())
             .chain(self.final_commit.retry_at)
-            .chain(self.commit_retry.at);
+            .chain(self.commit_retry.at)
+            .chain(self.revocations.iter().map(revoke::Revocation::deadline));
         wakeup(
             Instant::now(),
             timers,

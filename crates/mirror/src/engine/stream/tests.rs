@@ -38,6 +38,7 @@ fn member() -> Option<Membership> {
     Some(Membership {
         generation: 1,
         member_id: "kmirror-1".into(),
+        group_instance_id: None,
     })
 }
 
@@ -359,6 +360,7 @@ async fn the_final_commit_waits_for_the_membership_to_come_back() {
         membership.send_replace(Some(Membership {
             generation: 2,
             member_id: "kmirror-2".into(),
+            group_instance_id: None,
         }));
     });
     rig.stop().await.expect("a clean stop");
