@@ -114,27 +114,31 @@ fn members(source: &KafkaCluster, group: &str, topic: &str) -> Vec<Member> {
     };
     let columns: Vec<&str> = header.split_whitespace().collect();
     let column = |names: &[&str]| columns.iter().position(|c| names.contains(c));
-    let (Some(id_at), Some(instance_at), Some(assignment_at)) = (
+    // 3.x prints `ASSIGNMENT` as `topic(0,1)`; 4.x `CURRENT-ASSIGNMENT` as
+    // `topic:0,1`, and GROUP-INSTANCE-ID only when a member has one.
+    let (Some(id_at), Some(assignment_at)) = (
         column(&["CONSUMER-ID"]),
-        column(&["GROUP-INSTANCE-ID"]),
         column(&["ASSIGNMENT", "CURRENT-ASSIGNMENT"]),
     ) else {
         panic!("unexpected kafka-consumer-groups output:\n{}", out.stdout);
     };
+    let instance_at = column(&["GROUP-INSTANCE-ID"]);
     lines
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
             let fields: Vec<&str> = line.split_whitespace().collect();
             let assignment = fields.get(assignment_at).copied().unwrap_or("-");
-            let partitions = assignment
+            let list = assignment
                 .strip_prefix(&format!("{topic}("))
                 .and_then(|rest| rest.strip_suffix(')'))
+                .or_else(|| assignment.strip_prefix(&format!("{topic}:")));
+            let partitions = list
                 .map(|list| list.split(',').filter_map(|p| p.parse().ok()).collect())
                 .unwrap_or_default();
             Member {
                 id: fields.get(id_at).copied().unwrap_or("").to_owned(),
-                instance: fields
-                    .get(instance_at)
+                instance: instance_at
+                    .and_then(|at| fields.get(at))
                     .filter(|i| **i != "-")
                     .map(|i| (*i).to_owned()),
                 partitions,
@@ -144,7 +148,8 @@ fn members(source: &KafkaCluster, group: &str, topic: &str) -> Vec<Member> {
 }
 
 /// Waits until the group has `count` members whose assignments are
-/// disjoint and cover every partition (the mirrors must keep running);
+/// disjoint, cover every partition and are balanced (the settled state of
+/// every assignor here; the mirrors must keep running);
 /// returns them and how long that took.
 fn wait_for_split(
     source: &KafkaCluster,
@@ -163,7 +168,13 @@ fn wait_for_split(
         let now = members(source, group, topic);
         let total: usize = now.iter().map(|m| m.partitions.len()).sum();
         let union: BTreeSet<i32> = now.iter().flat_map(|m| m.partitions.clone()).collect();
-        if now.len() == count && total == union.len() && union.len() == PARTITIONS as usize {
+        let sizes = now.iter().map(|m| m.partitions.len());
+        let balanced = sizes.clone().max().unwrap_or(0) - sizes.min().unwrap_or(0) <= 1;
+        if now.len() == count
+            && total == union.len()
+            && union.len() == PARTITIONS as usize
+            && balanced
+        {
             return (now, start.elapsed());
         }
         assert!(
@@ -580,7 +591,8 @@ fn a_rolling_restart_of_static_members_rebalances_nothing() {
 /// 1 mirrors with the guide's files (plus the `bootstrap.servers` its Java
 /// consumer needs); kmirror starts with the same files and group and takes
 /// part of the partitions; MirrorMaker 1 is stopped; kmirror takes the
-/// rest. Nothing lost, per-partition order kept.
+/// rest. Then MirrorMaker 1 joins kmirror's group: kmirror leads and
+/// assigns for its Java consumers. Nothing lost, per-partition order kept.
 #[test]
 fn mirrormaker_1_is_replaced_live() {
     let topic = "testtopic";
@@ -610,13 +622,13 @@ fn mirrormaker_1_is_replaced_live() {
         destination.bootstrap()
     );
     let scratch = Scratch::new(&consumer, &producer_props);
+    // Two streams: MirrorMaker 1 is two consumers, two members.
     let mut mm1 = common::MirrorMaker1::start(&scratch, KafkaVersion::V3_9, topic, 2);
-    // MirrorMaker 1 holds the whole group.
     let (alone, _) = wait_for_split(
         &source,
         group,
         topic,
-        1,
+        2,
         &mut [],
         Duration::from_secs(120),
         "MirrorMaker 1 alone",
@@ -629,7 +641,7 @@ fn mirrormaker_1_is_replaced_live() {
         &source,
         group,
         topic,
-        2,
+        3,
         &mut [&mut kmirror],
         Duration::from_secs(120),
         "kmirror joined MirrorMaker 1's group",
@@ -654,6 +666,39 @@ fn mirrormaker_1_is_replaced_live() {
         "after MirrorMaker 1 stopped",
     );
     eprintln!("kmirror alone: {alone:?}");
+
+    // MirrorMaker 1 joins again: kmirror leads the group now and assigns
+    // for MirrorMaker 1's Java consumers too, which take what it computed.
+    let mut mm1 = common::MirrorMaker1::start(&scratch, KafkaVersion::V3_9, topic, 2);
+    let (led, _) = wait_for_split(
+        &source,
+        group,
+        topic,
+        3,
+        &mut [&mut kmirror],
+        Duration::from_secs(120),
+        "MirrorMaker 1 joined kmirror's group",
+    );
+    mm1.assert_running("in kmirror's group");
+    eprintln!("kmirror leading MirrorMaker 1's consumers: {led:?}");
+    assert!(
+        kmirror
+            .stderr_now()
+            .contains("kmirror leads the group: computed the assignment"),
+        "kmirror, the group's oldest member, leads it: {}",
+        tail(&kmirror.stderr_now(), 3000)
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    mm1.stop();
+    wait_for_split(
+        &source,
+        group,
+        topic,
+        1,
+        &mut [&mut kmirror],
+        Duration::from_secs(60),
+        "after MirrorMaker 1 stopped again",
+    );
     let (produced, duplicates) = finish(&source, &destination, topic, producer, vec![kmirror]);
     eprintln!("MirrorMaker 1 replaced: {produced} records, {duplicates} copied twice");
 }
