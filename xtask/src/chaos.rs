@@ -1084,7 +1084,10 @@ pub(crate) fn run(options: &ChaosOptions) -> Result<()> {
     write_file(
         &dir.join("consumer.properties"),
         &format!(
-            "bootstrap.servers={}\ngroup.id={GROUP}\nauto.offset.reset=earliest\n",
+            // A restarted kmirror gets the partitions once the killed
+            // one's session expired: 10 s, not Java's 45 s default.
+            "bootstrap.servers={}\ngroup.id={GROUP}\nauto.offset.reset=earliest\n\
+             session.timeout.ms=10000\nheartbeat.interval.ms=1000\n",
             src.bootstrap_for(Listener::Proxied)
         ),
     )?;

@@ -23,7 +23,7 @@ Exit codes:
       --abort.on.send.failure true (after committing what was acknowledged)
   2   usage error: a bad, missing, unknown or unsupported flag
   3   configuration error: unreadable file, bad value, bad topic pattern,
-      consumer group in use by another consumer
+      a group shared with members of another kind, group.instance.id in use
   4   cannot connect: unreachable cluster, TLS or authentication failure
   70  internal error (a bug in kmirror; please report it)";
 

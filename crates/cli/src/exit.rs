@@ -8,7 +8,7 @@
 //! | 0    | success: `--once` caught up and committed, or a clean stop (Ctrl+C, SIGTERM); also `--help`, `--version` |
 //! | 1    | a runtime failure: a batch the destination refused for good with `--abort.on.send.failure true` (after committing what was acknowledged), damaged source data, a request refused for good |
 //! | 2    | a usage error: a bad, missing, unknown or unsupported flag |
-//! | 3    | a configuration error: an unreadable `.properties` file, a bad value, a bad topic pattern, a consumer group in use by another consumer, no start offset with `auto.offset.reset=none` |
+//! | 3    | a configuration error: an unreadable `.properties` file, a bad value, a bad topic pattern, a consumer group shared with members of another kind or a `group.instance.id` used twice, no start offset with `auto.offset.reset=none` |
 //! | 4    | cannot connect: unreachable cluster, TLS or authentication failure |
 //! | 70   | an internal error (a bug in kmirror; `EX_SOFTWARE` of `sysexits.h`) |
 //!

@@ -15,6 +15,7 @@ use kmirror::{
     FetchConfig, Metrics, MetricsSnapshot, Mirror, MirrorConfig, MirrorError, OffsetReset,
     ProduceConfig, RunMode, RunSummary, Side, StopHandle,
 };
+use kmirror::protocol::ResponseError;
 use kmirror_pool::PoolError;
 
 use crate::exit::{CliError, Exit};
@@ -190,7 +191,14 @@ pub fn mirror_error(settings: &MirrorSettings, e: MirrorError) -> CliError {
                 e => CliError::new(Exit::Failure, format!("{role} cluster ({file}): {e}")),
             }
         }
-        e @ MirrorError::NoStartOffset { .. } => CliError::new(Exit::Config, e.to_string()),
+        e @ (MirrorError::NoStartOffset { .. }
+        | MirrorError::Refused {
+            error:
+                ResponseError::InconsistentGroupProtocol
+                | ResponseError::FencedInstanceId
+                | ResponseError::UnreleasedInstanceId,
+            ..
+        }) => CliError::new(Exit::Config, e.to_string()),
         e @ MirrorError::Internal(_) => CliError::new(Exit::Internal, e.to_string()),
         e => CliError::new(Exit::Failure, e.to_string()),
     }

@@ -302,7 +302,8 @@ fn sigkill_three_times_then_resume_loses_nothing() {
     // enough to interrupt (and exercise the memory bound).
     let scratch = Scratch::new(
         &format!(
-            "bootstrap.servers={}\ngroup.id=crashy\nmax.partition.fetch.bytes=32768\nfetch.max.bytes=65536\n",
+            "bootstrap.servers={}\ngroup.id=crashy\nmax.partition.fetch.bytes=32768\nfetch.max.bytes=65536\n\
+             session.timeout.ms=10000\nheartbeat.interval.ms=1000\n",
             source
         ),
         &format!(
@@ -323,8 +324,8 @@ fn sigkill_three_times_then_resume_loses_nothing() {
     for round in 0..3u64 {
         let before = killed_at.last().copied().unwrap_or(0);
         let mirror = scratch.spawn(&args);
-        // Mid-copy: once this run has copied something (a restart first
-        // waits for the killed run's group session to expire).
+        // Mid-copy: once this run has copied something (a restart gets the
+        // partition once the killed run's group session expired, 10 s).
         let deadline = Instant::now() + Duration::from_secs(60);
         while record_count(&destination, "big") <= before && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
@@ -455,11 +456,14 @@ fn a_wrong_password_is_a_clear_error() {
     assert!(!exited.stderr.contains("panicked"), "{}", exited.context());
 }
 
+/// A librdkafka consumer that stays in `group` for `seconds`, with the
+/// assignor `argv[5]`.
 const ACTIVE_MEMBER: &str = r#"
 import sys, time
 from confluent_kafka import Consumer
-bootstrap, group, topic, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "session.timeout.ms": 30000})
+bootstrap, group, topic, seconds, strategy = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
+c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "session.timeout.ms": 30000,
+              "partition.assignment.strategy": strategy})
 c.subscribe([topic])
 deadline = time.time() + seconds
 while time.time() < deadline:
@@ -467,23 +471,37 @@ while time.time() < deadline:
 c.close()
 "#;
 
-/// A group with an active member (another consumer) is refused at start
-/// with a clear message, before anything is committed to it.
+/// A group whose members share no assignor with kmirror (here a
+/// librdkafka consumer with `cooperative-sticky` only, kmirror with
+/// `roundrobin`): the coordinator refuses kmirror's JoinGroup
+/// (INCONSISTENT_GROUP_PROTOCOL), and kmirror exits 3 saying what to
+/// change.
 #[test]
-fn a_group_in_use_is_refused() {
+fn a_group_whose_members_share_no_assignor_is_refused_clearly() {
     let source = shared_source().bootstrap();
     let (_, proxy) = shared_destination();
     librdkafka_create_topic(&source, "shared", 1, &[]);
     let python = kmirror_test_support::venv_python();
     let mut member = Command::new(python)
-        .args(["-c", ACTIVE_MEMBER, &source, "busy-group", "shared", "60"])
+        .args([
+            "-c",
+            ACTIVE_MEMBER,
+            &source,
+            "busy-group",
+            "shared",
+            "60",
+            "cooperative-sticky",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let scratch = Scratch::new(
-        &format!("bootstrap.servers={}\ngroup.id=busy-group\n", source),
+        &format!(
+            "bootstrap.servers={}\ngroup.id=busy-group\npartition.assignment.strategy=roundrobin\n",
+            source
+        ),
         &format!("bootstrap.servers={}\n", proxy.addr()),
     );
     // The member needs a moment to join (the Python process starts, finds
@@ -502,9 +520,15 @@ fn a_group_in_use_is_refused() {
     let _ = member.wait();
     assert_eq!(exited.code, Some(3), "{}", exited.context());
     assert!(
-        exited.stderr.contains(
-            "kmirror: error: consumer group busy-group on the source has 1 active member(s)"
-        ) && exited.stderr.contains("give this kmirror its own group.id"),
+        exited.stderr.contains("INCONSISTENT_GROUP_PROTOCOL")
+            || exited.stderr.contains("InconsistentGroupProtocol"),
+        "{}",
+        exited.context()
+    );
+    assert!(
+        exited
+            .stderr
+            .contains("set partition.assignment.strategy to one the other members list"),
         "{}",
         exited.context()
     );
@@ -1418,37 +1442,45 @@ fn a_corrupt_source_batch_is_stopped_or_stays_detectably_corrupt() {
     assert_eq!(record_count(&destination, "corrupt"), 40);
 }
 
-/// kmirror is a member of its group while it runs: a second kmirror on the
-/// same group is refused at start instead of copying everything twice.
+/// A second kmirror on the same group shares it: it takes a partition
+/// from the first (which commits before it lets go), has nothing left to
+/// copy (`--once`) and exits; the first takes the partition back and goes
+/// on. Every record arrives exactly once.
 #[test]
-fn a_second_kmirror_on_the_same_group_is_refused() {
+fn a_second_kmirror_on_the_same_group_shares_it() {
     let source = shared_source().bootstrap();
     let (destination, proxy) = shared_destination();
     let destination = destination.bootstrap();
     librdkafka_create_topic(&source, "single", 2, &[]);
     librdkafka_produce(&source, "single", &ProduceSpec::default().count(100));
     let scratch = Scratch::new(
-        &format!("bootstrap.servers={}\ngroup.id=only-one\n", source),
+        &format!("bootstrap.servers={}\ngroup.id=two-of-us\n", source),
         &format!("bootstrap.servers={}\n", proxy.addr()),
     );
     let first = scratch.spawn(&["--whitelist", "single"]);
     wait_for_records(&destination, "single", 100, Duration::from_secs(60), &first);
     let second = scratch
         .spawn(&["--whitelist", "single", "--once"])
-        .wait(Duration::from_secs(60));
-    assert_eq!(second.code, Some(3), "{}", second.context());
+        .wait(Duration::from_secs(90));
+    second.assert_success();
     assert!(
-        second.stderr.contains(
-            "kmirror: error: consumer group only-one on the source has 1 active member(s)"
-        ),
+        second.stderr.contains("joined the consumer group"),
         "{}",
         second.context()
     );
+    assert_eq!(second.summary().records, 0, "{}", second.context());
+    librdkafka_produce(&source, "single", &ProduceSpec::default().count(100));
+    wait_for_records(&destination, "single", 200, Duration::from_secs(90), &first);
     first.signal("-INT");
     let exited = first.wait(Duration::from_secs(60));
     exited.assert_success();
-    assert_eq!(exited.summary().records, 100, "{}", exited.context());
-    assert_committed_to_the_end(&source, "only-one", "single");
+    assert!(
+        exited.stderr.contains("gave partitions up"),
+        "the first handed a partition over: {}",
+        exited.context()
+    );
+    assert_eq!(record_count(&destination, "single"), 200);
+    assert_committed_to_the_end(&source, "two-of-us", "single");
     assert_conformant_for(proxy, &["single"]);
 }
 
