@@ -548,15 +548,17 @@ pub async fn max_message_bytes(destination: &Cluster, topic: &str) -> Option<usi
 }
 
 /// Creates `topic` on the destination with `partitions` partitions and
-/// `configs`. A topic that appeared meanwhile (TOPIC_ALREADY_EXISTS) is
-/// fine: the caller reads its partition count from the metadata.
+/// `configs`; returns whether this call created it. A topic that appeared
+/// meanwhile (TOPIC_ALREADY_EXISTS: another kmirror process of the group
+/// racing to create it) is fine: the caller checks its partition count in
+/// the metadata.
 pub async fn create_topic(
     destination: &Cluster,
     topic: &str,
     partitions: i32,
     replication_factor: Option<i16>,
     configs: &[(String, String)],
-) -> Result<(), MirrorError> {
+) -> Result<bool, MirrorError> {
     let metadata = destination
         .metadata()
         .await
@@ -599,9 +601,11 @@ pub async fn create_topic(
         .send(&request)
         .await
         .map_err(MirrorError::destination)?;
+    let mut created = true;
     for result in response.topics {
         match kafka_error(result.error_code) {
-            None | Some(ResponseError::TopicAlreadyExists) => {}
+            None => {}
+            Some(ResponseError::TopicAlreadyExists) => created = false,
             Some(error) => {
                 let detail = result
                     .error_message
@@ -626,7 +630,7 @@ pub async fn create_topic(
         }
     }
     destination.invalidate_metadata();
-    Ok(())
+    Ok(created)
 }
 
 /// Grows `topic` on the destination to `partitions` partitions

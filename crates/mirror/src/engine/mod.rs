@@ -678,7 +678,7 @@ impl Controller {
             let placement = plan_placement(source_count, dest_count, previous, by_key, grown);
             if let Some(count) = placement.create {
                 let configs = admin::copied_topic_configs(&self.source, topic).await?;
-                admin::create_topic(
+                let created = admin::create_topic(
                     &self.destination,
                     topic,
                     count,
@@ -686,7 +686,22 @@ impl Controller {
                     &configs,
                 )
                 .await?;
-                if previous.is_some() {
+                if !created {
+                    // Another process of the group created it first.
+                    dest_meta = self.wait_for_partitions(topic, count).await?;
+                    let found = dest_meta.topics.get(&**topic).map_or(0, |t| t.partitions.len());
+                    if i32::try_from(found).ok() != Some(count) {
+                        return Err(MirrorError::Destination {
+                            topic: topic.to_string(),
+                            reason: format!(
+                                "kmirror was creating it with {count} partitions when it appeared \
+                                 with {found} (created by someone else meanwhile); delete it, or \
+                                 give it {count} partitions, and start kmirror again"
+                            ),
+                        });
+                    }
+                    tracing::info!(%topic, partitions = count, "the destination topic was created meanwhile (by another kmirror process of the group?)");
+                } else if previous.is_some() {
                     tracing::warn!(%topic, partitions = count, "the destination topic was deleted while kmirror mirrored into it: created it again; what was mirrored before is gone from the destination, later records go to the new topic");
                 } else {
                     tracing::info!(%topic, partitions = count, configs = ?configs, "created the destination topic");
