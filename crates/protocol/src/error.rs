@@ -67,6 +67,26 @@ pub enum ProtocolError {
         max: usize,
     },
 
+    /// A consumer-protocol payload from another member of a consumer group
+    /// is malformed: the subscription a member put in JoinGroup's protocol
+    /// metadata, or the assignment the leader handed out through SyncGroup
+    /// (a truncated field, a count beyond the bytes, a negative version).
+    /// These bytes are not a Kafka API message, so they get their own
+    /// variant; the member that wrote them has a bug.
+    #[error(
+        "malformed consumer-protocol {what}{} from a group member: {reason}",
+        version.map(|v| format!(" v{v}")).unwrap_or_default()
+    )]
+    MalformedConsumerProtocol {
+        /// `"subscription"` or `"assignment"`.
+        what: &'static str,
+        /// The version its header states (`None`: the header itself is
+        /// missing).
+        version: Option<i16>,
+        /// What was wrong and where.
+        reason: String,
+    },
+
     /// A message could not be encoded: a value does not fit the wire format
     /// at this version (for example a string longer than 32767 bytes).
     #[error("cannot encode {api:?} v{version}: {reason}")]
