@@ -12,6 +12,9 @@
 //! (a standalone commit, generation -1, is taken only by an empty group:
 //! the final commit falls back to it while the membership is missing).
 
+#[cfg_attr(not(test), allow(dead_code))] // used by the group member (next commit)
+pub(crate) mod assignor;
+
 use std::sync::Arc;
 use std::time::Duration;
 
