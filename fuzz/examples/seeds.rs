@@ -9,8 +9,9 @@
 //! at its lowest, highest and first flexible versions, encoded by
 //! kafka-protocol's encoders (`broker` feature); record batches in every
 //! codec, transactional and control batches and v0/v1 messages; compressed
-//! blobs; Produce requests at several versions; and pseudo-random bytes for
-//! the differential target. Every response seed is decoded with kmirror's
+//! blobs; Produce requests at several versions; consumer-protocol
+//! subscriptions and assignments at every version; and pseudo-random bytes
+//! for the differential target. Every response seed is decoded with kmirror's
 //! own decoder and reported if it does not decode, since a valid response
 //! that kmirror refuses is a finding in itself.
 //!
@@ -33,6 +34,9 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 use kmirror_protocol::SUPPORTED_APIS;
 use kmirror_protocol::compression::{self, Compression};
 use kmirror_protocol::header::{decode_response_header, encode_response_header};
+use kmirror_protocol::messages::consumer_protocol::{
+    Assignment, CONSUMER_PROTOCOL_MAX_VERSION, Subscription, TopicPartitions,
+};
 use kmirror_protocol::messages::decode_response_body;
 use kmirror_protocol::messages::produce::{
     ProducePartition, ProduceRequest, ProduceTopic, encode_produce_request,
@@ -54,6 +58,7 @@ fn main() {
     record_seeds(&mut out);
     codec_seeds(&mut out);
     produce_seeds(&mut out);
+    consumer_protocol_seeds(&mut out);
     differential_seeds(&mut out);
     if golden.is_dir() {
         golden_seeds(&mut out, &golden);
@@ -481,6 +486,50 @@ fn produce_seeds(out: &mut Corpus) {
             &bytes,
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// Consumer protocol
+// ---------------------------------------------------------------------------
+
+fn consumer_protocol_seeds(out: &mut Corpus) {
+    let owned = |topic: &str, partitions: &[i32]| TopicPartitions {
+        topic: topic.to_owned(),
+        partitions: partitions.to_vec(),
+    };
+    let subscription = Subscription {
+        topics: vec!["clicks".to_owned(), "orders".to_owned()],
+        user_data: Some(Bytes::from_static(&[0, 0, 0, 4])),
+        owned_partitions: vec![owned("clicks", &[0, 2]), owned("orders", &[1])],
+        generation_id: 4,
+        rack_id: Some("rack-a".to_owned()),
+    };
+    let assignment = Assignment {
+        partitions: vec![owned("clicks", &[1, 3]), owned("orders", &[0])],
+        user_data: None,
+    };
+    for version in 0..=CONSUMER_PROTOCOL_MAX_VERSION {
+        let bytes = subscription.encode(version);
+        Subscription::decode(&bytes).expect("decoding a sample subscription");
+        out.put(
+            "consumer_protocol",
+            &format!("subscription-v{version}"),
+            &bytes,
+        );
+        let bytes = assignment.encode(version);
+        Assignment::decode(&bytes).expect("decoding a sample assignment");
+        out.put(
+            "consumer_protocol",
+            &format!("assignment-v{version}"),
+            &bytes,
+        );
+    }
+    // A later version with a field this reader does not know.
+    let mut later = BytesMut::from(&subscription.encode(CONSUMER_PROTOCOL_MAX_VERSION)[..]);
+    later[..2].copy_from_slice(&(CONSUMER_PROTOCOL_MAX_VERSION + 1).to_be_bytes());
+    later.put_i32(7);
+    out.put("consumer_protocol", "subscription-later-version", &later);
+    out.put("consumer_protocol", "assignment-empty", &[]);
 }
 
 // ---------------------------------------------------------------------------

@@ -33,7 +33,8 @@ const KIB: usize = 1024;
 /// Every target of `fuzz/Cargo.toml`, in the order they run. The lengths
 /// keep iterations fast: a frame or a partition's records large enough for
 /// several batches; codec inputs that can still expand up to the targets'
-/// 1 MiB cap; small structured input for the differential target.
+/// 1 MiB cap; a group member's subscription or assignment; small structured
+/// input for the differential target.
 const TARGETS: &[Target] = &[
     Target {
         name: "response_decode",
@@ -66,6 +67,10 @@ const TARGETS: &[Target] = &[
     Target {
         name: "produce_request",
         max_len: 256 * KIB,
+    },
+    Target {
+        name: "consumer_protocol",
+        max_len: 4 * KIB,
     },
     Target {
         name: "differential",

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use kmirror::engine::admin::COPIED_TOPIC_CONFIGS;
 use kmirror::fetch_plan::IsolationLevel as EngineIsolation;
+use kmirror::protocol::ResponseError;
 use kmirror::{
     FetchConfig, Metrics, MetricsSnapshot, Mirror, MirrorConfig, MirrorError, OffsetReset,
     ProduceConfig, RunMode, RunSummary, Side, StopHandle,
 };
-use kmirror::protocol::ResponseError;
 use kmirror_pool::PoolError;
 
 use crate::exit::{CliError, Exit};

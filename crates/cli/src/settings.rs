@@ -773,7 +773,7 @@ fn read_membership(
             default,
             1,
             INT_MAX,
-            &format!("a whole number of milliseconds from 1 to {INT_MAX} (remove the line for the default, {default})"),
+            &format!("a whole number of milliseconds from 1 to {INT_MAX}"),
         )?;
         Ok(Duration::from_millis(n.unsigned_abs()))
     };

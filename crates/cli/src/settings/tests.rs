@@ -161,9 +161,9 @@ fn every_key_is_read() {
         "bootstrap.servers=src:9092\ngroup.id= g1 \nauto.offset.reset=LATEST\n\
          isolation.level=read_uncommitted\nfetch.max.bytes=1000\nmax.partition.fetch.bytes=200\n\
          fetch.max.wait.ms=100\nfetch.min.bytes=0\ncheck.crcs=False\n\
-         partition.assignment.strategy=org.apache.kafka.clients.consumer.CooperativeStickyAssignor, roundrobin\n\
+         partition.assignment.strategy=org.apache.kafka.clients.consumer.RoundRobinAssignor, range\n\
          session.timeout.ms=10000\nheartbeat.interval.ms=1000\nmax.poll.interval.ms=60000\n\
-         group.instance.id=head-node-1\ngroup.protocol=CONSUMER\ngroup.remote.assignor=uniform\n",
+         group.instance.id=head-node-1\ngroup.protocol=Classic\n",
         "bootstrap.servers=dst:9092\nacks=1\ncompression.type=ZSTD\ncompression.gzip.level=-1\n\
          compression.lz4.level=17\ncompression.zstd.level=-5\nbatch.size=0\nlinger.ms=0\n\
          buffer.memory=1048576\ndelivery.timeout.ms=30000\n\
@@ -183,13 +183,13 @@ fn every_key_is_read() {
             fetch_min_bytes: 0,
             check_crcs: false,
             membership: GroupConfig {
-                assignors: vec![Assignor::CooperativeSticky, Assignor::RoundRobin],
+                assignors: vec![Assignor::RoundRobin, Assignor::Range],
                 session_timeout: Duration::from_secs(10),
                 heartbeat_interval: Duration::from_secs(1),
                 max_poll_interval: Duration::from_secs(60),
                 group_instance_id: Some("head-node-1".into()),
-                protocol: GroupProtocol::Consumer,
-                remote_assignor: Some("uniform".into()),
+                protocol: GroupProtocol::Classic,
+                remote_assignor: None,
             },
         }
     );
@@ -226,6 +226,50 @@ fn every_key_is_read() {
     // The acks=1 warning and the compression notice: auto.offset.reset is
     // set, brokers are listed.
     assert_eq!(s.notices.len(), 2, "{:?}", s.notices);
+}
+
+/// `group.protocol=consumer` (KIP-848): the broker assigns, so the
+/// classic protocol's keys are said not to apply; a list that mixes eager
+/// and cooperative assignors is explained.
+#[test]
+fn kip_848_keys_and_the_classic_keys_that_do_not_apply_with_them() {
+    let s = settings(
+        "bootstrap.servers=src:9092\ngroup.id=g\nauto.offset.reset=earliest\n\
+         group.protocol=consumer\ngroup.remote.assignor=uniform\nsession.timeout.ms=10000\n",
+        "bootstrap.servers=dst:9092\n",
+    )
+    .unwrap();
+    assert_eq!(s.consumer.membership.protocol, GroupProtocol::Consumer);
+    assert_eq!(
+        s.consumer.membership.remote_assignor.as_deref(),
+        Some("uniform")
+    );
+    let texts: Vec<&str> = s.notices.iter().map(|n| n.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "consumer.properties: session.timeout.ms does not apply with group.protocol=consumer \
+          (the broker's group.consumer.* settings decide); used only if the source broker lacks \
+          KIP-848 and kmirror falls back to the classic protocol"
+        ]
+    );
+    let s = settings(
+        "bootstrap.servers=src:9092\ngroup.id=g\nauto.offset.reset=earliest\n\
+         partition.assignment.strategy=range,cooperative-sticky\n",
+        "bootstrap.servers=dst:9092\n",
+    )
+    .unwrap();
+    assert_eq!(
+        s.consumer.membership.assignors,
+        [Assignor::Range, Assignor::CooperativeSticky]
+    );
+    assert!(
+        s.notices[0]
+            .text
+            .contains("lists eager and cooperative assignors"),
+        "{:?}",
+        s.notices
+    );
 }
 
 #[test]

@@ -689,7 +689,10 @@ impl Controller {
                 if !created {
                     // Another process of the group created it first.
                     dest_meta = self.wait_for_partitions(topic, count).await?;
-                    let found = dest_meta.topics.get(&**topic).map_or(0, |t| t.partitions.len());
+                    let found = dest_meta
+                        .topics
+                        .get(&**topic)
+                        .map_or(0, |t| t.partitions.len());
                     if i32::try_from(found).ok() != Some(count) {
                         return Err(MirrorError::Destination {
                             topic: topic.to_string(),

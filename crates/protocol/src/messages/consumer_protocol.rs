@@ -11,9 +11,9 @@
 //! add fields at the end) and bytes after the known fields are ignored.
 //!
 //! This module owns encoding and decoding only; it never panics on any
-//! input, and reads every count through [`WireReader`], so nothing is
-//! allocated beyond what the remaining bytes can hold. It never decides
-//! anything about assignments (that is the group member's job).
+//! input, and reads every count through the crate's `WireReader`, so
+//! nothing is allocated beyond what the remaining bytes can hold. It never
+//! decides anything about assignments (that is the group member's job).
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::ApiKey;

@@ -12,6 +12,10 @@
 //! response is first walked by a schema-driven bounds checker
 //! ([`control`]) and only then decoded into kafka-protocol's type, so no
 //! count can exceed the bytes that carry it.
+//!
+//! The consumer protocol's subscription and assignment, opaque bytes inside
+//! JoinGroup and SyncGroup written by the group's members, have their own
+//! bounded codec in [`consumer_protocol`].
 
 pub mod api_versions;
 pub mod consumer_protocol;

@@ -490,7 +490,17 @@ impl ClassicMember {
                             tp.partitions.into_iter().map(move |p| (topic.clone(), p))
                         })
                         .collect(),
-                    generation: decoded.generation_id,
+                    // Before subscription v2, Java's cooperative-sticky
+                    // keeps the generation in its user data (an INT32).
+                    generation: match decoded.user_data.as_deref() {
+                        Some(&[a, b, c, d])
+                            if decoded.generation_id < 0
+                                && protocol == Assignor::CooperativeSticky =>
+                        {
+                            i32::from_be_bytes([a, b, c, d])
+                        }
+                        _ => decoded.generation_id,
+                    },
                 }
             })
             .collect();
