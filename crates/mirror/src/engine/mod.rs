@@ -151,7 +151,8 @@ impl Mirror {
                 source: self.source.clone(),
                 group: self.config.fetch.group_id.clone(),
                 config: self.config.fetch.membership.clone(),
-                revoke_timeout: self.config.drain_timeout + stream::FINAL_COMMIT_TIMEOUT,
+                revoke_timeout: stream::revoke::drain_timeout(&self.config)
+                    + stream::FINAL_COMMIT_TIMEOUT,
                 state: membership_tx,
                 events: events_tx,
                 subscribed: subscribed_rx,
@@ -750,7 +751,7 @@ impl Controller {
         if tps.is_empty() {
             return Ok(());
         }
-        let latest = admin::list_offsets(
+        let mut latest = admin::list_offsets(
             &self.source,
             Side::Source,
             &tps,
@@ -758,22 +759,8 @@ impl Controller {
             self.config.fetch.isolation,
         )
         .await?;
-        // A committed offset past the partition's end belongs to an older
-        // topic of that name (deleted and created again while kmirror was
-        // not running): out of range, as a fetch there would answer, so
-        // auto.offset.reset applies. With --once it would otherwise count
-        // as already caught up and the new topic's records be skipped.
-        for tp in &tps {
-            if let (Some(&c), Some(&end)) = (committed.get(tp), latest.get(tp))
-                && c > end
-            {
-                tracing::warn!(topic = %tp.0, partition = tp.1, committed = c, end, reset = ?self.config.fetch.offset_reset,
-                    "the group's committed offset is out of range, past the end of the source partition (was the topic deleted and created again?); resetting per auto.offset.reset");
-                committed.remove(tp);
-                if self.config.fetch.offset_reset != OffsetReset::None {
-                    self.metrics.offset_reset();
-                }
-            }
+        if self.config.mode == RunMode::Once {
+            self.confirm_past_end(&mut committed, &mut latest).await?;
         }
         let missing: Vec<TopicPartition> = tps
             .iter()
@@ -857,6 +844,61 @@ impl Controller {
         }
         for (topic, count) in per_topic {
             tracing::info!(%topic, partitions = count, "mirroring");
+        }
+        Ok(())
+    }
+
+    /// `--once`: a committed offset past the partition's end belongs to an
+    /// older topic of that name (deleted and created again while kmirror
+    /// was not running), and would count as already caught up, the new
+    /// topic's records skipped; it is dropped, so auto.offset.reset
+    /// applies. But the end read just after a leader election can trail
+    /// what the old leader had exposed (its high-water mark catches up as
+    /// the followers fetch), so the end is read again for a few seconds
+    /// before an offset is taken as past it: a rebalance in the middle of
+    /// a run must not copy a partition again from its start. (Mirroring
+    /// continuously, a fetch past the log end answers OFFSET_OUT_OF_RANGE
+    /// and auto.offset.reset applies there.)
+    async fn confirm_past_end(
+        &self,
+        committed: &mut BTreeMap<TopicPartition, i64>,
+        latest: &mut BTreeMap<TopicPartition, i64>,
+    ) -> Result<(), MirrorError> {
+        const ATTEMPTS: u32 = 12;
+        let past = |committed: &BTreeMap<TopicPartition, i64>,
+                    latest: &BTreeMap<TopicPartition, i64>| {
+            committed
+                .iter()
+                .filter(|(tp, c)| latest.get(*tp).is_some_and(|end| **c > *end))
+                .map(|(tp, _)| tp.clone())
+                .collect::<Vec<_>>()
+        };
+        let mut suspects = past(committed, latest);
+        for _ in 0..ATTEMPTS {
+            if suspects.is_empty() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let again = admin::list_offsets(
+                &self.source,
+                Side::Source,
+                &suspects,
+                OffsetReset::Latest,
+                self.config.fetch.isolation,
+            )
+            .await?;
+            latest.extend(again);
+            suspects = past(committed, latest);
+        }
+        for tp in suspects {
+            let (Some(c), Some(end)) = (committed.remove(&tp), latest.get(&tp)) else {
+                continue;
+            };
+            tracing::warn!(topic = %tp.0, partition = tp.1, committed = c, end, reset = ?self.config.fetch.offset_reset,
+                "the group's committed offset is out of range, past the end of the source partition (was the topic deleted and created again?); resetting per auto.offset.reset");
+            if self.config.fetch.offset_reset != OffsetReset::None {
+                self.metrics.offset_reset();
+            }
         }
         Ok(())
     }

@@ -51,13 +51,21 @@ impl Stream {
                 && slot.staged.is_empty()
                 && !slot.fetching
             {
-                if let Some(c) = slot.ledger.committed() {
-                    slot.ledger.reset(to);
+                match slot.ledger.committed() {
                     // Keep the commit point known so a commit is only sent
-                    // when it moves.
-                    slot.ledger.mark_committed(c);
-                } else {
-                    slot.ledger.reset(to);
+                    // when it moves. Not after a truncation: the offset
+                    // committed carries the leader epoch of the log that
+                    // diverged, and whoever starts from it next (a restart,
+                    // the partition's next owner in the group) would find
+                    // the same divergence and copy the records since the
+                    // cut again; it is committed anew with the new epoch.
+                    Some(c) if !slot.truncated => {
+                        slot.ledger.reset(to);
+                        slot.ledger.mark_committed(c);
+                    }
+                    _ => {
+                        slot.ledger.reset(to);
+                    }
                 }
                 if slot.truncated {
                     let replaced = u64::try_from(slot.position - to).unwrap_or(0);

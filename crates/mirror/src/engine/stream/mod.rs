@@ -48,7 +48,7 @@ use crate::sequencer::ProducerSequencer;
 mod commit;
 mod fetch;
 mod produce;
-mod revoke;
+pub(crate) mod revoke;
 mod staging;
 #[cfg(test)]
 mod tests;

@@ -32,6 +32,22 @@ impl Revocation {
     }
 }
 
+/// How long a revocation waits for its partitions' batches to be
+/// acknowledged: the group's rebalance timeout (`max.poll.interval.ms`),
+/// less the time its commit may take and a margin, as Java's consumer may
+/// spend up to that timeout in its revocation callback (MirrorMaker 1
+/// flushes its producer there, without a bound). At least the drain
+/// timeout of a stop. Giving up earlier would commit less than was on its
+/// way and copy the rest again.
+pub(crate) fn drain_timeout(config: &MirrorConfig) -> Duration {
+    config
+        .fetch
+        .membership
+        .max_poll_interval
+        .saturating_sub(FINAL_COMMIT_TIMEOUT + Duration::from_secs(5))
+        .max(config.drain_timeout)
+}
+
 impl Stream {
     /// Starts giving `partitions` up (those this stream holds).
     pub(super) fn revoke(
@@ -53,7 +69,7 @@ impl Stream {
         let now = Instant::now();
         let drain_deadline = now
             + if commit {
-                self.ctx.config.drain_timeout
+                drain_timeout(&self.ctx.config)
             } else {
                 Duration::ZERO
             };
