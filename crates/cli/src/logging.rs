@@ -8,7 +8,7 @@
 //! other. It never decides what is logged: the engine and the binary do.
 
 use std::fmt::Write as _;
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
 use std::str::FromStr as _;
 use std::sync::{Mutex, OnceLock};
 
@@ -108,31 +108,41 @@ impl ProgressLine {
 
     /// Draws `text` in place of the current progress line.
     pub fn show(&self, text: &str) {
-        let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = write!(std::io::stderr().lock(), "{ERASE_LINE}{text}");
-        *shown = Some(text.to_owned());
+        self.show_on(&mut std::io::stderr().lock(), text);
     }
 
     /// Erases the progress line, if one is shown.
     pub fn clear(&self) {
+        self.clear_on(&mut std::io::stderr().lock());
+    }
+
+    fn show_on(&self, out: &mut dyn std::io::Write, text: &str) {
+        let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = write!(out, "{ERASE_LINE}{text}");
+        let _ = out.flush();
+        *shown = Some(text.to_owned());
+    }
+
+    fn clear_on(&self, out: &mut dyn std::io::Write) {
         let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
         if shown.take().is_some() {
-            let _ = write!(std::io::stderr().lock(), "{ERASE_LINE}");
+            let _ = write!(out, "{ERASE_LINE}");
+            let _ = out.flush();
         }
     }
 
-    /// Writes `line` (whole log lines) to stderr above the progress line.
-    fn write_above(&self, line: &[u8]) {
+    /// Writes `line` (whole log lines) above the progress line: erases
+    /// it, writes the line, draws it again.
+    fn write_above(&self, out: &mut dyn std::io::Write, line: &[u8]) {
         let shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
-        let mut stderr = std::io::stderr().lock();
         if shown.is_some() {
-            let _ = stderr.write_all(ERASE_LINE.as_bytes());
+            let _ = out.write_all(ERASE_LINE.as_bytes());
         }
-        let _ = stderr.write_all(line);
+        let _ = out.write_all(line);
         if let Some(text) = shown.as_deref() {
-            let _ = stderr.write_all(text.as_bytes());
+            let _ = out.write_all(text.as_bytes());
         }
-        let _ = stderr.flush();
+        let _ = out.flush();
     }
 }
 
@@ -165,7 +175,7 @@ impl std::io::Write for LogLine {
 impl Drop for LogLine {
     fn drop(&mut self) {
         if !self.0.is_empty() {
-            ProgressLine::stderr().write_above(&self.0);
+            ProgressLine::stderr().write_above(&mut std::io::stderr().lock(), &self.0);
         }
     }
 }
@@ -314,6 +324,25 @@ mod tests {
         let mut out = String::new();
         push_json_string(&mut out, "a \"b\"\\\n\u{1}é");
         assert_eq!(out, r#""a \"b\"\\\n\u0001é""#);
+    }
+
+    /// A WARN written between two redraws of the progress line used to
+    /// be glued to the end of the progress text.
+    #[test]
+    fn log_lines_go_above_the_progress_line() {
+        let line = ProgressLine::default();
+        let mut out = Vec::new();
+        line.write_above(&mut out, b"before\n");
+        line.show_on(&mut out, "10 records");
+        line.write_above(&mut out, b"WARN retrying\n");
+        line.show_on(&mut out, "20 records");
+        line.clear_on(&mut out);
+        line.write_above(&mut out, b"after\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "before\n\r\x1b[2K10 records\r\x1b[2KWARN retrying\n10 records\r\x1b[2K20 records\
+             \r\x1b[2Kafter\n"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use kmirror_cli::args::{self, Args, Invocation};
+use kmirror_cli::args::{self, Args, Invocation, LogFormat};
 use kmirror_cli::settings::MirrorSettings;
 use kmirror_cli::{CliError, Exit, exit, http, logging, preflight, run};
 
@@ -40,6 +40,11 @@ fn main() -> ExitCode {
     logging::init(filter, args.log_format, rust_log.is_some());
     match run(&args) {
         Ok(()) => Exit::Success.into(),
+        Err(e) if args.log_format == LogFormat::Json => {
+            // One more JSON line rather than a plain one among them.
+            tracing::error!(exit_code = e.exit().code(), "{}", e.message());
+            e.exit().into()
+        }
         Err(e) => e.report(),
     }
 }

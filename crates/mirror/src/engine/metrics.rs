@@ -232,18 +232,22 @@ pub struct HistogramSnapshot {
 /// What the engine last learned about reaching one cluster.
 #[derive(Debug, Default, Clone)]
 struct LinkState {
-    last_ok: Option<Instant>,
-    last_error: Option<(Instant, String)>,
+    /// Since when exchanges fail (none succeeded since), and the last
+    /// error; `None` while the last exchange succeeded.
+    failing: Option<(Instant, String)>,
 }
 
 impl LinkState {
-    /// Connected unless the last exchange failed.
+    /// Whether the last exchange succeeded (or none was tried yet).
     fn connected(&self) -> bool {
-        match (&self.last_ok, &self.last_error) {
-            (_, None) => true,
-            (None, Some(_)) => false,
-            (Some(ok), Some((failed, _))) => ok > failed,
-        }
+        self.failing.is_none()
+    }
+
+    /// How long exchanges have failed without a success between.
+    fn failing_for(&self, now: Instant) -> Duration {
+        self.failing.as_ref().map_or(Duration::ZERO, |(since, _)| {
+            now.saturating_duration_since(*since)
+        })
     }
 }
 
@@ -251,9 +255,11 @@ impl LinkState {
 /// `/ready` answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Readiness {
-    /// Connected to both clusters, partitions assigned, none stalled.
+    /// Both clusters answered within the allowed time, partitions are
+    /// assigned, none is stalled.
     pub ready: bool,
-    /// Whether the last exchange with the source succeeded.
+    /// Whether the last exchange with the source succeeded (it may have
+    /// failed for less than the allowed time and still be ready).
     pub source_connected: bool,
     /// Whether the last exchange with the destination succeeded.
     pub destination_connected: bool,
@@ -532,18 +538,17 @@ impl Metrics {
     /// An exchange with `side`'s cluster succeeded (a Fetch or Produce
     /// response).
     pub(crate) fn link_ok(&self, side: Side) {
-        self.link(side)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .last_ok = Some(Instant::now());
+        let mut link = self.link(side).lock().unwrap_or_else(|p| p.into_inner());
+        if link.failing.is_some() {
+            link.failing = None;
+        }
     }
 
     /// An exchange with `side`'s cluster failed (no response).
     pub(crate) fn link_failed(&self, side: Side, error: &dyn std::fmt::Display) {
-        self.link(side)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .last_error = Some((Instant::now(), error.to_string()));
+        let mut link = self.link(side).lock().unwrap_or_else(|p| p.into_inner());
+        let since = link.failing.as_ref().map_or_else(Instant::now, |(t, _)| *t);
+        link.failing = Some((since, error.to_string()));
     }
 
     fn link(&self, side: Side) -> &Mutex<LinkState> {
@@ -702,10 +707,12 @@ impl Metrics {
         }
     }
 
-    /// Whether `/ready` should answer yes: the last exchange with each
-    /// cluster succeeded, partitions are assigned, and no partition with
-    /// records to move went `stall_after` without its acknowledged offset
-    /// moving.
+    /// Whether `/ready` should answer yes: neither cluster's exchanges
+    /// have failed for longer than `stall_after` without a success between,
+    /// partitions are assigned, and no partition with records to move went
+    /// `stall_after` without its acknowledged offset moving. A moment's
+    /// failure (a leader moving, a connection cut and made again) does not
+    /// count.
     pub fn readiness(&self, stall_after: Duration) -> Readiness {
         let now = Instant::now();
         let (stalled, with_progress) = {
@@ -731,11 +738,11 @@ impl Metrics {
             .clone();
         let mut reasons = Vec::new();
         for (name, link) in [("source", &source), ("destination", &destination)] {
-            if !link.connected() {
-                let (at, error) = link.last_error.clone().unwrap_or((now, String::new()));
+            let failing = link.failing_for(now);
+            if let Some((_, error)) = link.failing.as_ref().filter(|_| failing > stall_after) {
                 reasons.push(format!(
-                    "the {name} cluster did not answer for {:.0} s: {error}",
-                    now.saturating_duration_since(at).as_secs_f64()
+                    "kmirror's requests to the {name} cluster have failed for {:.0} s: {error}",
+                    failing.as_secs_f64()
                 ));
             }
         }
@@ -1016,15 +1023,17 @@ mod tests {
         m.link_ok(Side::Destination);
         assert!(m.readiness(Duration::from_secs(60)).ready);
         m.link_failed(Side::Destination, &"connection refused");
+        // A failure shorter than the allowed time still counts as ready.
         let r = m.readiness(Duration::from_secs(60));
-        assert!(!r.ready && !r.destination_connected && r.source_connected);
+        assert!(r.ready && !r.destination_connected && r.source_connected);
+        std::thread::sleep(Duration::from_millis(5));
+        m.link_failed(Side::Destination, &"connection refused again");
+        let r = m.readiness(Duration::from_millis(1));
+        assert!(!r.ready, "{r:?}");
         assert!(r.reasons[0].contains("destination"), "{:?}", r.reasons);
-        assert!(
-            r.reasons[0].contains("connection refused"),
-            "{:?}",
-            r.reasons
-        );
+        assert!(r.reasons[0].contains("refused again"), "{:?}", r.reasons);
         m.link_ok(Side::Destination);
+        assert!(m.readiness(Duration::from_millis(1)).ready);
         // Records to move and no acknowledgement: stalled once the
         // allowed time has passed (zero here), not before.
         m.set_progress("t", 0, progress(5, 9));
