@@ -17,7 +17,7 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::{FormatTime as _, SystemTime};
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::registry::LookupSpan;
 
@@ -59,6 +59,7 @@ pub fn filter(rust_log: Option<&str>, verbose: bool) -> Result<Targets, String> 
 /// chose them, colour only on a terminal. Does nothing if a subscriber is
 /// already installed.
 pub fn init(filter: Targets, format: LogFormat, show_targets: bool) {
+    let _ = FORMAT.set(format);
     let builder = tracing_subscriber::fmt()
         .with_writer(StderrAroundProgress)
         .with_max_level(Level::TRACE);
@@ -79,6 +80,15 @@ pub fn init(filter: Targets, format: LogFormat, show_targets: bool) {
         ),
     };
     let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// The format [`init`] installed.
+static FORMAT: OnceLock<LogFormat> = OnceLock::new();
+
+/// Whether log lines are JSON (`--log.format json`): then no progress
+/// line is drawn, even on a terminal, and status lines are log events.
+pub fn json_lines() -> bool {
+    FORMAT.get() == Some(&LogFormat::Json)
 }
 
 /// Logs a [`Notice`](crate::settings::Notice) at its level.
@@ -182,7 +192,8 @@ impl Drop for LogLine {
 
 /// One JSON object per event and line: `time` (RFC 3339, UTC), `level`,
 /// `target`, `message`, `fields` (the event's other fields), and `spans`
-/// (the names of the spans it is in, outermost first) when there are any.
+/// (the spans it is in, outermost first: `name`, and `fields` as text,
+/// e.g. `index=0`) when there are any.
 struct JsonLines;
 
 impl<S, N> FormatEvent<S, N> for JsonLines
@@ -214,15 +225,23 @@ where
         line.push_str(&fields.others);
         line.push('}');
         if let Some(scope) = ctx.event_scope() {
-            let names: Vec<&str> = scope.from_root().map(|span| span.name()).collect();
-            if !names.is_empty() {
-                line.push_str(",\"spans\":[");
-                for (i, name) in names.iter().enumerate() {
-                    if i > 0 {
-                        line.push(',');
-                    }
-                    push_json_string(&mut line, name);
+            let mut first = true;
+            for span in scope.from_root() {
+                line.push_str(if first { ",\"spans\":[" } else { "," });
+                first = false;
+                line.push_str("{\"name\":");
+                push_json_string(&mut line, span.name());
+                let extensions = span.extensions();
+                if let Some(fields) = extensions
+                    .get::<FormattedFields<N>>()
+                    .filter(|f| !f.fields.is_empty())
+                {
+                    line.push_str(",\"fields\":");
+                    push_json_string(&mut line, &fields.fields);
                 }
+                line.push('}');
+            }
+            if !first {
                 line.push(']');
             }
         }

@@ -255,7 +255,8 @@ fn clear_progress_line() {
 /// On a terminal, a progress display redrawn every second; otherwise a
 /// status line every few seconds (`--once`) or every 30 s.
 async fn report_status(metrics: std::sync::Arc<Metrics>, once: bool) {
-    let terminal = std::io::stderr().is_terminal();
+    // JSON log lines stay JSON lines: status lines are log events then.
+    let terminal = std::io::stderr().is_terminal() && !crate::logging::json_lines();
     let every = match (terminal, once) {
         (true, _) => TERMINAL_REFRESH,
         (false, true) => ONCE_STATUS,
