@@ -88,6 +88,50 @@ pub(crate) fn run() -> Result<()> {
     Ok(())
 }
 
+/// Builds `kmirror` for the musl target with cargo profile `profile`
+/// (`release`, or `dist` as shipped) without copying or verifying it, for
+/// measurements next to the glibc build (`cargo xtask replay --builds`);
+/// returns the executable's path.
+pub(crate) fn build_musl(profile: &str) -> Result<PathBuf> {
+    let root = paths::workspace_root();
+    ensure_rust_target()?;
+    let cc = musl_cc_env()?;
+    let target_dir = target_dir(&root)?;
+    let args = [
+        "build",
+        "--profile",
+        profile,
+        "--locked",
+        "--target",
+        TARGET,
+        "-p",
+        "kmirror-cli",
+        "--bin",
+        "kmirror",
+    ];
+    let mut command = Command::new("cargo");
+    command.current_dir(&root).args(args).stdin(Stdio::null());
+    if let Some(cc) = cc.as_deref() {
+        command.env(CC_VAR, cc);
+    }
+    println!(
+        "building the musl {profile} binary: cargo {}",
+        args.join(" ")
+    );
+    let status = command
+        .status()
+        .map_err(|e| format!("cannot run cargo build: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build for {TARGET} failed ({status})"));
+    }
+    let built = target_dir.join(TARGET).join(profile).join("kmirror");
+    if built.is_file() {
+        Ok(built)
+    } else {
+        Err(format!("no {} after the build", built.display()))
+    }
+}
+
 /// Adds the musl target to the active toolchain unless it is installed.
 fn ensure_rust_target() -> Result<()> {
     let output = Command::new("rustup")

@@ -151,6 +151,7 @@ Commands:
 
   replay [--gb GB] [--partitions P] [--streams S] [--codec CODEC]
          [--batch-kib KIB] [--check-crcs true|false]
+         [--builds glibc,musl,dist] [--runs N] [--compression CODEC]
       The mirror-only ceiling: kmirror's own cost without broker cost.
       Builds kmirror and the BENCH-ONLY replay_broker (kmirror-benches,
       release), starts a replay source whose topic (P partitions, default 8)
@@ -164,7 +165,15 @@ Commands:
       same bytes through a plain TCP relay (read/write loop, under GNU time)
       over S connections. Prints GB/s, CPU-s/GB and peak RSS of kmirror, the
       replay brokers' CPU and the relay's GB/s and CPU-s/GB; writes
-      target/xtask/replay/results.md. See docs/performance.md.
+      target/xtask/replay/results.md. --builds measures several kmirror
+      builds in turn on the same replay (fresh brokers for each run): glibc
+      (cargo build --release, the default), musl (the release profile for
+      x86_64-unknown-linux-musl: musl's libc and allocator), dist (what
+      `cargo xtask dist` ships: musl, fat LTO); --runs N repeats the round N
+      times, interleaved. --compression CODEC sets kmirror's
+      compression.type: with another codec than the source's every batch
+      takes the slow path (decoded, re-encoded; only the record count is
+      checked then). See docs/performance.md.
 
   latency [--rate N] [--seconds S] [--partitions P] [--codec CODEC]
           [--streams S] [--batch-records R] [--runs N] [--fetch-max-wait-ms MS]

@@ -51,7 +51,37 @@ pub(crate) struct ReplayOptions {
     batch_kib: u32,
     /// kmirror's `check.crcs` (its default: true).
     check_crcs: bool,
+    /// kmirror's `compression.type`: another codec than the source's puts
+    /// every batch on the slow path (decode, re-encode).
+    compression: Option<String>,
+    /// The kmirror builds measured, in turn.
+    builds: Vec<Build>,
+    /// Rounds over the builds.
+    runs: u32,
     args: Vec<String>,
+}
+
+/// A kmirror build to measure (`--builds`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Build {
+    /// `cargo build --release`: the host's glibc target.
+    Glibc,
+    /// The release profile for `x86_64-unknown-linux-musl`: musl's libc
+    /// and allocator, otherwise the same as `Glibc`.
+    Musl,
+    /// What `cargo xtask dist` ships: musl with the `dist` profile (fat
+    /// LTO, one codegen unit, stripped).
+    Dist,
+}
+
+impl Build {
+    fn name(self) -> &'static str {
+        match self {
+            Build::Glibc => "glibc",
+            Build::Musl => "musl",
+            Build::Dist => "dist",
+        }
+    }
 }
 
 /// Reads the options (see the usage text in `main.rs`).
@@ -65,6 +95,9 @@ pub(crate) fn parse_options(rest: &[String]) -> Result<ReplayOptions> {
             "--codec",
             "--batch-kib",
             "--check-crcs",
+            "--builds",
+            "--runs",
+            "--compression",
         ],
     )?;
     let whole = |opts: &mut Options, flag: &str, default: u32| -> Result<u32> {
@@ -102,6 +135,30 @@ pub(crate) fn parse_options(rest: &[String]) -> Result<ReplayOptions> {
             return Err(format!("--check-crcs expects true or false, got {other:?}"));
         }
     };
+    let runs = whole(&mut opts, "--runs", 1)?;
+    let compression = opts.take("--compression");
+    if let Some(c) = compression.as_deref()
+        && !CODECS.contains(&c)
+    {
+        return Err(format!(
+            "--compression expects one of {}, got {c:?}",
+            CODECS.join(", ")
+        ));
+    }
+    let builds = match opts.take("--builds") {
+        None => vec![Build::Glibc],
+        Some(list) => list
+            .split(',')
+            .map(|name| match name.trim() {
+                "glibc" => Ok(Build::Glibc),
+                "musl" => Ok(Build::Musl),
+                "dist" => Ok(Build::Dist),
+                other => Err(format!(
+                    "--builds expects a comma-separated list of glibc, musl, dist; got {other:?}"
+                )),
+            })
+            .collect::<Result<Vec<_>>>()?,
+    };
     Ok(ReplayOptions {
         gb,
         partitions,
@@ -109,12 +166,16 @@ pub(crate) fn parse_options(rest: &[String]) -> Result<ReplayOptions> {
         codec,
         batch_kib,
         check_crcs,
+        compression,
+        builds,
+        runs,
         args: rest.to_vec(),
     })
 }
 
-/// What one run measured.
-struct Measured {
+/// What one kmirror run measured.
+struct KmirrorRun {
+    build: Build,
     bytes: u64,
     batches: u64,
     batch_bytes: u64,
@@ -123,6 +184,10 @@ struct Measured {
     summary: String,
     source_cpu: f64,
     destination_cpu: f64,
+}
+
+/// What the TCP relay of the same bytes measured.
+struct RelayRun {
     relay: Timed,
     relay_secs: f64,
 }
@@ -135,16 +200,40 @@ fn per_gb(cpu: f64, bytes: u64) -> f64 {
     cpu / (bytes as f64 / 1e9)
 }
 
-/// Runs the whole measurement.
+/// Runs the whole measurement: each build in turn, `--runs` rounds, then
+/// the relay once.
 pub(crate) fn run(opts: &ReplayOptions) -> Result<()> {
     require_gnu_time()?;
-    let kmirror = build_kmirror(Profile::Release)?;
-    let replay = build_replay(&kmirror)?;
+    let glibc = build_kmirror(Profile::Release)?;
+    let replay = build_replay(&glibc)?;
+    let mut binaries = Vec::new();
+    for build in &opts.builds {
+        let path = match build {
+            Build::Glibc => glibc.clone(),
+            Build::Musl => crate::dist::build_musl("release")?,
+            Build::Dist => crate::dist::build_musl("dist")?,
+        };
+        binaries.push((*build, path));
+    }
     let dir = scratch_dir("replay");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let ticks = clock_ticks()?;
-    let m = measure(opts, &kmirror, &replay, &dir, ticks)?;
-    let table = table(opts, &m);
+    let mut runs = Vec::new();
+    for round in 1..=opts.runs {
+        for (build, kmirror) in &binaries {
+            println!(
+                "replay: round {round} of {}, {} build",
+                opts.runs,
+                build.name()
+            );
+            runs.push(measure_kmirror(
+                opts, *build, kmirror, &replay, &dir, ticks,
+            )?);
+        }
+    }
+    let bytes = runs.first().map_or(0, |r| r.bytes);
+    let relay = measure_relay(opts, &replay, &dir, bytes)?;
+    let table = table(opts, &runs, &relay);
     println!("\n{table}");
     let mut doc = String::new();
     let _ = writeln!(
@@ -153,71 +242,84 @@ pub(crate) fn run(opts: &ReplayOptions) -> Result<()> {
         opts.args.join(" ")
     );
     let _ = writeln!(doc, "{table}");
-    let _ = writeln!(
-        doc,
-        "\n- batch: {} bytes, {} records of 1 KiB, codec {}; {} batches in {} partitions\n- kmirror: `{}`\n- relay: {} bytes in {:.3} s (sink first to last byte), relay process {:.2} s wall under GNU time",
-        m.batch_bytes,
-        m.records_per_batch,
-        opts.codec,
-        m.batches,
-        opts.partitions,
-        m.summary,
-        m.bytes,
-        m.relay_secs,
-        m.relay.wall
-    );
+    for (build, path) in &binaries {
+        let _ = writeln!(doc, "- {}: `{}`", build.name(), path.display());
+    }
+    if let Some(m) = runs.first() {
+        let _ = writeln!(
+            doc,
+            "- batch: {} bytes, {} records of 1 KiB, codec {}; {} batches in {} partitions\n- kmirror: `{}`\n- relay: {} bytes in {:.3} s (sink first to last byte), relay process {:.2} s wall under GNU time",
+            m.batch_bytes,
+            m.records_per_batch,
+            opts.codec,
+            m.batches,
+            opts.partitions,
+            m.summary,
+            m.bytes,
+            relay.relay_secs,
+            relay.relay.wall
+        );
+    }
     write_file(&dir.join("results.md"), &doc)?;
     println!("written to {}", dir.join("results.md").display());
     Ok(())
 }
 
-fn table(opts: &ReplayOptions, m: &Measured) -> String {
-    let k = &m.kmirror;
+fn table(opts: &ReplayOptions, runs: &[KmirrorRun], relay: &RelayRun) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| cell | batch bytes | kmirror wall s | kmirror GB/s | kmirror CPU-s/GB | kmirror peak RSS MiB | replay brokers CPU-s (src+dst) | relay GB/s | relay CPU-s/GB | kmirror/relay GB/s | kmirror/relay CPU |"
+        "| cell | build | batch bytes | kmirror wall s | kmirror GB/s | kmirror CPU-s/GB | kmirror peak RSS MiB | replay brokers CPU-s (src+dst) | relay GB/s | relay CPU-s/GB | kmirror/relay GB/s | kmirror/relay CPU |"
     );
     let _ = writeln!(
         out,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
-    let k_rate = gbps(m.bytes, k.wall);
-    let r_rate = gbps(m.bytes, m.relay_secs);
-    let _ = writeln!(
-        out,
-        "| {} p{} s{}{} | {} | {:.2} | {:.2} | {:.3} | {:.1} | {:.2} ({:.2}+{:.2}) | {:.2} | {:.3} | {:.2} | {:.1}x |",
-        opts.codec,
-        opts.partitions,
-        opts.streams,
-        if opts.check_crcs {
-            ""
-        } else {
-            " check.crcs=false"
-        },
-        m.bytes,
-        k.wall,
-        k_rate,
-        per_gb(k.cpu(), m.bytes),
-        k.rss_kib as f64 / 1024.0,
-        m.source_cpu + m.destination_cpu,
-        m.source_cpu,
-        m.destination_cpu,
-        r_rate,
-        per_gb(m.relay.cpu(), m.bytes),
-        k_rate / r_rate.max(1e-9),
-        k.cpu() / m.relay.cpu().max(1e-9),
-    );
+    for m in runs {
+        let k = &m.kmirror;
+        let k_rate = gbps(m.bytes, k.wall);
+        let r_rate = gbps(m.bytes, relay.relay_secs);
+        let _ = writeln!(
+            out,
+            "| {} p{} s{}{}{} | {} | {} | {:.2} | {:.2} | {:.3} | {:.1} | {:.2} ({:.2}+{:.2}) | {:.2} | {:.3} | {:.2} | {:.1}x |",
+            opts.codec,
+            opts.partitions,
+            opts.streams,
+            if opts.check_crcs {
+                ""
+            } else {
+                " check.crcs=false"
+            },
+            opts.compression
+                .as_deref()
+                .map_or_else(String::new, |c| format!(" to {c}")),
+            m.build.name(),
+            m.bytes,
+            k.wall,
+            k_rate,
+            per_gb(k.cpu(), m.bytes),
+            k.rss_kib as f64 / 1024.0,
+            m.source_cpu + m.destination_cpu,
+            m.source_cpu,
+            m.destination_cpu,
+            r_rate,
+            per_gb(relay.relay.cpu(), m.bytes),
+            k_rate / r_rate.max(1e-9),
+            k.cpu() / relay.relay.cpu().max(1e-9),
+        );
+    }
     out
 }
 
-fn measure(
+/// One `kmirror --once` between fresh replay brokers.
+fn measure_kmirror(
     opts: &ReplayOptions,
+    build: Build,
     kmirror: &Path,
     replay: &Path,
     dir: &Path,
     ticks: f64,
-) -> Result<Measured> {
+) -> Result<KmirrorRun> {
     let target_bytes = (opts.gb * 1e9) as u64;
     let common = |role: &str| {
         let mut c = Command::new(replay);
@@ -253,7 +355,13 @@ fn measure(
     )?;
     write_file(
         &dir.join("producer.properties"),
-        &format!("bootstrap.servers={}\n", destination.addr),
+        &match &opts.compression {
+            Some(codec) => format!(
+                "bootstrap.servers={}\ncompression.type={codec}\n",
+                destination.addr
+            ),
+            None => format!("bootstrap.servers={}\n", destination.addr),
+        },
     )?;
 
     println!("replay: kmirror --once --num.streams {}", opts.streams);
@@ -307,9 +415,15 @@ fn measure(
         stat(&got, "records")?,
         stat(&got, "bytes")?,
     );
-    if (got_batches, got_records, got_bytes) != (batches, expected_records, bytes)
-        || stat(&got, "crc_failed")? != 0
-    {
+    // Recompressed on the slow path, the batches and their bytes differ;
+    // every record must still arrive.
+    let recompressed = opts.compression.as_deref().is_some_and(|c| c != opts.codec);
+    let same = if recompressed {
+        got_records == expected_records
+    } else {
+        (got_batches, got_records, got_bytes) == (batches, expected_records, bytes)
+    };
+    if !same || stat(&got, "crc_failed")? != 0 {
         return Err(format!(
             "the destination received {got_batches} batches, {got_records} records, {got_bytes} bytes \
              ({} CRC failures); the source holds {batches}, {expected_records}, {bytes}",
@@ -324,7 +438,21 @@ fn measure(
     println!("replay: {summary}");
     source.stop();
     destination.stop();
+    Ok(KmirrorRun {
+        build,
+        bytes,
+        batches,
+        batch_bytes,
+        records_per_batch,
+        kmirror: kmirror_time,
+        summary,
+        source_cpu: after.0 - before.0,
+        destination_cpu: after.1 - before.1,
+    })
+}
 
+/// The floor: the same bytes through a plain TCP relay.
+fn measure_relay(opts: &ReplayOptions, replay: &Path, dir: &Path, bytes: u64) -> Result<RelayRun> {
     println!(
         "replay: TCP relay of the same {bytes} bytes over {} connection(s)",
         opts.streams
@@ -405,15 +533,7 @@ fn measure(
     let relay_figures = read_time(&relay_time)?;
     drop(relay);
     drop(sink);
-    Ok(Measured {
-        bytes,
-        batches,
-        batch_bytes,
-        records_per_batch,
-        kmirror: kmirror_time,
-        summary,
-        source_cpu: after.0 - before.0,
-        destination_cpu: after.1 - before.1,
+    Ok(RelayRun {
         relay: relay_figures,
         relay_secs,
     })

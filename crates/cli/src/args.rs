@@ -25,7 +25,9 @@ Exit codes:
   3   configuration error: unreadable file, bad value, bad topic pattern,
       a group shared with members of another kind, group.instance.id in use
   4   cannot connect: unreachable cluster, TLS or authentication failure
-  70  internal error (a bug in kmirror; please report it)";
+  70  internal error (a bug in kmirror; please report it)
+  130 a second Ctrl+C or SIGTERM during the graceful stop: exits at once; what was
+      committed stays committed, records after it are mirrored again on the next start";
 
 /// MirrorMaker flags kmirror does not take, as `--help` shows them.
 const NOT_SUPPORTED: &str = "\
@@ -52,10 +54,15 @@ Keys read from --producer.config (the destination cluster):
   bootstrap.servers, acks (all, the default, | 1, without idempotence; 0 is refused),
   compression.type (none | gzip |
   snappy | lz4 | zstd; leave it out to keep each batch's codec), compression.gzip.level,
-  compression.lz4.level, compression.zstd.level, batch.size, linger.ms, buffer.memory
-  (default 64 MiB), delivery.timeout.ms (default: retry for ever),
+  compression.lz4.level, compression.zstd.level, batch.size (slow-path batches),
+  buffer.memory (default 64 MiB), delivery.timeout.ms (default: retry for ever),
   max.in.flight.requests.per.connection (at most 5), enable.idempotence (on with acks=all),
-  retries, max.request.size, and the connection keys.";
+  retries (resends of a failed batch, default for ever; out of retries kmirror stops,
+  never skips), max.request.size, replication.factor (of topics kmirror creates; default
+  the destination's), and the connection keys. linger.ms is accepted and ignored (with a
+  warning when set): kmirror sends each fetched batch at once.
+Environment: RUST_LOG=kmirror=debug,kmirror_pool=trace sets the log levels per module
+  (overrides -v).";
 
 /// `kmirror`'s command line. Field docs are the `--help` texts.
 #[derive(Debug, Clone, PartialEq, Eq, Parser)]
@@ -149,9 +156,50 @@ pub struct Args {
     #[arg(long = "once")]
     pub once: bool,
 
-    /// Log at DEBUG level instead of INFO.
+    /// Log at DEBUG level instead of INFO (RUST_LOG, if set, takes
+    /// precedence, e.g. RUST_LOG=kmirror=debug,kmirror_pool=trace).
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
+
+    /// The log lines' format on stderr: text, or json (one object per
+    /// line: time, level, target, message, fields).
+    #[arg(
+        long = "log.format",
+        value_name = "text|json",
+        default_value = "text",
+        value_parser = parse_log_format
+    )]
+    pub log_format: LogFormat,
+
+    /// Serve Prometheus metrics on http://ADDR/metrics, and /health and
+    /// /ready for systemd and load balancers (e.g. 0.0.0.0:9464). Off by
+    /// default.
+    #[arg(long = "metrics.listen", value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
+    /// false: leave out the per-partition series (lag, offsets) of
+    /// /metrics, for sources with many thousands of partitions; totals
+    /// and per-topic series stay.
+    #[arg(
+        long = "metrics.partitions",
+        value_name = "true|false",
+        default_value = "true",
+        action = ArgAction::Set,
+        value_parser = parse_bool
+    )]
+    pub metrics_partitions: bool,
+
+    /// /ready answers 503 once a partition with records to move has had
+    /// nothing acknowledged by the destination for this long, in
+    /// milliseconds.
+    #[arg(
+        long = "ready.stall.ms",
+        value_name = "MS",
+        default_value_t = 60_000,
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(u64).range(1..=86_400_000)
+    )]
+    pub ready_stall_ms: u64,
 
     /// MirrorMaker's switch to the Java consumer: accepted and ignored
     /// (kmirror always speaks the Kafka protocol itself).
@@ -193,6 +241,25 @@ pub struct Args {
     pub rebalance_listener_args: Option<String>,
 }
 
+/// The log lines' format (`--log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `text` or `json`, in any case.
+fn parse_log_format(value: &str) -> Result<LogFormat, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("expected text or json".to_owned()),
+    }
+}
+
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Invocation {
@@ -213,8 +280,14 @@ const KNOWN_FLAGS: &[&str] = &[
     "--num.streams",
     "--offset.commit.interval.ms",
     "--abort.on.send.failure",
+    "--partition-by-key",
+    "--slow-path-threads",
     "--once",
     "--verbose",
+    "--log.format",
+    "--metrics.listen",
+    "--metrics.partitions",
+    "--ready.stall.ms",
     "--help",
     "--version",
 ];
@@ -342,7 +415,9 @@ fn unknown_argument(e: &clap::Error) -> String {
             None => format!(
                 "{summary}; kmirror takes MirrorMaker 1's flags (--consumer.config, \
                  --producer.config, --whitelist, --blacklist, --num.streams, \
-                 --offset.commit.interval.ms, --abort.on.send.failure) and --once; {HELP_HINT}"
+                 --offset.commit.interval.ms, --abort.on.send.failure), its own \
+                 (--once, --partition-by-key, --slow-path-threads, --log.format, \
+                 --metrics.listen, --metrics.partitions, --ready.stall.ms) and -v; {HELP_HINT}"
             ),
         }
     } else {
@@ -591,6 +666,17 @@ mod tests {
             msg.starts_with("unexpected argument '--frobnicate' found; kmirror takes MirrorMaker"),
             "{msg}"
         );
+        for own in [
+            "--partition-by-key",
+            "--slow-path-threads",
+            "--metrics.listen",
+        ] {
+            assert!(msg.contains(own), "{own} in {msg}");
+        }
+        let msg = usage(&with(&["--slow-path-thread", "2"]));
+        assert!(msg.contains("did you mean --slow-path-threads?"), "{msg}");
+        let msg = usage(&with(&["--metrics-listen", "0.0.0.0:9464"]));
+        assert!(msg.contains("did you mean --metrics.listen?"), "{msg}");
         assert!(!msg.contains("-- --frobnicate"), "{msg}");
     }
 
@@ -626,6 +712,10 @@ mod tests {
             "--once",
             "Exit codes:",
             "70  internal error",
+            "130 a second Ctrl+C",
+            "replication.factor",
+            "--metrics.listen <ADDR>",
+            "--log.format <text|json>",
             "auto.offset.reset",
             "--message.handler",
         ] {
@@ -643,6 +733,32 @@ mod tests {
             version.trim(),
             format!("kmirror {}", env!("CARGO_PKG_VERSION"))
         );
+    }
+
+    #[test]
+    fn operations_flags() {
+        let args = run(&with(&[
+            "--metrics.listen",
+            "127.0.0.1:9464",
+            "--metrics.partitions",
+            "false",
+            "--ready.stall.ms",
+            "5000",
+            "--log.format",
+            "JSON",
+        ]));
+        assert_eq!(args.metrics_listen, Some(([127, 0, 0, 1], 9464).into()));
+        assert!(!args.metrics_partitions);
+        assert_eq!(args.ready_stall_ms, 5000);
+        assert_eq!(args.log_format, LogFormat::Json);
+        let defaults = run(GUIDE);
+        assert_eq!(defaults.metrics_listen, None);
+        assert!(defaults.metrics_partitions);
+        assert_eq!(defaults.log_format, LogFormat::Text);
+        let msg = usage(&with(&["--metrics.listen", "9464"]));
+        assert!(msg.contains("'9464'"), "{msg}");
+        let msg = usage(&with(&["--log.format", "xml"]));
+        assert!(msg.contains("expected text or json"), "{msg}");
     }
 
     #[test]

@@ -11,7 +11,10 @@
 //!   [`MirrorSettings`](settings::MirrorSettings);
 //! - [`preflight`]: connecting to both clusters and reporting what is there;
 //! - [`exit`]: the exit codes, the error type and the panic hook;
-//! - [`logging`]: the binary's `tracing` subscriber.
+//! - [`logging`]: the binary's `tracing` subscriber (`RUST_LOG`,
+//!   `--log.format json`) and the terminal's progress line;
+//! - [`http`], [`exposition`], [`process`]: `--metrics.listen`'s
+//!   `/metrics`, `/health` and `/ready`.
 //!
 //! Only the binary installs the panic hook and the subscriber; the engine
 //! (`kmirror`) never does.
@@ -25,8 +28,11 @@
 
 pub mod args;
 pub mod exit;
+pub mod exposition;
+pub mod http;
 pub mod logging;
 pub mod preflight;
+pub mod process;
 pub mod run;
 pub mod settings;
 

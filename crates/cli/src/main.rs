@@ -2,7 +2,8 @@
 //! to both clusters.
 //!
 //! Exit codes (see `kmirror_cli::exit`): 0 success, 1 runtime failure, 2
-//! usage error, 3 configuration error, 4 cannot connect, 70 internal error.
+//! usage error, 3 configuration error, 4 cannot connect, 70 internal error,
+//! 130 a second Ctrl+C or SIGTERM during the graceful stop.
 //! Every error is one paragraph on stderr starting with `kmirror: error: `.
 //!
 //! After the preflight, the mirror runs until Ctrl+C or SIGTERM (or, with
@@ -14,9 +15,9 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use kmirror_cli::args::{self, Args, Invocation};
+use kmirror_cli::args::{self, Args, Invocation, LogFormat};
 use kmirror_cli::settings::MirrorSettings;
-use kmirror_cli::{CliError, Exit, exit, logging, preflight, run};
+use kmirror_cli::{CliError, Exit, exit, http, logging, preflight, run};
 
 fn main() -> ExitCode {
     exit::install_panic_hook();
@@ -31,9 +32,19 @@ fn main() -> ExitCode {
         }
         Err(e) => return e.report(),
     };
-    logging::init(args.verbose);
+    let rust_log = std::env::var(logging::FILTER_VAR).ok();
+    let filter = match logging::filter(rust_log.as_deref(), args.verbose) {
+        Ok(filter) => filter,
+        Err(message) => return CliError::new(Exit::Usage, message).report(),
+    };
+    logging::init(filter, args.log_format, rust_log.is_some());
     match run(&args) {
         Ok(()) => Exit::Success.into(),
+        Err(e) if args.log_format == LogFormat::Json => {
+            // One more JSON line rather than a plain one among them.
+            tracing::error!(exit_code = e.exit().code(), "{}", e.message());
+            e.exit().into()
+        }
         Err(e) => e.report(),
     }
 }
@@ -62,11 +73,26 @@ fn run(args: &Args) -> Result<(), CliError> {
         .build()
         .map_err(|e| CliError::new(Exit::Failure, format!("cannot start the runtime: {e}")))?;
     let summary = runtime.block_on(async {
+        // Listening first: a port in use fails at once, and /health
+        // answers while the clusters are being reached.
+        let endpoint = match settings.run.metrics_listen {
+            Some(addr) => Some(
+                http::Endpoint::start(
+                    addr,
+                    http::EndpointOptions {
+                        partitions: settings.run.metrics_partitions,
+                        stall_after: settings.run.ready_stall,
+                    },
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let (report, source, destination) = preflight::check_connected(&settings).await?;
         for line in report.lines() {
             tracing::info!("{line}");
         }
-        run::run(&settings, source, destination).await
+        run::run(&settings, source, destination, endpoint.as_ref()).await
     })?;
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{}", run::summary_line(&summary, started.elapsed()));

@@ -19,6 +19,7 @@ use kmirror::{
 use kmirror_pool::PoolError;
 
 use crate::exit::{CliError, Exit};
+use crate::logging::ProgressLine;
 use crate::preflight::connect_error;
 use crate::settings::{AutoOffsetReset, IsolationLevel, MirrorSettings};
 
@@ -68,6 +69,8 @@ pub fn engine_config(settings: &MirrorSettings) -> MirrorConfig {
         max_request_size: to_usize(u64::from(producer.max_request_size)),
         buffer_memory: to_usize(producer.buffer_memory),
         delivery_timeout: producer.delivery_timeout,
+        // Java's default, i32::MAX, is "for ever".
+        retries: (producer.retries < i32::MAX.unsigned_abs()).then_some(producer.retries),
         max_in_flight: usize::from(producer.max_in_flight.clamp(1, 5)),
         retry_backoff: settings.destination.retry_backoff,
         replication_factor: producer.replication_factor,
@@ -96,6 +99,7 @@ pub async fn run(
     settings: &MirrorSettings,
     source: kmirror_pool::Cluster,
     destination: kmirror_pool::Cluster,
+    endpoint: Option<&crate::http::Endpoint>,
 ) -> Result<RunSummary, CliError> {
     let config = engine_config(settings);
     tracing::debug!(configs = ?COPIED_TOPIC_CONFIGS, "topic configs copied to topics kmirror creates");
@@ -105,6 +109,9 @@ pub async fn run(
         .map_err(|e| mirror_error(settings, e))?;
     let stop = mirror.stop_handle();
     let metrics = mirror.metrics();
+    if let Some(endpoint) = endpoint {
+        endpoint.attach(metrics.clone());
+    }
     let signals = tokio::spawn(watch_signals(stop.clone()));
     let status = tokio::spawn(report_status(metrics.clone(), once));
     let result = mirror.run().await;
@@ -249,15 +256,14 @@ async fn next_signal() -> bool {
 }
 
 fn clear_progress_line() {
-    if std::io::stderr().is_terminal() {
-        let _ = write!(std::io::stderr(), "\r\x1b[2K");
-    }
+    ProgressLine::stderr().clear();
 }
 
 /// On a terminal, a progress display redrawn every second; otherwise a
 /// status line every few seconds (`--once`) or every 30 s.
 async fn report_status(metrics: std::sync::Arc<Metrics>, once: bool) {
-    let terminal = std::io::stderr().is_terminal();
+    // JSON log lines stay JSON lines: status lines are log events then.
+    let terminal = std::io::stderr().is_terminal() && !crate::logging::json_lines();
     let every = match (terminal, once) {
         (true, _) => TERMINAL_REFRESH,
         (false, true) => ONCE_STATUS,
@@ -280,7 +286,8 @@ async fn report_status(metrics: std::sync::Arc<Metrics>, once: bool) {
         );
         last = (now, snapshot);
         if terminal {
-            let _ = write!(std::io::stderr(), "\r\x1b[2K{line}");
+            // Log lines written meanwhile go above it (logging.rs).
+            ProgressLine::stderr().show(&line);
         } else {
             tracing::info!("{line}");
         }

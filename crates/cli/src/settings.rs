@@ -34,12 +34,12 @@
 //! | `compression.lz4.level` | 9 | 1..=17 |
 //! | `compression.zstd.level` | 3 | -131072..=22 |
 //! | `batch.size` | 16384 | 0..=2147483647 |
-//! | `linger.ms` | 5 | 0..=2147483647 |
+//! | `linger.ms` | 5 | 0..=2147483647; ignored with a warning (kmirror sends each fetched batch at once) |
 //! | `buffer.memory` | 67108864 (64 MiB) | 1048576..=9223372036854775807 |
 //! | `delivery.timeout.ms` | retry for ever | at least `linger.ms` + `request.timeout.ms` |
 //! | `max.in.flight.requests.per.connection` | 5 | 1..=5 |
 //! | `enable.idempotence` | `true` | `true`; `false` is ignored with a warning (`acks=1` mirrors without idempotence) |
-//! | `retries` | 2147483647 | 0..=2147483647 |
+//! | `retries` | 2147483647 (for ever) | 0..=2147483647: resends of a batch that failed retriably; out of retries kmirror stops (exit 1), never skips the batch |
 //! | `max.request.size` | 1048576 | 1..=2147483647 |
 //! | `replication.factor` | the destination's default (CreateTopics v4+), else 3 capped at the broker count | 1..=32767, or -1 for the destination's default |
 //!
@@ -254,7 +254,7 @@ pub struct ProducerSettings {
     /// (`max.in.flight.requests.per.connection`).
     pub max_in_flight: u8,
     /// How often a failed send is retried within the delivery timeout
-    /// (`retries`), at most `i32::MAX`.
+    /// (`retries`), at most `i32::MAX` (which means for ever).
     pub retries: u32,
     /// Largest Produce request (`max.request.size`), 1..=`i32::MAX`.
     pub max_request_size: u32,
@@ -282,6 +282,15 @@ pub struct RunSettings {
     /// Slow-path worker threads per stream (`--slow-path-threads`);
     /// `None`: the number of CPUs.
     pub slow_path_threads: Option<u16>,
+    /// Where `/metrics`, `/health` and `/ready` are served
+    /// (`--metrics.listen`); `None`: nowhere.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Whether `/metrics` has per-partition series
+    /// (`--metrics.partitions`).
+    pub metrics_partitions: bool,
+    /// How long a partition may have records to move and nothing
+    /// acknowledged before `/ready` says no (`--ready.stall.ms`).
+    pub ready_stall: Duration,
 }
 
 /// How loud a [`Notice`] is.
@@ -495,6 +504,9 @@ impl FlagSettings {
                 once: args.once,
                 slow_path_threads: args.slow_path_threads,
                 partition_by_key,
+                metrics_listen: args.metrics_listen,
+                metrics_partitions: args.metrics_partitions,
+                ready_stall: Duration::from_millis(args.ready_stall_ms),
             },
             notices,
         })
@@ -992,6 +1004,15 @@ fn read_producer(
     }
 
     let linger = r.millis("linger.ms", 5)?;
+    if r.value("linger.ms").is_some() {
+        notices.push(Notice::warn(format!(
+            "{file}: linger.ms is ignored: kmirror sends each fetched batch as soon as it is \
+             fetched (passed through, or rebuilt on the slow path from one fetched batch), so \
+             there are no single records to wait for and group; the source producer's batches \
+             are kept. It still counts in delivery.timeout.ms's lower bound, as in Java's \
+             producer; remove the line"
+        )));
+    }
     let delivery_timeout = match r.value("delivery.timeout.ms") {
         None => None,
         Some(value) => {

@@ -119,6 +119,9 @@ fn the_guides_files_and_command_line() {
             once: false,
             slow_path_threads: None,
             partition_by_key: None,
+            metrics_listen: None,
+            metrics_partitions: true,
+            ready_stall: Duration::from_secs(60),
         }
     );
     assert_eq!(s.consumer_file, PathBuf::from("consumer.properties"));
@@ -223,9 +226,9 @@ fn every_key_is_read() {
     );
     assert_eq!(s.consumer.isolation_level.wire_value(), 0);
     assert_eq!(s.producer.acks.wire_value(), 1);
-    // The acks=1 warning and the compression notice: auto.offset.reset is
-    // set, brokers are listed.
-    assert_eq!(s.notices.len(), 2, "{:?}", s.notices);
+    // The acks=1 warning, the compression notice and the warning that
+    // linger.ms is ignored: auto.offset.reset is set, brokers are listed.
+    assert_eq!(s.notices.len(), 3, "{:?}", s.notices);
 }
 
 /// `group.protocol=consumer` (KIP-848): the broker assigns, so the
@@ -500,6 +503,25 @@ fn bad_producer_values_name_file_key_value_and_what_is_allowed() {
     for (line, expected) in cases {
         assert_eq!(config_message(&producer_error(line)), expected, "{line}");
     }
+}
+
+#[test]
+fn linger_ms_is_warned_about_as_ignored_and_retries_is_read() {
+    let s = settings(
+        MODERN_CONSUMER,
+        &format!("{MODERN_PRODUCER}linger.ms=20\nretries=0\n"),
+    )
+    .unwrap();
+    let warning = s
+        .notices
+        .iter()
+        .find(|n| n.text.contains("linger.ms"))
+        .expect("a notice about linger.ms");
+    assert_eq!(warning.level, NoticeLevel::Warn);
+    assert!(warning.text.contains("ignored"), "{}", warning.text);
+    assert_eq!(s.producer.retries, 0);
+    let quiet = settings(MODERN_CONSUMER, MODERN_PRODUCER).unwrap();
+    assert!(!quiet.notices.iter().any(|n| n.text.contains("linger.ms")));
 }
 
 #[test]

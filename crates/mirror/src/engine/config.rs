@@ -151,6 +151,12 @@ pub struct ProduceConfig {
     /// `delivery.timeout.ms`: how long a batch may be retried before it
     /// counts as failed; `None` retries forever.
     pub delivery_timeout: Option<Duration>,
+    /// `retries`: how many times a batch the destination refused with a
+    /// retriable error (or whose request failed) is sent again before
+    /// kmirror stops with [`MirrorError::RetriesExhausted`]; `None`
+    /// resends for ever (Java's default, `2147483647`). Never skipped:
+    /// nothing past such a batch is committed.
+    pub retries: Option<u32>,
     /// `max.in.flight.requests.per.connection` (1..=5): batches in flight
     /// per destination partition.
     pub max_in_flight: usize,
@@ -207,6 +213,7 @@ impl Default for ProduceConfig {
             max_request_size: 1024 * 1024,
             buffer_memory: 64 * 1024 * 1024,
             delivery_timeout: None,
+            retries: None,
             max_in_flight: 5,
             retry_backoff: Duration::from_millis(100),
             replication_factor: None,

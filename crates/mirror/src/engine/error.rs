@@ -124,6 +124,33 @@ pub enum MirrorError {
         /// What the destination said.
         reason: String,
     },
+    /// A batch was refused retriably (or its request failed) more often
+    /// than `retries` allows. kmirror stops rather than skip it, whatever
+    /// `--abort.on.send.failure` says: nothing past it is committed.
+    #[error(
+        "source offsets {start}..{end} of {topic}-{partition} (destination partition \
+         {destination_partition}) were not acknowledged after retries={retries} resends; last \
+         error: {reason}. Acknowledged progress was committed and nothing past these offsets \
+         (no record is lost: the next start mirrors them again); fix the cause, or raise retries \
+         in the producer config (remove the line to retry for ever, bounded only by \
+         delivery.timeout.ms if set)"
+    )]
+    RetriesExhausted {
+        /// The source topic.
+        topic: String,
+        /// The source partition.
+        partition: i32,
+        /// The destination partition.
+        destination_partition: i32,
+        /// First source offset of the batch.
+        start: i64,
+        /// One past the last.
+        end: i64,
+        /// The `retries` setting.
+        retries: u32,
+        /// The last error.
+        reason: String,
+    },
     /// A source topic being mirrored was deleted and created again (its
     /// topic id changed): the positions kmirror holds belong to the old
     /// topic and mean nothing in the new one.

@@ -263,6 +263,7 @@ impl Mirror {
         );
         refresh.reset();
         let mut stop_rx = self.stop.tx.subscribe();
+        let mut membership_seen = membership.clone();
         loop {
             tokio::select! {
                 biased;
@@ -283,9 +284,14 @@ impl Mirror {
                         fail(e, &mut first_error);
                     }
                 }
+                Ok(()) = membership_seen.changed() => {
+                    let generation = membership_seen.borrow_and_update().as_ref().map_or(-1, |m| m.generation);
+                    self.metrics.set_group_generation(generation);
+                }
                 Some(event) = events.recv() => match event {
                     group::GroupEvent::Assigned(partitions) => {
                         controller.owned.extend(partitions);
+                        self.metrics.set_assigned_partitions(controller.owned.len());
                         if !self.stop.is_stopped() {
                             match controller.sync(&senders).await {
                                 Ok(()) => {}
@@ -303,6 +309,7 @@ impl Mirror {
                     }
                     group::GroupEvent::Revoke { partitions, commit, done } => {
                         controller.revoke(partitions, commit, done, &senders);
+                        self.metrics.set_assigned_partitions(controller.owned.len());
                     }
                 },
                 _ = refresh.tick(), if !self.stop.is_stopped() => {

@@ -40,6 +40,10 @@ impl Stream {
     }
 
     pub(super) fn start_fetches(&mut self) {
+        // Called on every turn of the stream's loop: what `/health` and
+        // the buffer gauge read.
+        self.ctx.metrics.heartbeat(self.index);
+        self.ctx.metrics.observe_budget(&self.ctx.budget);
         if self.stopping || self.fatal.is_some() {
             return;
         }
@@ -303,6 +307,10 @@ impl Stream {
             positions.insert((topic.clone(), *partition), *position);
         }
         let backoff = self.ctx.config.produce.retry_backoff;
+        match &result {
+            Ok(_) => self.ctx.metrics.link_ok(Side::Source),
+            Err(e) => self.ctx.metrics.link_failed(Side::Source, e),
+        }
         let response = match result {
             Ok(r) => r,
             Err(e) if e.frame_too_large().is_some() => {
@@ -545,11 +553,15 @@ impl Stream {
                 return;
             }
         };
+        // The first batch's time, for the lag in seconds.
+        let mut first_timestamp = None;
         if let Some(records) = &p.records {
             let mut last_epoch = None;
             for entry in kmirror_protocol::RecordBatches::new(records.clone()).flatten() {
                 if let kmirror_protocol::record::LogEntry::Batch(batch) = entry {
-                    last_epoch = Some(batch.header().partition_leader_epoch);
+                    let header = batch.header();
+                    last_epoch = Some(header.partition_leader_epoch);
+                    first_timestamp.get_or_insert_with(|| source_timestamp(header));
                 }
             }
             if let Some(epoch) = last_epoch.filter(|e| *e >= 0) {
@@ -566,7 +578,26 @@ impl Stream {
         self.ctx
             .metrics
             .add_plan(passthrough, slow, counters.skipped_batches);
+        let skipped_offsets: i64 = plan
+            .steps()
+            .iter()
+            .filter_map(|step| match step {
+                PlanStep::Skip { range, .. } => Some(range.end - range.start),
+                _ => None,
+            })
+            .sum();
+        self.ctx.metrics.skipped(
+            &key.0,
+            u64::try_from(skipped_offsets).unwrap_or(0),
+            counters.skipped_bytes,
+            counters.skipped_batches,
+        );
         let next = plan.next_position();
+        if let Some(ts) = first_timestamp
+            && next > slot.position
+        {
+            self.ctx.metrics.fetched_up_to(&key.0, key.1, next, ts);
+        }
         if next > slot.position {
             self.fetch_order.returned_data(key);
         }
@@ -587,6 +618,17 @@ impl Stream {
         }
         self.start_jobs();
         self.drain_staged(key);
+    }
+}
+
+/// The time a batch's records were written on the source, as the lag in
+/// seconds and the replication latency count it: the append time for
+/// LogAppendTime batches, else the first record's create time (ms since
+/// the Unix epoch; -1 when the producer set none).
+pub(super) fn source_timestamp(header: &kmirror_protocol::record::BatchHeader) -> i64 {
+    match header.timestamp_type() {
+        kmirror_protocol::record::TimestampType::LogAppendTime => header.max_timestamp,
+        kmirror_protocol::record::TimestampType::CreateTime => header.base_timestamp,
     }
 }
 

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use kmirror_pool::BrokerConnection;
 
+use super::super::metrics::{MirrorPath, kafka_error_name};
+
 use super::*;
 
 /// A batch as it goes to the destination, stamped.
@@ -267,6 +269,13 @@ impl Stream {
                 "the destination broker throttles kmirror's produce requests (quota): the next request to it waits"
             );
         }
+        match &done.result {
+            Ok(_) => self.ctx.metrics.link_ok(Side::Destination),
+            Err(e) => {
+                self.ctx.metrics.link_failed(Side::Destination, e);
+                self.ctx.metrics.produce_error(request_failure_label(e));
+            }
+        }
         if done.generation != self.producer.generation {
             return;
         }
@@ -320,8 +329,28 @@ impl Stream {
             // a batch counts as written only once acknowledged.
             None => Outcome::Retry("the partition is missing from the Produce response".into()),
             Some(p) => match ResponseError::try_from_code(p.error_code) {
-                None | Some(ResponseError::DuplicateSequenceNumber) => Outcome::Acknowledged,
-                Some(ResponseError::OutOfOrderSequenceNumber) => {
+                None => Outcome::Acknowledged,
+                Some(e) => {
+                    self.ctx.metrics.produce_error(&kafka_error_name(e));
+                    self.classify_error(key, seq, p, e)
+                }
+            },
+        }
+    }
+
+    /// How a partition error in a Produce answer is treated (see
+    /// [`Self::classify_answer`]).
+    fn classify_error(
+        &mut self,
+        key: &TopicPartition,
+        seq: i32,
+        p: &kmirror_protocol::messages::produce::ProducePartitionResponse,
+        error: ResponseError,
+    ) -> Outcome {
+        {
+            match error {
+                ResponseError::DuplicateSequenceNumber => Outcome::Acknowledged,
+                ResponseError::OutOfOrderSequenceNumber => {
                     let earlier = self
                         .queues
                         .get(key)
@@ -334,20 +363,16 @@ impl Stream {
                         Outcome::Bump("the destination lost this producer's sequence (OUT_OF_ORDER_SEQUENCE_NUMBER)".into())
                     }
                 }
-                Some(
-                    e @ (ResponseError::UnknownProducerId
-                    | ResponseError::InvalidProducerEpoch
-                    | ResponseError::ProducerFenced),
-                ) => Outcome::Bump(e.to_string()),
-                Some(ResponseError::CorruptMessage) if self.source_crc_bad(key, seq) => {
-                    Outcome::Failed(
-                        "CORRUPT_MESSAGE: the batch's bytes do not match the CRC \
+                e @ (ResponseError::UnknownProducerId
+                | ResponseError::InvalidProducerEpoch
+                | ResponseError::ProducerFenced) => Outcome::Bump(e.to_string()),
+                ResponseError::CorruptMessage if self.source_crc_bad(key, seq) => Outcome::Failed(
+                    "CORRUPT_MESSAGE: the batch's bytes do not match the CRC \
                          the source stored with them (corrupted on the source or \
                          on the way; check.crcs=false passed it on unchecked)"
-                            .into(),
-                    )
-                }
-                Some(e) if stale_leader(e) || e.is_retriable() => {
+                        .into(),
+                ),
+                e if stale_leader(e) || e.is_retriable() => {
                     if stale_leader(e) {
                         self.ctx.destination.invalidate_metadata();
                         if let Some(q) = self.queues.get_mut(key) {
@@ -356,7 +381,7 @@ impl Stream {
                     }
                     Outcome::Retry(e.to_string())
                 }
-                Some(e) => {
+                e => {
                     let message = p
                         .error_message
                         .as_deref()
@@ -370,7 +395,7 @@ impl Stream {
                     };
                     Outcome::Failed(format!("{e}{message}{extra}"))
                 }
-            },
+            }
         }
     }
 
@@ -433,10 +458,20 @@ impl Stream {
                     .first_sent
                     .map_or(Duration::ZERO, |f| now.duration_since(f));
                 let bytes = batch.stamped.as_ref().map_or(0, |s| s.batch.len() as u64);
+                let path = match batch.payload {
+                    Payload::Fetched(_) => MirrorPath::Passthrough,
+                    Payload::Built(_) => MirrorPath::SlowPath,
+                };
                 self.ctx.metrics.batch_acknowledged(
+                    &batch.source.0,
+                    path,
                     u64::try_from(batch.records).unwrap_or(0),
                     bytes,
                     latency,
+                    batch
+                        .stamped
+                        .as_ref()
+                        .map(|s| super::fetch::source_timestamp(&s.batch.header())),
                 );
                 if let Some(slot) = self.slots.get_mut(&batch.source)
                     && let Err(e) = slot.ledger.acknowledged(batch.dispatch)
@@ -446,6 +481,39 @@ impl Stream {
                         batch.source.0, batch.source.1
                     )));
                 }
+            }
+            Outcome::Retry(reason)
+                if self
+                    .ctx
+                    .config
+                    .produce
+                    .retries
+                    .is_some_and(|limit| q.retries >= limit) =>
+            {
+                // Out of retries: the batch is never skipped (that would
+                // commit past it), the stream stops.
+                let retries = self.ctx.config.produce.retries.unwrap_or(0);
+                let Some(batch) = q.sent.remove(index) else {
+                    return;
+                };
+                q.awaiting = q.awaiting.saturating_sub(1);
+                self.producer.bump_needed |= idempotent;
+                self.ctx.metrics.batch_failed(0);
+                if let Some(slot) = self.slots.get_mut(&batch.source)
+                    && let Err(e) = slot.ledger.failed(batch.dispatch)
+                {
+                    self.fail(MirrorError::Internal(e.to_string()));
+                    return;
+                }
+                self.fail(MirrorError::RetriesExhausted {
+                    topic: batch.source.0.to_string(),
+                    partition: batch.source.1,
+                    destination_partition: key.1,
+                    start: batch.range.start,
+                    end: batch.range.end,
+                    retries,
+                    reason,
+                });
             }
             Outcome::Retry(reason) => {
                 if let Some(b) = q.sent.get_mut(index) {
@@ -711,6 +779,19 @@ fn stale_leader(error: ResponseError) -> bool {
 /// batches retried against it).
 fn request_failure_stales_leader(_error: &PoolError) -> bool {
     true
+}
+
+/// The `error` label of a failed Produce request (no answer): Kafka's
+/// error name for an error the broker answered, else the client side's
+/// failure.
+fn request_failure_label(error: &PoolError) -> &'static str {
+    match error {
+        PoolError::Timeout { .. } => "request_timeout",
+        PoolError::ConnectionLost { .. } | PoolError::Io { .. } | PoolError::Unreachable { .. } => {
+            "connection"
+        }
+        _ => "other",
+    }
 }
 
 /// How long a destination partition waits before its batches are resent
