@@ -50,6 +50,10 @@ use crate::harness::{
 use crate::json::Json;
 use crate::{Options, Result, brokers, kafka_dist, paths};
 
+mod peers;
+
+use peers::{Peer, PeerContext, PeerRow};
+
 /// The benchmark's topic.
 const TOPIC: &str = "bench";
 /// kmirror's consumer group.
@@ -82,6 +86,8 @@ pub(crate) struct BenchOptions {
     matrix: bool,
     /// nisshi brokers instead of Apache Kafka.
     nisshi: bool,
+    /// Also MirrorMaker 1, MirrorMaker 2 and the musl binary ([`peers`]).
+    peers: bool,
     /// The command line, for the results file.
     args: Vec<String>,
 }
@@ -90,9 +96,16 @@ pub(crate) struct BenchOptions {
 pub(crate) fn parse_options(rest: &[String]) -> Result<BenchOptions> {
     let matrix = rest.iter().any(|arg| arg == "--matrix");
     let nisshi = rest.iter().any(|arg| arg == "--nisshi");
+    let peers = rest.iter().any(|arg| arg == "--peers");
+    if peers && nisshi {
+        return Err(
+            "--peers runs MirrorMaker 1 and 2 on Apache Kafka; it does not go with --nisshi"
+                .to_owned(),
+        );
+    }
     let others: Vec<String> = rest
         .iter()
-        .filter(|a| *a != "--matrix" && *a != "--nisshi")
+        .filter(|a| *a != "--matrix" && *a != "--nisshi" && *a != "--peers")
         .cloned()
         .collect();
     let mut opts = Options::parse(
@@ -147,6 +160,7 @@ pub(crate) fn parse_options(rest: &[String]) -> Result<BenchOptions> {
         keys,
         matrix,
         nisshi,
+        peers,
         args: rest.to_vec(),
     })
 }
@@ -217,6 +231,8 @@ struct Row {
     /// Whether the destination holds the source's records in the same
     /// order, partition by partition ([`order_verdict`]).
     order: String,
+    /// With `--peers`: every mirror's run of this cell, kmirror first.
+    peers: Vec<PeerRow>,
 }
 
 /// kmirror's run: GNU time's figures and the brokers' CPU seconds.
@@ -333,6 +349,8 @@ struct Tools {
     nisshi: Option<PathBuf>,
     python: PathBuf,
     kmirror: PathBuf,
+    /// With `--peers`: the static musl binary `cargo xtask dist` ships.
+    musl: Option<PathBuf>,
     clock_ticks: f64,
 }
 
@@ -497,10 +515,17 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<()> {
     let (nisshi, python) = ensure_tools(opts.nisshi)?;
     eprintln!("bench: build kmirror");
     let kmirror = build_kmirror(Profile::Release)?;
+    let musl = if opts.peers {
+        eprintln!("bench: build the static musl binary (the dist profile)");
+        Some(crate::dist::build_musl("dist")?)
+    } else {
+        None
+    };
     let tools = Tools {
         nisshi,
         python,
         kmirror,
+        musl,
         clock_ticks: clock_ticks()?,
     };
 
@@ -554,6 +579,27 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<()> {
         load_average()
     );
     println!("results: {}", results.display());
+    if opts.peers {
+        let peer_rows: Vec<(Cell, u64, Vec<PeerRow>)> = rows
+            .iter()
+            .map(|r| (r.cell.clone(), r.batch_bytes, r.peers.clone()))
+            .collect();
+        let table = peers::markdown_table(&peer_rows);
+        let ratios = peers::ratios(&peer_rows);
+        let peers_md = dir.join("peers.md");
+        let peers_svg = dir.join("peers.svg");
+        write_file(
+            &peers_md,
+            &format!(
+                "# kmirror, MirrorMaker 1 and MirrorMaker 2\n\n`cargo xtask bench {}`; {machine}; \
+                 {versions}\n\n{table}\n```\n{ratios}```\n",
+                opts.args.join(" ")
+            ),
+        )?;
+        write_file(&peers_svg, &peers::svg_chart(&peer_rows))?;
+        println!("\n{table}\n{ratios}");
+        println!("peers: {} and {}", peers_md.display(), peers_svg.display());
+    }
     Ok(())
 }
 
@@ -588,9 +634,59 @@ fn run_cell(opts: &BenchOptions, cell: &Cell, tools: &Tools, dir: &Path) -> Resu
     };
     let (source, destination) = (source.map_err(fail)?, destination.map_err(fail)?);
     let row = measure_cell(opts, cell, tools, &cell_dir, &source, &destination).map_err(fail);
-    source.keep_log("source", &cell_dir);
     destination.keep_log("destination", &cell_dir);
-    row
+    // Each peer gets a fresh destination of its own: this one goes.
+    drop(destination);
+    let mut row = match row {
+        Ok(row) => row,
+        Err(e) => {
+            source.keep_log("source", &cell_dir);
+            return Err(e);
+        }
+    };
+    if opts.peers {
+        let ctx = PeerContext {
+            tools,
+            cell,
+            cell_dir: &cell_dir,
+            source: &source,
+            streams: opts.streams,
+            records: cell.records,
+            timeout: SCRIPT_TIMEOUT
+                + Duration::from_secs(cell.records.saturating_mul(cell.size) / 1_000_000),
+            musl: tools.musl.as_deref(),
+        };
+        row.peers.push(PeerRow::from_kmirror(
+            Peer::Kmirror,
+            Peer::Kmirror.settings(cell, opts.streams),
+            &row.mirror,
+            &row.order,
+        ));
+        for peer in Peer::ALL.into_iter().filter(|p| *p != Peer::Kmirror) {
+            eprintln!("bench: {}: {}", cell.name(), peer.name());
+            match peers::run_peer(&ctx, peer) {
+                Ok(run) => {
+                    eprintln!(
+                        "bench: {}: {}: {:.2} s, {:.1} MB/s, {:.1} CPU-s/GB, every record: {}, same order: {}",
+                        cell.name(),
+                        peer.name(),
+                        run.wall_secs,
+                        run.rate(row.batch_bytes),
+                        run.cpu_per_gb(row.batch_bytes),
+                        run.arrived,
+                        run.order
+                    );
+                    row.peers.push(run);
+                }
+                Err(e) => {
+                    eprintln!("bench: {}: {} FAILED: {e}", cell.name(), peer.name());
+                    return Err(fail(format!("{}: {e}", peer.name())));
+                }
+            }
+        }
+    }
+    source.keep_log("source", &cell_dir);
+    Ok(row)
 }
 
 /// Fills the source, reads it back and runs kmirror (see the module's
@@ -663,7 +759,15 @@ fn measure_cell(
         &format!("bootstrap.servers={destination_addr}\n"),
     )?;
     let load_before = load_1m();
-    let (mirror, stdout) = run_mirror(tools, cell_dir, opts.streams, source, destination, long)?;
+    let (mirror, stdout) = run_mirror(
+        tools,
+        &tools.kmirror,
+        cell_dir,
+        opts.streams,
+        source,
+        destination,
+        long,
+    )?;
     let summary = stdout
         .lines()
         .find(|line| line.starts_with("kmirror: mirrored "))
@@ -740,6 +844,7 @@ fn measure_cell(
         slow_path_batches: parsed.slow_path,
         load_before,
         order,
+        peers: Vec::new(),
     })
 }
 
@@ -797,6 +902,7 @@ impl Drop for Timed {
 /// Runs `kmirror --once` under GNU time; returns its figures and stdout.
 fn run_mirror(
     tools: &Tools,
+    kmirror: &Path,
     dir: &Path,
     streams: u32,
     source: &BenchBroker,
@@ -827,7 +933,7 @@ fn run_mirror(
         Command::new(GNU_TIME)
             .args(["-f", "%e %U %S %M", "-o"])
             .arg(&time_file)
-            .arg(&tools.kmirror)
+            .arg(kmirror)
             .args(args)
             .current_dir(dir)
             .stdin(Stdio::null())

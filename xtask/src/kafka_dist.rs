@@ -120,10 +120,10 @@ const DISTRIBUTIONS: &[Distribution] = &[
         logging: Logging::Reload4j,
     },
     Distribution {
-        name: "mm2-4.3.1",
+        name: MM2_DIR,
         role: "MirrorMaker 2 (connect-mirror, dedicated mode)",
         artifacts: &[
-            artifact("org.apache.kafka", "connect-mirror", "4.3.1"),
+            artifact("org.apache.kafka", "connect-mirror", MM2_VERSION),
             artifact("org.apache.logging.log4j", "log4j-slf4j-impl", "2.24.3"),
             artifact("org.apache.logging.log4j", "log4j-core", "2.24.3"),
         ],
@@ -262,6 +262,12 @@ exec "$java" ${KAFKA_HEAP_OPTS:--Xmx256m} ${KAFKA_JVM_PERFORMANCE_OPTS:--XX:+Use
 "#;
 
 /// The launcher's path.
+/// The MirrorMaker 2 (`connect-mirror`) version installed: the newest 4.x
+/// on Maven Central here.
+pub(crate) const MM2_VERSION: &str = "4.3.1";
+/// Its directory under the tools root.
+const MM2_DIR: &str = "mm2-4.3.1";
+
 pub(crate) fn launcher() -> PathBuf {
     paths::tools_root().join("kafka-tool")
 }

@@ -127,7 +127,7 @@ Commands:
       Files and logs stay in target/xtask/demo.
 
   bench [--records N] [--size BYTES] [--codec CODEC] [--partitions P]
-        [--streams S] [--keys K] [--matrix] [--nisshi]
+        [--streams S] [--keys K] [--matrix] [--nisshi] [--peers]
       End-to-end benchmark of kmirror on this machine. Runs `brokers` if
       Apache Kafka or the venv is missing, builds kmirror (release), then for
       each cell starts fresh source and destination Apache Kafka 4.4.0
@@ -146,7 +146,14 @@ Commands:
       sizes 100, 1024, 10240 x partitions 1, 8, 64 (27 cells), each with
       N x BYTES value bytes (default 204.8 MB). Prints a row per cell (with
       kmirror's rate over the consumer's and the load average) and writes
-      target/xtask/bench/results.md. Needs /usr/bin/time. See
+      target/xtask/bench/results.md. Needs /usr/bin/time. --peers also
+      mirrors each cell, each to a fresh destination broker, with the
+      static musl binary (`cargo xtask dist`'s, built first), Apache Kafka
+      3.9.2's MirrorMaker 1 (the guide's settings, and tuned) and
+      MirrorMaker 2 (connect-mirror 4.3.1, dedicated mode, identity
+      replication policy), timed until the destination holds every record;
+      writes target/xtask/bench/peers.md (the table and kmirror's ratios)
+      and peers.svg (throughput and CPU per GB by mirror and cell). See
       docs/performance.md.
 
   replay [--gb GB] [--partitions P] [--streams S] [--codec CODEC]
