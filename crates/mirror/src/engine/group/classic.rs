@@ -710,6 +710,20 @@ mod tests {
     }
 
     async fn start(source: &Arc<Brokers>, assignors: Vec<Assignor>) -> Running {
+        start_with(
+            source,
+            GroupConfig {
+                assignors,
+                ..GroupConfig::default()
+            },
+            false,
+        )
+        .await
+    }
+
+    /// Starts a member with `config`: the classic one, or with `spawned`
+    /// whichever [`super::super::spawn`] picks.
+    async fn start_with(source: &Arc<Brokers>, config: GroupConfig, spawned: bool) -> Running {
         let (events_tx, events) = mpsc::unbounded_channel();
         let (state, _) = watch::channel(None);
         let subscribed: Subscribed = [("t".to_owned(), 2)].into_iter().collect();
@@ -717,10 +731,7 @@ mod tests {
         let core = MemberCore {
             source: source.cluster(SRC).await,
             group: "g".into(),
-            config: GroupConfig {
-                assignors,
-                ..GroupConfig::default()
-            },
+            config,
             revoke_timeout: Duration::from_secs(30),
             state,
             events: events_tx,
@@ -730,9 +741,37 @@ mod tests {
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(async move {
             let _keep = _subscribed_tx;
-            ClassicMember::new(core).run(stop_rx).await
+            if spawned {
+                super::super::spawn(core, stop_rx)
+                    .await
+                    .unwrap_or_else(|e| Err(MirrorError::Internal(e.to_string())))
+            } else {
+                ClassicMember::new(core).run(stop_rx).await
+            }
         });
         Running { events, stop, task }
+    }
+
+    /// group.protocol=consumer on a broker without KIP-848 (before Apache
+    /// Kafka 4.0; the scripted broker offers no ConsumerGroupHeartbeat):
+    /// the classic protocol is used, and the member joins.
+    #[tokio::test(start_paused = true)]
+    async fn the_consumer_protocol_falls_back_to_classic_on_an_older_broker() {
+        let source = coordinator(|r, _| joined(r, 1, "range"), |r, _| synced(r, &[0]));
+        let mut running = start_with(
+            &source,
+            GroupConfig {
+                protocol: crate::engine::config::GroupProtocol::Consumer,
+                ..GroupConfig::default()
+            },
+            true,
+        )
+        .await;
+        assert_eq!(assigned(next(&mut running.events).await), [tp(0)].into());
+        assert!(source.requests(ApiKey::ConsumerGroupHeartbeat).is_empty());
+        assert_eq!(source.requests(ApiKey::JoinGroup).len(), 1);
+        running.stop.send_replace(true);
+        running.task.await.expect("no panic").expect("no error");
     }
 
     async fn next(events: &mut mpsc::UnboundedReceiver<GroupEvent>) -> GroupEvent {
