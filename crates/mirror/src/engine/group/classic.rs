@@ -158,30 +158,19 @@ impl ClassicMember {
 
     /// Gives `partitions` up through the engine, heartbeating meanwhile.
     async fn give_up(&mut self, partitions: BTreeSet<TopicPartition>, commit: bool) {
-        let heartbeat = HeartbeatArgs {
+        let heartbeat = self.heartbeat_args();
+        self.core
+            .revoke_heartbeating(partitions, commit, |conn| heartbeat.request(conn))
+            .await;
+    }
+
+    fn heartbeat_args(&self) -> HeartbeatArgs {
+        HeartbeatArgs {
             group: self.core.group.clone(),
             generation: self.generation,
             member_id: self.member_id.clone(),
             instance_id: self.core.config.group_instance_id.clone(),
-        };
-        let source = self.core.source.clone();
-        let group = self.core.group.clone();
-        self.core
-            .revoke(partitions, commit, || {
-                let heartbeat = heartbeat.clone();
-                let source = source.clone();
-                let group = group.clone();
-                async move {
-                    // Only keeps the session alive: a rebalance in progress
-                    // is what kmirror is already handling.
-                    if let Ok(id) = crate::engine::admin::find_coordinator(&source, &group).await
-                        && let Ok(conn) = source.connection_to_broker(id).await
-                    {
-                        let _ = conn.send(&heartbeat.request()).await;
-                    }
-                }
-            })
-            .await;
+        }
     }
 
     /// Loses every partition without a commit (the coordinator no longer
@@ -242,13 +231,7 @@ impl ClassicMember {
     /// One heartbeat: the coordinator's answer.
     async fn heartbeat(&self) -> Result<Option<ResponseError>, MirrorError> {
         let conn = self.core.connection().await?;
-        let request = HeartbeatArgs {
-            group: self.core.group.clone(),
-            generation: self.generation,
-            member_id: self.member_id.clone(),
-            instance_id: self.core.config.group_instance_id.clone(),
-        }
-        .request();
+        let request = self.heartbeat_args().request(&conn);
         let response = conn.send(&request).await.map_err(MirrorError::source)?;
         Ok(ResponseError::try_from_code(response.error_code))
     }
@@ -598,12 +581,22 @@ struct HeartbeatArgs {
 }
 
 impl HeartbeatArgs {
-    fn request(&self) -> kp::HeartbeatRequest {
+    /// The Heartbeat for `conn` (the instance id from v3, Apache Kafka 2.3).
+    fn request(&self, conn: &BrokerConnection) -> kp::HeartbeatRequest {
+        let static_member = conn
+            .versions()
+            .version(ApiKey::Heartbeat)
+            .is_ok_and(|v| v >= 3);
         kp::HeartbeatRequest::default()
             .with_group_id(GroupId(str_bytes(&self.group)))
             .with_generation_id(self.generation)
             .with_member_id(str_bytes(&self.member_id))
-            .with_group_instance_id(self.instance_id.as_deref().map(str_bytes))
+            .with_group_instance_id(
+                self.instance_id
+                    .as_deref()
+                    .filter(|_| static_member)
+                    .map(str_bytes),
+            )
     }
 }
 

@@ -220,23 +220,8 @@ impl ConsumerMember {
             "the broker assigned kmirror's partitions (KIP-848)");
         if !revoked.is_empty() {
             let args = self.beat_args();
-            let source = self.core.source.clone();
-            let group = self.core.group.clone();
             self.core
-                .revoke(revoked, true, || {
-                    let args = args.clone();
-                    let source = source.clone();
-                    let group = group.clone();
-                    async move {
-                        // Keeps the session alive while the engine drains.
-                        if let Ok(id) =
-                            crate::engine::admin::find_coordinator(&source, &group).await
-                            && let Ok(conn) = source.connection_to_broker(id).await
-                        {
-                            let _ = conn.send(&args.request(None)).await;
-                        }
-                    }
-                })
+                .revoke_heartbeating(revoked, true, |_| args.request(None))
                 .await;
         }
         self.core.assigned(added);

@@ -32,6 +32,7 @@ use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::StrBytes;
 use kmirror_pool::{BrokerConnection, Cluster, PoolError};
 use kmirror_protocol::ResponseError;
+use kmirror_protocol::messages::request::KafkaRequest;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use self::assignor::Assignor;
@@ -230,6 +231,36 @@ impl MemberCore {
             }
         }
         tracing::info!(group = %self.group, partitions = %named, committed = commit, took = ?started.elapsed(), "gave partitions up");
+    }
+
+    /// [`Self::revoke`], sending the coordinator `beat(connection)` every
+    /// heartbeat interval meanwhile (the protocol's heartbeat, built for
+    /// the connection's negotiated version). Only the session matters: an
+    /// answer saying the group rebalances is what kmirror handles already.
+    pub(crate) async fn revoke_heartbeating<R, B>(
+        &mut self,
+        partitions: BTreeSet<TopicPartition>,
+        commit: bool,
+        beat: B,
+    ) where
+        R: KafkaRequest,
+        B: Fn(&BrokerConnection) -> R,
+    {
+        let source = self.source.clone();
+        let group = self.group.clone();
+        let beat = &beat;
+        self.revoke(partitions, commit, || {
+            let source = source.clone();
+            let group = group.clone();
+            async move {
+                if let Ok(id) = super::admin::find_coordinator(&source, &group).await
+                    && let Ok(conn) = source.connection_to_broker(id).await
+                {
+                    let _ = conn.send(&beat(&conn)).await;
+                }
+            }
+        })
+        .await;
     }
 
     /// Whether the subscription changed since it was last read (marks it
