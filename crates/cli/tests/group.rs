@@ -59,6 +59,22 @@ fn clusters(name: &str) -> (KafkaCluster, KafkaCluster) {
 
 /// The consumer file of one process: the source, the group, the short
 /// session timeout, and `extra` lines.
+/// [`clusters`], `topic` with [`PARTITIONS`] partitions on the source, and
+/// the continuous keyed producer writing into it.
+fn start(name: &str, topic: &str) -> (KafkaCluster, KafkaCluster, ContinuousProducer) {
+    let (source, destination) = clusters(name);
+    source.create_topic(topic, PARTITIONS, 1, &[]);
+    let producer = ContinuousProducer::start(
+        &source.bootstrap(),
+        topic,
+        RATE,
+        KEYS,
+        VALUE_SIZE,
+        MAX_BATCH_RECORDS,
+    );
+    (source, destination, producer)
+}
+
 fn consumer_file(source: &KafkaCluster, group: &str, extra: &str) -> String {
     format!(
         "bootstrap.servers={}\ngroup.id={group}\nsession.timeout.ms={}\nheartbeat.interval.ms=1000\n{extra}",
@@ -254,16 +270,7 @@ fn joins(stderr: &str) -> usize {
 fn three_processes_then_one_killed(name: &str, protocol: &str) {
     let topic = "scaled";
     let group = format!("{name}-group");
-    let (source, destination) = clusters(name);
-    source.create_topic(topic, PARTITIONS, 1, &[]);
-    let producer = ContinuousProducer::start(
-        &source.bootstrap(),
-        topic,
-        RATE,
-        KEYS,
-        VALUE_SIZE,
-        MAX_BATCH_RECORDS,
-    );
+    let (source, destination, producer) = start(name, topic);
     let extra = format!("group.protocol={protocol}\n");
     let scratch = Scratch::new(
         &consumer_file(&source, &group, &extra),
@@ -365,16 +372,7 @@ fn three_processes_with_the_kip_848_protocol() {
 fn cooperative_sticky_moves_only_the_partitions_that_change_owner() {
     let topic = "cooperative";
     let group = "cooperative-group";
-    let (source, destination) = clusters("group-cooperative");
-    source.create_topic(topic, PARTITIONS, 1, &[]);
-    let mut producer = ContinuousProducer::start(
-        &source.bootstrap(),
-        topic,
-        RATE,
-        KEYS,
-        VALUE_SIZE,
-        MAX_BATCH_RECORDS,
-    );
+    let (source, destination, mut producer) = start("group-cooperative", topic);
     let scratch = Scratch::new(
         &consumer_file(
             &source,
@@ -485,16 +483,7 @@ fn cooperative_sticky_moves_only_the_partitions_that_change_owner() {
 fn a_rolling_restart_of_static_members_rebalances_nothing() {
     let topic = "static";
     let group = "static-group";
-    let (source, destination) = clusters("group-static");
-    source.create_topic(topic, PARTITIONS, 1, &[]);
-    let producer = ContinuousProducer::start(
-        &source.bootstrap(),
-        topic,
-        RATE,
-        KEYS,
-        VALUE_SIZE,
-        MAX_BATCH_RECORDS,
-    );
+    let (source, destination, producer) = start("group-static", topic);
     // A restart must come back within the session: 30 s here.
     let scratches: Vec<Scratch> = (0..3)
         .map(|i| {
@@ -597,20 +586,11 @@ fn a_rolling_restart_of_static_members_rebalances_nothing() {
 fn mirrormaker_1_is_replaced_live() {
     let topic = "testtopic";
     let group = "mirrorgroup";
-    let (source, destination) = clusters("group-mm1");
-    source.create_topic(topic, PARTITIONS, 1, &[]);
+    let (source, destination, producer) = start("group-mm1", topic);
     // As an operator running MirrorMaker 1 had it: MirrorMaker 1 leaves
     // creation to the destination broker (one partition), so the topic
     // was created there by hand.
     destination.create_topic(topic, PARTITIONS, 1, &[]);
-    let producer = ContinuousProducer::start(
-        &source.bootstrap(),
-        topic,
-        RATE,
-        KEYS,
-        VALUE_SIZE,
-        MAX_BATCH_RECORDS,
-    );
     let consumer = format!(
         "zookeeper.connect=unused:2181\nbootstrap.servers={}\ngroup.id={group}\n\
          auto.offset.reset=earliest\nsession.timeout.ms={}\nheartbeat.interval.ms=1000\n",
