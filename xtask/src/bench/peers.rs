@@ -102,11 +102,12 @@ impl Peer {
             }
             Peer::Mm1Guide => format!(
                 "Kafka {MM1_VERSION}; --num.streams 4; compression.type=none; \
-                 auto.offset.reset=earliest; {MM1_HEAP}"
+                 auto.offset.reset=earliest; {MM1_HEAP}; destination topic created beforehand"
             ),
             Peer::Mm1Tuned => format!(
                 "Kafka {MM1_VERSION}; --num.streams {}; compression.type={}; batch.size=1000000; \
-                 linger.ms=50; auto.offset.reset=earliest; {MM1_HEAP}",
+                 linger.ms=50; auto.offset.reset=earliest; {MM1_HEAP}; destination topic created \
+                 beforehand",
                 mm1_tuned_streams(cell),
                 cell.codec
             ),
@@ -241,6 +242,10 @@ fn run_on(
         }
         Peer::Mm1Guide | Peer::Mm1Tuned => {
             let tuned = peer == Peer::Mm1Tuned;
+            // MirrorMaker 1 creates no topic: the destination broker would
+            // auto-create it with one partition. Created beforehand with
+            // the source's count, as its operators do.
+            destination.create_topic(&scripts, ctx.cell.partitions)?;
             write_file(
                 &dir.join("consumer.properties"),
                 &format!(
@@ -449,7 +454,7 @@ fn peak_rss_kib(pid: u32) -> Result<u64> {
 /// `argv[3]` records (or `argv[4]` seconds pass); prints how many and when.
 const WAIT_END: &str = r#"
 import json, sys, time
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 bootstrap, topic, wanted, timeout = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 start = time.monotonic()
 c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-wait-end", "enable.auto.commit": False})
@@ -459,9 +464,13 @@ while time.monotonic() - start < timeout:
     t = md.topics.get(topic)
     if t is not None and t.error is None and t.partitions:
         total = 0
-        for p in t.partitions:
-            low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=5, cached=False)
-            total += high
+        try:
+            for p in t.partitions:
+                low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=5, cached=False)
+                total += high
+        except KafkaException:
+            # A topic just created: its leaders are not elected yet.
+            total = 0
         if total >= wanted:
             break
     time.sleep(0.1)
