@@ -571,14 +571,22 @@ pub(super) fn svg_chart(rows: &[(Cell, u64, Vec<PeerRow>)]) -> String {
                 };
                 let v = metric(p, *batch_bytes);
                 let h = panel * v / max;
+                let x = gx + i as f64 * bar;
                 let _ = writeln!(
                     svg,
-                    r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="{}"><title>{}: {v:.1}</title></rect>"#,
-                    gx + i as f64 * bar,
+                    r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="{}"><title>{}: {v:.1}</title></rect>"#,
                     base - h,
                     (bar - 2.0).max(1.0),
                     COLORS[i % COLORS.len()],
                     peer.name()
+                );
+                // The value above the bar: a short bar stays readable.
+                let _ = writeln!(
+                    svg,
+                    r#"<text x="{:.1}" y="{:.1}" font-size="9" text-anchor="middle">{}</text>"#,
+                    x + bar / 2.0 - 1.0,
+                    base - h - 3.0,
+                    if v >= 100.0 { format!("{v:.0}") } else { format!("{v:.1}") }
                 );
             }
             let _ = writeln!(
