@@ -88,6 +88,8 @@ pub(crate) struct BenchOptions {
     nisshi: bool,
     /// Also MirrorMaker 1, MirrorMaker 2 and the musl binary ([`peers`]).
     peers: bool,
+    /// `--cells`: the cells to run, instead of one or the matrix.
+    listed: Vec<Cell>,
     /// The command line, for the results file.
     args: Vec<String>,
 }
@@ -117,8 +119,16 @@ pub(crate) fn parse_options(rest: &[String]) -> Result<BenchOptions> {
             "--partitions",
             "--streams",
             "--keys",
+            "--cells",
         ],
     )?;
+    let listed = match opts.take("--cells") {
+        None => Vec::new(),
+        Some(spec) => parse_cells(&spec)?,
+    };
+    if matrix && !listed.is_empty() {
+        return Err("--cells does not go with --matrix".to_owned());
+    }
     if matrix {
         for flag in ["--codec", "--partitions"] {
             if opts.take(flag).is_some() {
@@ -161,6 +171,7 @@ pub(crate) fn parse_options(rest: &[String]) -> Result<BenchOptions> {
         matrix,
         nisshi,
         peers,
+        listed,
         args: rest.to_vec(),
     })
 }
@@ -184,7 +195,43 @@ impl Cell {
     }
 }
 
+/// Reads `--cells codec:size:partitions:records,...`.
+fn parse_cells(spec: &str) -> Result<Vec<Cell>> {
+    spec.split(',')
+        .map(|one| {
+            let fields: Vec<&str> = one.trim().split(':').collect();
+            let bad = || {
+                format!(
+                    "--cells expects codec:size:partitions:records,... (e.g. lz4:1024:8:200000), \
+                     got {one:?}"
+                )
+            };
+            let [codec, size, partitions, records] = fields.as_slice() else {
+                return Err(bad());
+            };
+            if !CODECS.contains(codec) {
+                return Err(format!(
+                    "--cells: codec {codec:?} is not one of {}",
+                    CODECS.join(", ")
+                ));
+            }
+            let number = |text: &str| text.parse::<u64>().ok().filter(|n| *n > 0);
+            Ok(Cell {
+                codec: (*codec).to_owned(),
+                size: number(size).ok_or_else(bad)?,
+                partitions: number(partitions)
+                    .and_then(|p| u32::try_from(p).ok())
+                    .ok_or_else(bad)?,
+                records: number(records).ok_or_else(bad)?,
+            })
+        })
+        .collect()
+}
+
 fn cells(opts: &BenchOptions) -> Vec<Cell> {
+    if !opts.listed.is_empty() {
+        return opts.listed.clone();
+    }
     if !opts.matrix {
         return vec![Cell {
             codec: opts.codec.clone(),

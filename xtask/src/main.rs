@@ -127,7 +127,8 @@ Commands:
       Files and logs stay in target/xtask/demo.
 
   bench [--records N] [--size BYTES] [--codec CODEC] [--partitions P]
-        [--streams S] [--keys K] [--matrix] [--nisshi] [--peers]
+        [--streams S] [--keys K] [--matrix | --cells C:S:P:N,...] [--nisshi]
+        [--peers]
       End-to-end benchmark of kmirror on this machine. Runs `brokers` if
       Apache Kafka or the venv is missing, builds kmirror (release), then for
       each cell starts fresh source and destination Apache Kafka 4.4.0
@@ -146,7 +147,8 @@ Commands:
       sizes 100, 1024, 10240 x partitions 1, 8, 64 (27 cells), each with
       N x BYTES value bytes (default 204.8 MB). Prints a row per cell (with
       kmirror's rate over the consumer's and the load average) and writes
-      target/xtask/bench/results.md. Needs /usr/bin/time. --peers also
+      target/xtask/bench/results.md. Needs /usr/bin/time. --cells runs the
+      listed cells (codec:size:partitions:records each). --peers also
       mirrors each cell, each to a fresh destination broker, with the
       static musl binary (`cargo xtask dist`'s, built first), Apache Kafka
       3.9.2's MirrorMaker 1 (the guide's settings, and tuned) and
