@@ -296,6 +296,11 @@ impl BrokerConnection {
         self.shared.poisoned().is_some()
     }
 
+    /// `request.timeout.ms`: how long [`BrokerConnection::send`] waits.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
     /// Number of requests waiting for a response.
     pub fn in_flight(&self) -> usize {
         self.shared.lock().waiters.len()
@@ -309,6 +314,21 @@ impl BrokerConnection {
         self.submit(request).await?.response().await
     }
 
+    /// [`BrokerConnection::send`] waiting up to `timeout` instead of
+    /// `request.timeout.ms`: for a request the broker may hold longer, as
+    /// a group coordinator holds a JoinGroup up to the rebalance timeout
+    /// (Java's consumer waits that long plus 5 s).
+    pub async fn send_with_timeout<R: KafkaRequest>(
+        &self,
+        request: &R,
+        timeout: Duration,
+    ) -> Result<R::Response, PoolError> {
+        self.submit_with_timeout(request, timeout)
+            .await?
+            .response()
+            .await
+    }
+
     /// Queues `request` for writing and returns once it is queued, with a
     /// handle to await its response. Requests submitted one after the other
     /// from one task are written in that order, which is what an idempotent
@@ -316,6 +336,15 @@ impl BrokerConnection {
     /// responses may then be awaited concurrently. Dropping the handle
     /// discards the response.
     pub async fn submit<R: KafkaRequest>(&self, request: &R) -> Result<InFlight<R>, PoolError> {
+        self.submit_with_timeout(request, self.request_timeout)
+            .await
+    }
+
+    async fn submit_with_timeout<R: KafkaRequest>(
+        &self,
+        request: &R,
+        timeout: Duration,
+    ) -> Result<InFlight<R>, PoolError> {
         let broker = self.broker();
         let version = self
             .versions
@@ -325,14 +354,14 @@ impl BrokerConnection {
         let frame = request
             .encode_frame(version, correlation_id, self.client_id.as_deref())
             .map_err(|e| PoolError::protocol(broker, e))?;
-        let deadline = Instant::now() + self.request_timeout;
+        let deadline = Instant::now() + timeout;
         let mut in_flight = InFlight {
             shared: self.shared.clone(),
             api: R::API,
             version,
             correlation_id,
             deadline,
-            timeout: self.request_timeout,
+            timeout,
             reply: None,
             without_reply: request.response_without_reply(),
             armed: false,

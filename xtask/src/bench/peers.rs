@@ -596,7 +596,11 @@ pub(super) fn svg_chart(rows: &[(Cell, u64, Vec<PeerRow>)]) -> String {
                     r#"<text x="{:.1}" y="{:.1}" font-size="9" text-anchor="middle">{}</text>"#,
                     x + bar / 2.0 - 1.0,
                     base - h - 3.0,
-                    if v >= 100.0 { format!("{v:.0}") } else { format!("{v:.1}") }
+                    if v >= 100.0 {
+                        format!("{v:.0}")
+                    } else {
+                        format!("{v:.1}")
+                    }
                 );
             }
             let _ = writeln!(

@@ -833,17 +833,15 @@ impl Controller {
                     .filter(|(_, s)| !s.is_closed())
                     .min_by_key(|(i, _)| (load(*i), *i))
                 else {
-                    if self.sealed {
-                        // --once: every stream finished; the run ends.
-                        tracing::info!(%topic, partition, "assigned after every stream finished (--once): left to the next run");
-                        continue;
-                    }
-                    return Err(MirrorError::Internal("no stream to assign to".into()));
+                    // Every stream ended: the run is stopping (a stop, an
+                    // error, or --once done), and the partition is left to
+                    // the group's next assignment.
+                    tracing::info!(%topic, partition, "assigned while every stream had finished: left to the next run");
+                    continue;
                 };
                 if stream.send(Command::Assign(assignment)).is_err() {
-                    return Err(MirrorError::Internal(
-                        "a stream stopped before its assignment".into(),
-                    ));
+                    // It ended meanwhile: the run is stopping (as above).
+                    continue;
                 }
                 self.assigned.insert(key, index);
                 *per_topic.entry(topic.clone()).or_default() += 1;

@@ -332,7 +332,16 @@ impl ClassicMember {
         if version >= 1 {
             request = request.with_rebalance_timeout_ms(millis(config.max_poll_interval));
         }
-        let response = conn.send(&request).await.map_err(MirrorError::source)?;
+        // The coordinator holds a JoinGroup until the group's members
+        // rejoined, up to the rebalance timeout: wait as Java's consumer
+        // does, that long plus 5 s.
+        let wait = conn
+            .request_timeout()
+            .max(config.max_poll_interval + Duration::from_secs(5));
+        let response = conn
+            .send_with_timeout(&request, wait)
+            .await
+            .map_err(MirrorError::source)?;
         match ResponseError::try_from_code(response.error_code) {
             None => {}
             Some(ResponseError::MemberIdRequired) => {
