@@ -14,7 +14,7 @@ use kmirror_pool::dialer::{DialFuture, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::time::Instant;
 
-use crate::handlers::{Handled, handle};
+use crate::handlers::{Handled, handle, poll_held};
 use crate::world::{Side, World};
 
 /// The world, shared by every connection task (one thread: never
@@ -31,6 +31,9 @@ const MAX_REQUEST: usize = 100 << 20;
 
 /// How long a simulated broker takes to answer, at least.
 const LATENCY: Duration = Duration::from_millis(1);
+
+/// How often a held JoinGroup or SyncGroup is looked at again.
+const HELD_POLL: Duration = Duration::from_millis(50);
 
 /// The simulated network (see the module documentation).
 #[derive(Debug, Clone)]
@@ -324,6 +327,7 @@ async fn answer(world: &Shared, link: Link, frame: Bytes) -> Option<Bytes> {
                 version,
                 request.clone(),
                 Instant::now(),
+                link.instance,
             ) {
                 Ok(h) => h,
                 Err(e) => {
@@ -341,6 +345,30 @@ async fn answer(world: &Shared, link: Link, frame: Bytes) -> Option<Bytes> {
         }
     };
     let mut response = handled.response;
+    if let Some(held) = &handled.held {
+        // The coordinator holds a JoinGroup until the join completes and a
+        // follower's SyncGroup until the leader's: asked again every
+        // HELD_POLL of simulated time (deterministic: the clock is paused).
+        response = loop {
+            let polled = {
+                let mut w = lock(world);
+                poll_held(&mut w, side, broker, held, Instant::now())
+            };
+            if let Some(r) = polled {
+                break r;
+            }
+            tokio::time::sleep(HELD_POLL).await;
+            while let Some(until) = stalled_until(world, side, broker) {
+                if Instant::now() >= until {
+                    break;
+                }
+                tokio::time::sleep_until(until).await;
+            }
+            if !alive(world, link) {
+                return None;
+            }
+        };
+    }
     {
         let mut w = lock(world);
         let throttle = handled.throttleable && {

@@ -266,6 +266,26 @@ impl World {
         }
     }
 
+    /// Moves what the groups noted (joins, leaves, rebalances) to the
+    /// events log.
+    pub fn drain_group_notes(&mut self) {
+        let ms = self.started.elapsed().as_millis();
+        let notes: Vec<String> = self
+            .source
+            .groups
+            .values_mut()
+            .flat_map(|g| std::mem::take(&mut g.notes))
+            .collect();
+        for note in notes {
+            self.event(ms, note);
+        }
+    }
+
+    /// Group members lost (expired, dropped, fenced) over every group.
+    pub fn members_lost(&self) -> u64 {
+        self.source.groups.values().map(|g| g.lost).sum()
+    }
+
     /// Records copied before an unclean election replaced them.
     pub fn diverged(&self) -> u64 {
         self.seen.values().map(|s| s.diverged).sum()
