@@ -92,8 +92,14 @@ pub struct World {
     pub producer_ids: u64,
     /// Produce requests applied whose answer kmirror never got.
     pub unknown_outcomes: u64,
-    /// Times kmirror was killed and started again.
+    /// Times a kmirror process was killed (kill -9).
     pub mirror_restarts: u64,
+    /// Times a kmirror process started (first starts and restarts).
+    pub process_starts: u64,
+    /// kmirror instance ids handed out (one per start).
+    pub instances: u64,
+    /// The kmirror processes running now (by index).
+    pub running: std::collections::BTreeSet<usize>,
     /// Requests served.
     pub requests: u64,
     /// Produce requests with a hole in a partition's sequence (refused by
@@ -129,6 +135,9 @@ impl World {
             producer_ids: 0,
             unknown_outcomes: 0,
             mirror_restarts: 0,
+            process_starts: 0,
+            instances: 0,
+            running: Default::default(),
             requests: 0,
             sequence_gaps: 0,
             appended_in_epoch: BTreeMap::new(),

@@ -210,12 +210,14 @@ fn kmirror_killed_and_restarted() {
             at(
                 6_000,
                 Fault::MirrorCrash {
+                    process: 0,
                     down_for: Duration::from_secs(2),
                 },
             ),
             at(
                 14_000,
                 Fault::MirrorCrash {
+                    process: 0,
                     down_for: Duration::ZERO,
                 },
             ),
@@ -246,6 +248,7 @@ fn unclean_elections_on_the_source_are_followed() {
             at(
                 9_000,
                 Fault::MirrorCrash {
+                    process: 0,
                     down_for: Duration::from_secs(1),
                 },
             ),
