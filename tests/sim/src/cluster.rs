@@ -246,6 +246,9 @@ impl SimGroup {
         match self.state {
             GroupState::Stable | GroupState::CompletingRebalance => {
                 self.prepare_rebalance(now, why);
+                // With no member left to wait for, the join completes at
+                // once (the group becomes Empty).
+                self.maybe_complete_join(now);
             }
             GroupState::PreparingRebalance => self.maybe_complete_join(now),
             GroupState::Empty => {}
