@@ -201,23 +201,35 @@ async fn serve(world: Shared, link: Link, mut io: DuplexStream, timeout: Duratio
         if !alive(&world, link) {
             return;
         }
-        let Some(response) = answer(&world, link, frame.clone()).await else {
+        let produce = is_produce(&frame);
+        let (response, request) = answer(&world, link, frame.clone()).await;
+        let Some(response) = response else {
+            if produce {
+                lock(&world).undelivered.insert(request);
+            }
             return;
         };
         match fate {
             Fate::CutAfter => {
-                if is_produce(&frame) {
-                    lock(&world).unknown_outcomes += 1;
+                if produce {
+                    let mut w = lock(&world);
+                    w.unknown_outcomes += 1;
+                    w.undelivered.insert(request);
                 }
                 return;
             }
-            Fate::Delay(d) => tokio::time::sleep(d).await,
+            Fate::Delay(d) => {
+                if produce && d >= timeout {
+                    lock(&world).undelivered.insert(request);
+                }
+                tokio::time::sleep(d).await;
+            }
             _ => {}
         }
-        if !alive(&world, link) {
-            return;
-        }
-        if io.write_all(&response).await.is_err() {
+        if !alive(&world, link) || io.write_all(&response).await.is_err() {
+            if produce {
+                lock(&world).undelivered.insert(request);
+            }
             return;
         }
         if fate == Fate::Duplicate && io.write_all(&response).await.is_err() {
@@ -237,8 +249,20 @@ async fn wait_dead(world: &Shared, link: Link) {
 }
 
 /// Decodes, handles (waiting for data up to a Fetch's `max_wait_ms`) and
-/// encodes one request; `None` if the connection must close.
-async fn answer(world: &Shared, link: Link, frame: Bytes) -> Option<Bytes> {
+/// encodes one request; `None` if the connection must close. With the
+/// request's number (0 if it was not served).
+async fn answer(world: &Shared, link: Link, frame: Bytes) -> (Option<Bytes>, u64) {
+    let mut number = 0;
+    let response = answer_numbered(world, link, frame, &mut number).await;
+    (response, number)
+}
+
+async fn answer_numbered(
+    world: &Shared,
+    link: Link,
+    frame: Bytes,
+    number: &mut u64,
+) -> Option<Bytes> {
     let Link { side, broker, .. } = link;
     let mut body = frame.clone();
     let header = match decode_request_header_from_buffer(&mut body) {
@@ -277,6 +301,8 @@ async fn answer(world: &Shared, link: Link, frame: Bytes) -> Option<Bytes> {
     {
         let mut w = lock(world);
         w.requests += 1;
+        w.current_request = w.requests;
+        *number = w.requests;
         let elapsed = u64::try_from(w.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         w.record(&elapsed.to_be_bytes());
         w.record(&[side as u8]);
