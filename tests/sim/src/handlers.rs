@@ -670,9 +670,9 @@ fn join_group(
     if !new && !group.members.contains_key(&member_id) {
         return join(join_response(code::UNKNOWN_MEMBER_ID, &member_id));
     }
-    if !group.supports(&protocols)
-        && !(group.members.len() == 1 && group.members.contains_key(&member_id))
-    {
+    // A lone member may change its protocols at will.
+    let alone = group.members.len() == 1 && group.members.contains_key(&member_id);
+    if !alone && !group.supports(&protocols) {
         return join(join_response(code::INCONSISTENT_GROUP_PROTOCOL, &member_id));
     }
     if new {
