@@ -95,6 +95,7 @@ impl Transport for SimNetwork {
                 broker,
                 incarnation,
                 instance: self.instance,
+                request_timeout: timeout,
             };
             tokio::spawn(async move {
                 serve(world, link, server, timeout).await;
@@ -112,6 +113,8 @@ struct Link {
     broker: i32,
     incarnation: u64,
     instance: u64,
+    /// The client's `request.timeout.ms`.
+    request_timeout: Duration,
 }
 
 /// Whether the broker still runs the incarnation the connection was made
@@ -375,6 +378,7 @@ async fn answer_numbered(
         // The coordinator holds a JoinGroup until the join completes and a
         // follower's SyncGroup until the leader's: asked again every
         // HELD_POLL of simulated time (deterministic: the clock is paused).
+        let since = Instant::now();
         response = loop {
             let polled = {
                 let mut w = lock(world);
@@ -394,6 +398,11 @@ async fn answer_numbered(
                 return None;
             }
         };
+        if since.elapsed() >= link.request_timeout {
+            // The client gave up on it first: its answer is dropped, and
+            // what it sends next on the connection waited behind it.
+            lock(world).held_past_timeout += 1;
+        }
     }
     {
         let mut w = lock(world);

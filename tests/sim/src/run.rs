@@ -113,6 +113,8 @@ pub struct SimReport {
     pub members_lost: u64,
     /// Rebalances the coordinator completed.
     pub rebalances: u64,
+    /// JoinGroups and SyncGroups held past the client's request timeout.
+    pub held_past_timeout: u64,
     /// Duplicates of a batch given up with an unknown outcome (written
     /// again by the partition's next producer).
     pub handed_over_unknown: u64,
@@ -143,11 +145,12 @@ impl SimReport {
         }
         let _ = writeln!(
             out,
-            "processes {} ({} starts), members lost {}, rebalances {}, records {}, duplicates {} ({} of batches given up with an unknown outcome), unknown outcomes {}, sequence holes refused {} (with no leader change {}), requests {}, simulated {:?}",
+            "processes {} ({} starts), members lost {}, rebalances {}, group requests held past request.timeout.ms {}, records {}, duplicates {} ({} of batches given up with an unknown outcome), unknown outcomes {}, sequence holes refused {} (with no leader change {}), requests {}, simulated {:?}",
             self.processes,
             self.process_starts,
             self.members_lost,
             self.rebalances,
+            self.held_past_timeout,
             self.records,
             self.duplicates,
             self.handed_over_unknown,
@@ -195,6 +198,7 @@ pub fn simulate(seed: u64, options: &SimOptions) -> SimReport {
                 members_lost: 0,
                 rebalances: 0,
                 handed_over_unknown: 0,
+                held_past_timeout: 0,
                 simulated: Duration::ZERO,
                 digest: 0,
             };
@@ -469,6 +473,7 @@ async fn run(seed: u64, options: &SimOptions) -> SimReport {
         members_lost: w.members_lost(),
         rebalances: w.source.groups.values().map(|g| g.rebalances).sum(),
         handed_over_unknown: w.handed_over_unknown(),
+        held_past_timeout: w.held_past_timeout,
         simulated: started.elapsed(),
         digest: w.digest(),
     }

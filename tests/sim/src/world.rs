@@ -120,6 +120,9 @@ pub struct World {
     pub killed: std::collections::BTreeSet<u64>,
     /// When the run started (simulated time).
     pub started: tokio::time::Instant,
+    /// JoinGroups and SyncGroups the coordinator held longer than the
+    /// client's `request.timeout.ms`.
+    pub held_past_timeout: u64,
     /// The number of the request being served (see `requests`).
     pub current_request: u64,
     /// Produce requests applied whose answer kmirror did not get (the
@@ -158,6 +161,7 @@ impl World {
             killed: Default::default(),
             started: tokio::time::Instant::now(),
             current_request: 0,
+            held_past_timeout: 0,
             undelivered: Default::default(),
             repeats: Vec::new(),
             checker: ConformanceChecker::new(),

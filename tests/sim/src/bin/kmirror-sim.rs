@@ -108,6 +108,7 @@ fn main() -> ExitCode {
     let mut simulated = std::time::Duration::ZERO;
     let mut own_gaps = 0u64;
     let (mut multi, mut rebalances, mut lost, mut unknown) = (0u64, 0u64, 0u64, 0u64);
+    let (mut held_late, mut held_late_seeds) = (0u64, 0u64);
     for seed in args.from..args.from + args.seeds {
         let report = simulate(seed, &options);
         records += report.records;
@@ -120,6 +121,8 @@ fn main() -> ExitCode {
         rebalances += report.rebalances;
         lost += report.members_lost;
         unknown += report.handed_over_unknown;
+        held_late += report.held_past_timeout;
+        held_late_seeds += u64::from(report.held_past_timeout > 0);
         if !report.passed() {
             failed += 1;
             println!(
@@ -132,6 +135,7 @@ fn main() -> ExitCode {
         "{} seeds from {}{}: {failed} failed; {records} records, {faults} faults, {duplicates} duplicates \
          (after crashes, lost members or new producers; {unknown} of batches given up with an unknown outcome), \
          {multi} seeds with several processes, {rebalances} rebalances, {lost} members lost, \
+         {held_late} group requests held past request.timeout.ms (in {held_late_seeds} seeds), \
          {gaps} sequence holes refused and retried after leader changes, \
          {own_gaps} with no leader change; {:.0} s simulated in {:.1} s",
         args.seeds,
