@@ -913,15 +913,15 @@ fn leave_group(
         ids.push(r.member_id.to_string());
     }
     let group_id = r.group_id.0.to_string();
-    let Some(group) = c.groups.get_mut(&group_id) else {
-        return msg!(LeaveGroupResponse {
-            error_code: code::UNKNOWN_MEMBER_ID
-        });
-    };
     let mut members = Vec::new();
     for id in &ids {
-        let found = group.members.contains_key(id);
-        group.remove(id, now, "left the group");
+        let found = c
+            .groups
+            .get_mut(&group_id)
+            .is_some_and(|g| g.members.contains_key(id));
+        if let Some(group) = c.groups.get_mut(&group_id) {
+            group.remove(id, now, "left the group");
+        }
         members.push(msg!(MemberResponse {
             member_id: s(id),
             error_code: if found {
