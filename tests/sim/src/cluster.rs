@@ -183,8 +183,9 @@ pub struct SimGroup {
     /// The answers of the last completed join, per member, until taken.
     pub join_answers: BTreeMap<String, JoinAnswer>,
     /// Members lost: expired sessions, members dropped for not rejoining
-    /// in time, and members told their generation is outdated (each may
-    /// give partitions up without a commit: duplicates are then allowed).
+    /// in time, and heartbeats told their generation is outdated (each
+    /// member gives its partitions up without a commit: duplicates are
+    /// then allowed). A refused commit is not counted: it is retried.
     pub lost: u64,
     /// Rebalances completed.
     pub rebalances: u64,

@@ -788,7 +788,6 @@ pub fn poll_held(
             }
         }
     };
-    world.drain_group_notes();
     Some(response)
 }
 
@@ -1011,8 +1010,9 @@ fn offset_commit(
         } else if !group.members.contains_key(&member) {
             error = code::UNKNOWN_MEMBER_ID;
         } else if r.generation_id_or_member_epoch != group.generation {
+            // Not a lost member: a commit refused is retried (or was one
+            // the client had already given up on, delivered late).
             error = code::ILLEGAL_GENERATION;
-            group.lost += 1;
             group.notes.push(format!(
                 "group {group_id}: commit of {member} with generation {} refused: ILLEGAL_GENERATION",
                 r.generation_id_or_member_epoch

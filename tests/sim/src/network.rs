@@ -382,7 +382,9 @@ async fn answer_numbered(
         response = loop {
             let polled = {
                 let mut w = lock(world);
-                poll_held(&mut w, side, broker, held, Instant::now())
+                let polled = poll_held(&mut w, side, broker, held, Instant::now());
+                w.drain_group_notes();
+                polled
             };
             if let Some(r) = polled {
                 break r;
