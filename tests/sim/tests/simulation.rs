@@ -60,6 +60,19 @@ fn a_seed_replays_exactly() {
     let seed = (1..200)
         .find(|s| simulate(*s, &options).faults.len() >= 3)
         .expect("a seed with faults");
+    // Several processes in one group, held JoinGroups and SyncGroups.
+    let group = (1..200)
+        .find(|s| {
+            let r = simulate(*s, &options);
+            r.processes >= 2 && r.faults.len() >= 3
+        })
+        .expect("a seed with several processes and faults");
+    let (a, b) = (simulate(group, &options), simulate(group, &options));
+    assert_eq!(
+        (a.digest, &a.events),
+        (b.digest, &b.events),
+        "seed {group} did not replay"
+    );
     let a = simulate(seed, &options);
     let b = simulate(seed, &options);
     assert_eq!(
