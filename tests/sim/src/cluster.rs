@@ -7,9 +7,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::log::PartitionLog;
+use crate::log::{PartitionLog, code};
 use crate::rng::SimRng;
 
 /// How long a new leader's high-water mark trails its log end after an
@@ -69,25 +70,128 @@ pub struct SimMember {
     pub seen: Instant,
     /// Its session timeout.
     pub session_timeout: Duration,
-    /// The protocol metadata it joined with.
-    pub metadata: bytes::Bytes,
+    /// Its rebalance timeout (JoinGroup v1+; the session timeout before).
+    pub rebalance_timeout: Duration,
+    /// The protocols it joined with, in its order of preference, with
+    /// their metadata.
+    pub protocols: Vec<(String, Bytes)>,
     /// Its assignment from the last SyncGroup.
-    pub assignment: bytes::Bytes,
+    pub assignment: Bytes,
+    /// Whether it joined during the rebalance in progress (its JoinGroup
+    /// is held, which keeps its session alive, as Kafka's
+    /// `shouldKeepAlive` does).
+    pub joined: bool,
+    /// The process that joined it (for the events log).
+    pub client: String,
 }
 
-/// One consumer group.
+impl SimMember {
+    /// Its metadata for `protocol`.
+    pub fn metadata(&self, protocol: &str) -> Bytes {
+        self.protocols
+            .iter()
+            .find(|(name, _)| name == protocol)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A classic group's state, as Apache Kafka's `GroupCoordinator` has it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GroupState {
+    /// No members.
+    #[default]
+    Empty,
+    /// A rebalance started: JoinGroups are held until every member
+    /// rejoined or the rebalance timeout passed.
+    PreparingRebalance,
+    /// The JoinGroups were answered; waiting for the leader's SyncGroup.
+    CompletingRebalance,
+    /// Every member has its assignment.
+    Stable,
+}
+
+/// A request the coordinator holds: it is answered once the group moves
+/// on (see [`SimGroup::poll_join`] and [`SimGroup::poll_sync`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// A JoinGroup, answered when the rebalance completes.
+    Join {
+        /// The group.
+        group: String,
+        /// The member.
+        member: String,
+    },
+    /// A follower's SyncGroup, answered when the leader's arrives.
+    Sync {
+        /// The group.
+        group: String,
+        /// The member.
+        member: String,
+        /// The generation it synced.
+        generation: i32,
+    },
+}
+
+/// The answer a completed rebalance keeps for a member's held JoinGroup.
+#[derive(Debug, Clone)]
+pub struct JoinAnswer {
+    /// The new generation.
+    pub generation: i32,
+    /// The protocol chosen.
+    pub protocol: String,
+    /// The leader's member id.
+    pub leader: String,
+    /// Every member with its metadata (for the leader only).
+    pub members: Vec<(String, Bytes)>,
+}
+
+/// What a held SyncGroup gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncAnswer {
+    /// Still waiting for the leader.
+    Wait,
+    /// An error code.
+    Error(i16),
+    /// The member's assignment.
+    Assignment(Bytes),
+}
+
+/// One consumer group, with the classic protocol's state machine
+/// (Apache Kafka's `GroupCoordinator`, without static membership and the
+/// initial rebalance delay).
 #[derive(Debug, Clone, Default)]
 pub struct SimGroup {
+    /// Its id.
+    pub id: String,
+    /// The state.
+    pub state: GroupState,
     /// Generation (0: never rebalanced).
     pub generation: i32,
     /// Members by id.
     pub members: BTreeMap<String, SimMember>,
-    /// Member ids handed out by MEMBER_ID_REQUIRED, not yet joined.
-    pub pending: Vec<String>,
+    /// Member ids handed out by MEMBER_ID_REQUIRED, not yet joined, with
+    /// when they expire.
+    pub pending: BTreeMap<String, Instant>,
     /// The leader's member id.
     pub leader: String,
     /// The protocol chosen.
     pub protocol: String,
+    /// When the rebalance in progress gives up on the members that have
+    /// not rejoined.
+    pub rebalance_deadline: Option<Instant>,
+    /// The answers of the last completed join, per member, until taken.
+    pub join_answers: BTreeMap<String, JoinAnswer>,
+    /// Members lost: expired sessions, members dropped for not rejoining
+    /// in time, and heartbeats told their generation is outdated (each
+    /// member gives its partitions up without a commit: duplicates are
+    /// then allowed). A refused commit is not counted: it is retried.
+    pub lost: u64,
+    /// Rebalances completed.
+    pub rebalances: u64,
+    /// What happened to the group, for the events log (drained by the
+    /// world).
+    pub notes: Vec<String>,
     /// Committed offsets.
     pub offsets: BTreeMap<(String, i32), i64>,
     /// The leader epoch committed with each offset (OffsetCommit v6+).
@@ -95,18 +199,267 @@ pub struct SimGroup {
 }
 
 impl SimGroup {
-    /// Drops members whose session expired by `now`; a group that lost a
-    /// member moves to a new generation, as the coordinator's rebalance
-    /// does.
-    pub fn expire(&mut self, now: Instant) {
-        let before = self.members.len();
-        self.members
-            .retain(|_, m| now.duration_since(m.seen) < m.session_timeout);
-        if self.members.len() != before {
-            self.generation += 1;
-            if !self.members.contains_key(&self.leader) {
-                self.leader = self.members.keys().next().cloned().unwrap_or_default();
+    /// An empty group.
+    pub fn new(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// Starts a rebalance (Kafka's `prepareRebalance`): held SyncGroups
+    /// will be answered REBALANCE_IN_PROGRESS, every member must rejoin
+    /// within the largest rebalance timeout.
+    pub fn prepare_rebalance(&mut self, now: Instant, why: &str) {
+        if self.state == GroupState::PreparingRebalance {
+            return;
+        }
+        let timeout = self
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or(Duration::from_secs(10));
+        self.state = GroupState::PreparingRebalance;
+        self.rebalance_deadline = Some(now + timeout);
+        self.join_answers.clear();
+        for m in self.members.values_mut() {
+            m.joined = false;
+            m.assignment = Bytes::new();
+        }
+        self.notes.push(format!(
+            "group {}: rebalance from generation {} ({why})",
+            self.id, self.generation
+        ));
+    }
+
+    /// Removes a member (left, expired or not rejoined) and moves the
+    /// group on as Kafka's `removeMemberAndUpdateGroup` does.
+    pub fn remove(&mut self, member: &str, now: Instant, why: &str) {
+        let Some(m) = self.members.remove(member) else {
+            return;
+        };
+        self.join_answers.remove(member);
+        self.notes.push(format!(
+            "group {}: member {member} of {} removed ({why})",
+            self.id, m.client
+        ));
+        match self.state {
+            GroupState::Stable | GroupState::CompletingRebalance => {
+                self.prepare_rebalance(now, why);
+                // With no member left to wait for, the join completes at
+                // once (the group becomes Empty).
+                self.maybe_complete_join(now);
             }
+            GroupState::PreparingRebalance => self.maybe_complete_join(now),
+            GroupState::Empty => {}
+        }
+    }
+
+    /// Expires members whose session ran out (a member whose JoinGroup is
+    /// held is kept alive), pending member ids, and completes a join whose
+    /// members all rejoined or whose rebalance timeout passed.
+    pub fn maintain(&mut self, now: Instant) {
+        self.pending.retain(|_, until| now < *until);
+        let expired: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, m)| {
+                let held = m.joined && self.state == GroupState::PreparingRebalance;
+                !held && now.duration_since(m.seen) >= m.session_timeout
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            self.lost += 1;
+            self.remove(&id, now, "session expired");
+        }
+        self.maybe_complete_join(now);
+    }
+
+    /// Completes the join (Kafka's `onCompleteJoin`) if every member
+    /// rejoined (and no member id handed out is still to come) or the
+    /// rebalance timeout passed: members that did not rejoin are removed,
+    /// the generation moves on, every held JoinGroup gets its answer.
+    pub fn maybe_complete_join(&mut self, now: Instant) {
+        if self.state != GroupState::PreparingRebalance {
+            return;
+        }
+        let all = self.members.values().all(|m| m.joined) && self.pending.is_empty();
+        let timed_out = self.rebalance_deadline.is_some_and(|d| now >= d);
+        if !all && !timed_out {
+            return;
+        }
+        let late: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, m)| !m.joined)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in late {
+            self.lost += 1;
+            if let Some(m) = self.members.remove(&id) {
+                self.notes.push(format!(
+                    "group {}: member {id} of {} removed (did not rejoin within the rebalance timeout)",
+                    self.id, m.client
+                ));
+            }
+        }
+        self.rebalance_deadline = None;
+        self.generation += 1;
+        self.rebalances += 1;
+        if self.members.is_empty() {
+            self.state = GroupState::Empty;
+            self.protocol.clear();
+            self.leader.clear();
+            self.notes.push(format!(
+                "group {}: generation {}, empty",
+                self.id, self.generation
+            ));
+            return;
+        }
+        self.protocol = self.select_protocol().unwrap_or_default();
+        if !self.members.contains_key(&self.leader) {
+            self.leader = self.members.keys().next().cloned().unwrap_or_default();
+        }
+        self.state = GroupState::CompletingRebalance;
+        let members: Vec<(String, Bytes)> = self
+            .members
+            .iter()
+            .map(|(id, m)| (id.clone(), m.metadata(&self.protocol)))
+            .collect();
+        let answers: Vec<(String, JoinAnswer)> = self
+            .members
+            .keys()
+            .map(|id| (id.clone(), self.answer(id, &members)))
+            .collect();
+        self.join_answers = answers.into_iter().collect();
+        for m in self.members.values_mut() {
+            m.joined = false;
+            m.seen = now;
+        }
+        let clients: Vec<String> = self
+            .members
+            .iter()
+            .map(|(id, m)| format!("{id} of {}", m.client))
+            .collect();
+        self.notes.push(format!(
+            "group {}: generation {}, protocol {}, leader {}, members [{}]",
+            self.id,
+            self.generation,
+            self.protocol,
+            self.leader,
+            clients.join(", ")
+        ));
+    }
+
+    fn answer(&self, member: &str, members: &[(String, Bytes)]) -> JoinAnswer {
+        JoinAnswer {
+            generation: self.generation,
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            members: if member == self.leader {
+                members.to_vec()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// The current generation's JoinGroup answer for `member` (a known
+    /// member rejoining with unchanged protocols after the join
+    /// completed).
+    pub fn current_answer(&self, member: &str) -> JoinAnswer {
+        let members: Vec<(String, Bytes)> = self
+            .members
+            .iter()
+            .map(|(id, m)| (id.clone(), m.metadata(&self.protocol)))
+            .collect();
+        self.answer(member, &members)
+    }
+
+    /// The protocols every member supports.
+    fn candidates(&self) -> Vec<String> {
+        let mut members = self.members.values();
+        let Some(first) = members.next() else {
+            return Vec::new();
+        };
+        let rest: Vec<&SimMember> = members.collect();
+        first
+            .protocols
+            .iter()
+            .map(|(name, _)| name.clone())
+            .filter(|name| {
+                rest.iter()
+                    .all(|m| m.protocols.iter().any(|(n, _)| n == name))
+            })
+            .collect()
+    }
+
+    /// Whether a member with `protocols` may join (Kafka's
+    /// `supportsProtocols`): some protocol in common with every member.
+    pub fn supports(&self, protocols: &[(String, Bytes)]) -> bool {
+        if protocols.is_empty() {
+            return false;
+        }
+        if self.members.is_empty() {
+            return true;
+        }
+        let candidates = self.candidates();
+        protocols.iter().any(|(n, _)| candidates.contains(n))
+    }
+
+    /// Kafka's `selectProtocol`: every member votes for its first
+    /// protocol all support; the most votes win (ties: the earlier in the
+    /// first member's order).
+    fn select_protocol(&self) -> Option<String> {
+        let candidates = self.candidates();
+        let mut votes: Vec<(String, usize)> = candidates.iter().map(|c| (c.clone(), 0)).collect();
+        for m in self.members.values() {
+            if let Some((name, _)) = m.protocols.iter().find(|(n, _)| candidates.contains(n))
+                && let Some(v) = votes.iter_mut().find(|(c, _)| c == name)
+            {
+                v.1 += 1;
+            }
+        }
+        let best = votes.iter().map(|(_, n)| *n).max()?;
+        votes.into_iter().find(|(_, n)| *n == best).map(|(c, _)| c)
+    }
+
+    /// A held JoinGroup: its answer once the join completed, an error
+    /// code, or `None` to keep holding it.
+    pub fn poll_join(&mut self, member: &str, now: Instant) -> Option<Result<JoinAnswer, i16>> {
+        self.maintain(now);
+        if let Some(answer) = self.join_answers.remove(member) {
+            return Some(Ok(answer));
+        }
+        if !self.members.contains_key(member) {
+            return Some(Err(code::UNKNOWN_MEMBER_ID));
+        }
+        if self.state == GroupState::PreparingRebalance {
+            return None;
+        }
+        // Its answer went to a later JoinGroup of the same member.
+        Some(Err(code::REBALANCE_IN_PROGRESS))
+    }
+
+    /// A held SyncGroup of `member` for `generation`.
+    pub fn poll_sync(&mut self, member: &str, generation: i32, now: Instant) -> SyncAnswer {
+        self.maintain(now);
+        let Some(m) = self.members.get_mut(member) else {
+            return SyncAnswer::Error(code::UNKNOWN_MEMBER_ID);
+        };
+        if generation != self.generation {
+            return SyncAnswer::Error(code::ILLEGAL_GENERATION);
+        }
+        match self.state {
+            GroupState::CompletingRebalance => {
+                m.seen = now;
+                SyncAnswer::Wait
+            }
+            GroupState::Stable => SyncAnswer::Assignment(m.assignment.clone()),
+            GroupState::PreparingRebalance => SyncAnswer::Error(code::REBALANCE_IN_PROGRESS),
+            GroupState::Empty => SyncAnswer::Error(code::UNKNOWN_MEMBER_ID),
         }
     }
 }
@@ -290,7 +643,7 @@ impl SimCluster {
             }
         }
         for group in self.groups.values_mut() {
-            group.expire(now);
+            group.maintain(now);
         }
     }
 

@@ -66,9 +66,21 @@ pub enum Fault {
         /// Partition.
         partition: i32,
     },
-    /// kmirror is killed (kill -9) and started again after `down_for`.
+    /// A kmirror process is killed (kill -9) and started again after
+    /// `down_for`.
     MirrorCrash {
+        /// Which process (an index into the scenario's processes).
+        process: usize,
         /// How long it stays dead.
+        down_for: Duration,
+    },
+    /// A kmirror process is stopped gracefully (it commits, gives its
+    /// partitions up and leaves the group: a handover) and started again
+    /// after `down_for`.
+    MirrorRestart {
+        /// Which process.
+        process: usize,
+        /// How long it stays stopped.
         down_for: Duration,
     },
 }
@@ -119,8 +131,17 @@ impl fmt::Display for Fault {
                     "unclean leader election for source {topic}-{partition} (records lost)"
                 )
             }
-            Fault::MirrorCrash { down_for } => {
-                write!(f, "kmirror killed (kill -9), restarted after {down_for:?}")
+            Fault::MirrorCrash { process, down_for } => {
+                write!(
+                    f,
+                    "kmirror process {process} killed (kill -9), restarted after {down_for:?}"
+                )
+            }
+            Fault::MirrorRestart { process, down_for } => {
+                write!(
+                    f,
+                    "kmirror process {process} stopped gracefully, restarted after {down_for:?}"
+                )
             }
         }
     }
@@ -136,13 +157,14 @@ pub struct Scheduled {
 }
 
 /// Draws `count` faults within `window` for `topics` (name, partitions)
-/// on clusters of `brokers` brokers.
+/// on clusters of `brokers` brokers, with `processes` kmirror processes.
 pub fn schedule(
     rng: &mut SimRng,
     count: usize,
     window: Duration,
     brokers: i32,
     topics: &[(String, i32)],
+    processes: usize,
 ) -> Vec<Scheduled> {
     let window_ms = u64::try_from(window.as_millis()).unwrap_or(60_000).max(1);
     let mut partitions: Vec<(String, i32)> = topics.to_vec();
@@ -156,7 +178,7 @@ pub fn schedule(
         };
         let broker =
             i32::try_from(rng.between(1, u64::try_from(brokers).unwrap_or(1))).unwrap_or(1);
-        let fault = match rng.below(100) {
+        let fault = match rng.below(106) {
             0..=29 => Fault::BrokerRestart {
                 side,
                 broker,
@@ -204,8 +226,13 @@ pub fn schedule(
                     i32::try_from(rng.below(u64::try_from(n).unwrap_or(1))).unwrap_or(0);
                 Fault::UncleanElection { topic, partition }
             }
-            _ => Fault::MirrorCrash {
+            94..=99 => Fault::MirrorCrash {
+                process: usize::try_from(rng.below(processes.max(1) as u64)).unwrap_or(0),
                 down_for: Duration::from_millis(rng.between(0, 3_000)),
+            },
+            _ => Fault::MirrorRestart {
+                process: usize::try_from(rng.below(processes.max(1) as u64)).unwrap_or(0),
+                down_for: Duration::from_millis(rng.between(0, 5_000)),
             },
         };
         out.push(Scheduled { at, fault });

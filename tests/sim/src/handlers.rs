@@ -47,7 +47,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use tokio::time::Instant;
 
-use crate::cluster::{SimCluster, SimGroup, SimMember};
+use crate::cluster::{GroupState, Held, JoinAnswer, SimCluster, SimGroup, SimMember, SyncAnswer};
 use crate::log::{Appended, code};
 use crate::world::{Side, World};
 
@@ -83,6 +83,9 @@ pub struct Handled {
     pub may_wait: bool,
     /// Whether it was a Fetch or Produce (throttling applies).
     pub throttleable: bool,
+    /// A JoinGroup or SyncGroup the coordinator holds: `response` is a
+    /// placeholder, the server polls [`poll_held`] for the answer.
+    pub held: Option<Held>,
 }
 
 impl Handled {
@@ -91,6 +94,7 @@ impl Handled {
             response,
             may_wait: false,
             throttleable: false,
+            held: None,
         }
     }
 }
@@ -129,9 +133,10 @@ pub fn handle(
     version: i16,
     request: RequestKind,
     now: Instant,
+    instance: u64,
 ) -> Result<Handled, String> {
     world.cluster(side).tick(now);
-    Ok(match request {
+    let handled = match request {
         RequestKind::ApiVersions(_) => Handled::now(ResponseKind::ApiVersions(api_versions())),
         RequestKind::Metadata(r) => Handled::now(ResponseKind::Metadata(metadata(
             world.cluster(side),
@@ -148,19 +153,10 @@ pub fn handle(
         RequestKind::FindCoordinator(r) => Handled::now(ResponseKind::FindCoordinator(
             find_coordinator(world.cluster(side), r),
         )),
-        RequestKind::JoinGroup(r) => Handled::now(ResponseKind::JoinGroup(join_group(
-            world.cluster(side),
-            broker,
-            r,
-            version,
-            now,
-        ))),
-        RequestKind::SyncGroup(r) => Handled::now(ResponseKind::SyncGroup(sync_group(
-            world.cluster(side),
-            broker,
-            r,
-            now,
-        ))),
+        RequestKind::JoinGroup(r) => {
+            join_group(world.cluster(side), broker, r, version, now, instance)
+        }
+        RequestKind::SyncGroup(r) => sync_group(world.cluster(side), broker, r, now),
         RequestKind::Heartbeat(r) => Handled::now(ResponseKind::Heartbeat(heartbeat(
             world.cluster(side),
             broker,
@@ -171,6 +167,7 @@ pub fn handle(
             world.cluster(side),
             broker,
             r,
+            now,
         ))),
         RequestKind::DescribeGroups(r) => Handled::now(ResponseKind::DescribeGroups(
             describe_groups(world.cluster(side), broker, r),
@@ -197,7 +194,9 @@ pub fn handle(
             init_producer_id(world, side, r),
         )),
         other => return Err(format!("the simulation does not serve {other:?}")),
-    })
+    };
+    world.drain_group_notes();
+    Ok(handled)
 }
 
 /// ApiVersions: [`OFFERED`].
@@ -412,6 +411,7 @@ fn fetch(c: &SimCluster, broker: i32, r: FetchRequest, version: i16) -> Handled 
         })),
         may_wait: total == 0 && !any_error && r.max_wait_ms > 0,
         throttleable: true,
+        held: None,
     }
 }
 
@@ -541,6 +541,7 @@ fn produce(
         })),
         may_wait: false,
         throttleable: true,
+        held: None,
     }
 }
 
@@ -571,144 +572,297 @@ fn find_coordinator(c: &SimCluster, _r: FindCoordinatorRequest) -> FindCoordinat
     }
 }
 
+fn join_response(error: i16, member: &str) -> JoinGroupResponse {
+    msg!(JoinGroupResponse {
+        error_code: error,
+        generation_id: -1,
+        member_id: s(member)
+    })
+}
+
+/// The JoinGroup response carrying `answer`.
+pub fn join_answered(answer: &JoinAnswer, member: &str) -> JoinGroupResponse {
+    msg!(JoinGroupResponse {
+        generation_id: answer.generation,
+        protocol_type: Some(s("consumer")),
+        protocol_name: Some(s(&answer.protocol)),
+        leader: s(&answer.leader),
+        member_id: s(member),
+        members: answer
+            .members
+            .iter()
+            .map(|(id, metadata)| {
+                msg!(JoinGroupResponseMember {
+                    member_id: s(id),
+                    metadata: metadata.clone()
+                })
+            })
+            .collect()
+    })
+}
+
+/// JoinGroup, as Apache Kafka's `GroupCoordinator.handleJoinGroup`: a new
+/// member (after MEMBER_ID_REQUIRED at v4+) or a known one whose
+/// protocols changed (or the leader) starts a rebalance; the JoinGroup is
+/// then held until the join completes. A follower rejoining with the same
+/// protocols once the join completed gets the current generation at once.
 fn join_group(
     c: &mut SimCluster,
     broker: i32,
     r: JoinGroupRequest,
     version: i16,
     now: Instant,
-) -> JoinGroupResponse {
+    instance: u64,
+) -> Handled {
+    let join = |response: JoinGroupResponse| Handled::now(ResponseKind::JoinGroup(response));
     let error = coordinator_error(c, broker);
     if error != code::NONE {
-        return msg!(JoinGroupResponse {
-            error_code: error,
-            generation_id: -1
-        });
+        return join(join_response(error, ""));
+    }
+    let group_id = r.group_id.0.to_string();
+    let protocols: Vec<(String, Bytes)> = r
+        .protocols
+        .iter()
+        .map(|p| (p.name.to_string(), p.metadata.clone()))
+        .collect();
+    let session_timeout =
+        Duration::from_millis(u64::try_from(r.session_timeout_ms).unwrap_or(10_000));
+    let rebalance_timeout = if version >= 1 {
+        Duration::from_millis(u64::try_from(r.rebalance_timeout_ms).unwrap_or(10_000))
+    } else {
+        session_timeout
+    };
+    if r.protocol_type.as_str() != "consumer" || protocols.is_empty() {
+        return join(join_response(code::INCONSISTENT_GROUP_PROTOCOL, ""));
     }
     let mut member_id = r.member_id.to_string();
-    if member_id.is_empty() && version >= 4 {
-        let id = c.new_member_id("kmirror");
-        c.groups
-            .entry(r.group_id.0.to_string())
-            .or_default()
-            .pending
-            .push(id.clone());
-        return msg!(JoinGroupResponse {
-            error_code: code::MEMBER_ID_REQUIRED,
-            generation_id: -1,
-            member_id: s(&id)
-        });
-    }
     if member_id.is_empty() {
-        member_id = c.new_member_id("kmirror");
+        let id = c.new_member_id(&format!("kmirror-{instance}"));
+        let group = c
+            .groups
+            .entry(group_id.clone())
+            .or_insert_with(|| SimGroup::new(&group_id));
+        group.maintain(now);
+        if !group.supports(&protocols) {
+            return join(join_response(code::INCONSISTENT_GROUP_PROTOCOL, ""));
+        }
+        if version >= 4 {
+            group.pending.insert(id.clone(), now + session_timeout);
+            return join(join_response(code::MEMBER_ID_REQUIRED, &id));
+        }
+        member_id = id;
     }
-    let group: &mut SimGroup = c.groups.entry(r.group_id.0.to_string()).or_default();
-    group.expire(now);
-    let known = group.members.contains_key(&member_id) || group.pending.contains(&member_id);
-    if !known && !r.member_id.is_empty() {
-        return msg!(JoinGroupResponse {
-            error_code: code::UNKNOWN_MEMBER_ID,
-            generation_id: -1
-        });
-    }
-    group.pending.retain(|p| *p != member_id);
-    let Some(protocol) = r.protocols.first() else {
-        return msg!(JoinGroupResponse {
-            error_code: code::INVALID_REQUEST,
-            generation_id: -1
-        });
+    let group = c
+        .groups
+        .entry(group_id.clone())
+        .or_insert_with(|| SimGroup::new(&group_id));
+    group.maintain(now);
+    let held = Handled {
+        response: ResponseKind::JoinGroup(JoinGroupResponse::default()),
+        may_wait: false,
+        throttleable: false,
+        held: Some(Held::Join {
+            group: group_id.clone(),
+            member: member_id.clone(),
+        }),
     };
-    group.members.insert(
-        member_id.clone(),
-        SimMember {
-            seen: now,
-            session_timeout: Duration::from_millis(
-                u64::try_from(r.session_timeout_ms).unwrap_or(10_000),
-            ),
-            metadata: protocol.metadata.clone(),
-            assignment: Bytes::new(),
-        },
-    );
-    group.generation += 1;
-    group.protocol = protocol.name.to_string();
-    if !group.members.contains_key(&group.leader) {
-        group.leader = member_id.clone();
+    let new = group.pending.remove(&member_id).is_some() || r.member_id.is_empty();
+    if !new && !group.members.contains_key(&member_id) {
+        return join(join_response(code::UNKNOWN_MEMBER_ID, &member_id));
+    }
+    // A lone member may change its protocols at will.
+    let alone = group.members.len() == 1 && group.members.contains_key(&member_id);
+    if !alone && !group.supports(&protocols) {
+        return join(join_response(code::INCONSISTENT_GROUP_PROTOCOL, &member_id));
+    }
+    if new {
+        if group.state != GroupState::PreparingRebalance {
+            group.prepare_rebalance(now, "a member joined");
+        }
+        group.members.insert(
+            member_id.clone(),
+            SimMember {
+                seen: now,
+                session_timeout,
+                rebalance_timeout,
+                protocols,
+                assignment: Bytes::new(),
+                joined: true,
+                client: format!("process instance {instance}"),
+            },
+        );
+        group.notes.push(format!(
+            "group {group_id}: member {member_id} of process instance {instance} joins"
+        ));
+        group.maybe_complete_join(now);
+        return held;
     }
     let leader = group.leader == member_id;
-    msg!(JoinGroupResponse {
-        generation_id: group.generation,
-        protocol_type: Some(r.protocol_type.clone()),
-        protocol_name: Some(s(&group.protocol)),
-        leader: s(&group.leader),
-        member_id: s(&member_id),
-        members: if leader {
-            group
-                .members
-                .iter()
-                .map(|(id, m)| {
-                    msg!(JoinGroupResponseMember {
-                        member_id: s(id),
-                        metadata: m.metadata.clone()
-                    })
-                })
-                .collect()
-        } else {
-            Vec::new()
+    let Some(m) = group.members.get_mut(&member_id) else {
+        return join(join_response(code::UNKNOWN_MEMBER_ID, &member_id));
+    };
+    let same = m.protocols == protocols;
+    m.seen = now;
+    m.session_timeout = session_timeout;
+    m.rebalance_timeout = rebalance_timeout;
+    m.protocols = protocols;
+    match group.state {
+        GroupState::CompletingRebalance | GroupState::Stable
+            if same && !(leader && group.state == GroupState::Stable) =>
+        {
+            let answer = group.current_answer(&member_id);
+            join(join_answered(&answer, &member_id))
         }
-    })
+        GroupState::PreparingRebalance => {
+            if let Some(m) = group.members.get_mut(&member_id) {
+                m.joined = true;
+            }
+            group.maybe_complete_join(now);
+            held
+        }
+        _ => {
+            group.prepare_rebalance(now, "a member rejoined with new metadata");
+            if let Some(m) = group.members.get_mut(&member_id) {
+                m.joined = true;
+            }
+            group.maybe_complete_join(now);
+            held
+        }
+    }
 }
 
-fn member_error(group: Option<&mut SimGroup>, member: &str, generation: i32, now: Instant) -> i16 {
+/// A held JoinGroup or SyncGroup: its answer, or `None` while the
+/// coordinator still holds it.
+pub fn poll_held(
+    world: &mut World,
+    side: Side,
+    broker: i32,
+    held: &Held,
+    now: Instant,
+) -> Option<ResponseKind> {
+    let c = world.cluster(side);
+    c.tick(now);
+    let error = coordinator_error(c, broker);
+    let response = match held {
+        Held::Join { group, member } => {
+            if error != code::NONE {
+                return Some(ResponseKind::JoinGroup(join_response(error, member)));
+            }
+            let Some(g) = c.groups.get_mut(group) else {
+                return Some(ResponseKind::JoinGroup(join_response(
+                    code::UNKNOWN_MEMBER_ID,
+                    member,
+                )));
+            };
+            match g.poll_join(member, now)? {
+                Ok(answer) => ResponseKind::JoinGroup(join_answered(&answer, member)),
+                Err(e) => ResponseKind::JoinGroup(join_response(e, member)),
+            }
+        }
+        Held::Sync {
+            group,
+            member,
+            generation,
+        } => {
+            if error != code::NONE {
+                return Some(ResponseKind::SyncGroup(msg!(SyncGroupResponse {
+                    error_code: error
+                })));
+            }
+            let answer = c
+                .groups
+                .get_mut(group)
+                .map_or(SyncAnswer::Error(code::UNKNOWN_MEMBER_ID), |g| {
+                    g.poll_sync(member, *generation, now)
+                });
+            match answer {
+                SyncAnswer::Wait => return None,
+                SyncAnswer::Error(e) => {
+                    ResponseKind::SyncGroup(msg!(SyncGroupResponse { error_code: e }))
+                }
+                SyncAnswer::Assignment(a) => ResponseKind::SyncGroup(msg!(SyncGroupResponse {
+                    protocol_type: Some(s("consumer")),
+                    protocol_name: c.groups.get(group).map(|g| s(&g.protocol)),
+                    assignment: a
+                })),
+            }
+        }
+    };
+    Some(response)
+}
+
+/// Member and generation checks shared by SyncGroup, Heartbeat and
+/// OffsetCommit.
+fn member_error(group: Option<&mut SimGroup>, member: &str, generation: i32) -> i16 {
     let Some(group) = group else {
         return code::UNKNOWN_MEMBER_ID;
     };
-    group.expire(now);
-    let Some(m) = group.members.get_mut(member) else {
+    if !group.members.contains_key(member) {
         return code::UNKNOWN_MEMBER_ID;
-    };
+    }
     if generation != group.generation {
         return code::ILLEGAL_GENERATION;
     }
-    m.seen = now;
     code::NONE
 }
 
-fn sync_group(
-    c: &mut SimCluster,
-    broker: i32,
-    r: SyncGroupRequest,
-    now: Instant,
-) -> SyncGroupResponse {
+/// SyncGroup: the leader's stores every assignment and makes the group
+/// Stable; a follower's is held until then.
+fn sync_group(c: &mut SimCluster, broker: i32, r: SyncGroupRequest, now: Instant) -> Handled {
+    let sync = |error: i16| {
+        Handled::now(ResponseKind::SyncGroup(msg!(SyncGroupResponse {
+            error_code: error
+        })))
+    };
     let mut error = coordinator_error(c, broker);
     let member = r.member_id.to_string();
-    let group = c.groups.get_mut(&r.group_id.0.to_string());
+    let group_id = r.group_id.0.to_string();
     if error == code::NONE {
-        error = member_error(group, &member, r.generation_id, now);
+        error = member_error(c.groups.get_mut(&group_id), &member, r.generation_id);
     }
     if error != code::NONE {
-        return msg!(SyncGroupResponse { error_code: error });
+        return sync(error);
     }
-    let Some(group) = c.groups.get_mut(&r.group_id.0.to_string()) else {
-        return SyncGroupResponse::default();
+    let Some(group) = c.groups.get_mut(&group_id) else {
+        return sync(code::UNKNOWN_MEMBER_ID);
     };
-    if group.leader == member {
-        for a in &r.assignments {
-            if let Some(m) = group.members.get_mut(&a.member_id.to_string()) {
-                m.assignment = a.assignment.clone();
-            }
-        }
+    if let Some(m) = group.members.get_mut(&member) {
+        m.seen = now;
     }
-    msg!(SyncGroupResponse {
-        protocol_type: r.protocol_type,
-        protocol_name: r.protocol_name,
-        assignment: group
-            .members
-            .get(&member)
-            .map(|m| m.assignment.clone())
-            .unwrap_or_default()
-    })
+    match group.state {
+        GroupState::Empty => return sync(code::UNKNOWN_MEMBER_ID),
+        GroupState::PreparingRebalance => return sync(code::REBALANCE_IN_PROGRESS),
+        GroupState::CompletingRebalance if group.leader == member => {
+            for m in group.members.values_mut() {
+                m.assignment = Bytes::new();
+            }
+            for a in &r.assignments {
+                if let Some(m) = group.members.get_mut(&a.member_id.to_string()) {
+                    m.assignment = a.assignment.clone();
+                }
+            }
+            group.state = GroupState::Stable;
+            group.notes.push(format!(
+                "group {group_id}: generation {} stable",
+                group.generation
+            ));
+        }
+        GroupState::CompletingRebalance | GroupState::Stable => {}
+    }
+    Handled {
+        response: ResponseKind::SyncGroup(SyncGroupResponse::default()),
+        may_wait: false,
+        throttleable: false,
+        held: Some(Held::Sync {
+            group: group_id,
+            member,
+            generation: r.generation_id,
+        }),
+    }
 }
 
+/// Heartbeat: keeps the session; REBALANCE_IN_PROGRESS while a rebalance
+/// is prepared (Kafka still refreshes the session then).
 fn heartbeat(
     c: &mut SimCluster,
     broker: i32,
@@ -716,14 +870,39 @@ fn heartbeat(
     now: Instant,
 ) -> HeartbeatResponse {
     let mut error = coordinator_error(c, broker);
+    let member = r.member_id.to_string();
     if error == code::NONE {
         let group = c.groups.get_mut(&r.group_id.0.to_string());
-        error = member_error(group, &r.member_id.to_string(), r.generation_id, now);
+        error = member_error(group, &member, r.generation_id);
+    }
+    if let Some(group) = c.groups.get_mut(&r.group_id.0.to_string()) {
+        if error == code::ILLEGAL_GENERATION {
+            group.lost += 1;
+            group.notes.push(format!(
+                "group {}: heartbeat of {member} with generation {} refused: ILLEGAL_GENERATION",
+                group.id, r.generation_id
+            ));
+        }
+        if error == code::NONE {
+            if let Some(m) = group.members.get_mut(&member) {
+                m.seen = now;
+            }
+            error = match group.state {
+                GroupState::Empty => code::UNKNOWN_MEMBER_ID,
+                GroupState::PreparingRebalance => code::REBALANCE_IN_PROGRESS,
+                GroupState::CompletingRebalance | GroupState::Stable => code::NONE,
+            };
+        }
     }
     msg!(HeartbeatResponse { error_code: error })
 }
 
-fn leave_group(c: &mut SimCluster, broker: i32, r: LeaveGroupRequest) -> LeaveGroupResponse {
+fn leave_group(
+    c: &mut SimCluster,
+    broker: i32,
+    r: LeaveGroupRequest,
+    now: Instant,
+) -> LeaveGroupResponse {
     let error = coordinator_error(c, broker);
     if error != code::NONE {
         return msg!(LeaveGroupResponse { error_code: error });
@@ -732,10 +911,16 @@ fn leave_group(c: &mut SimCluster, broker: i32, r: LeaveGroupRequest) -> LeaveGr
     if !r.member_id.is_empty() {
         ids.push(r.member_id.to_string());
     }
-    let group = c.groups.entry(r.group_id.0.to_string()).or_default();
+    let group_id = r.group_id.0.to_string();
     let mut members = Vec::new();
     for id in &ids {
-        let found = group.members.remove(id).is_some();
+        let found = c
+            .groups
+            .get_mut(&group_id)
+            .is_some_and(|g| g.members.contains_key(id));
+        if let Some(group) = c.groups.get_mut(&group_id) {
+            group.remove(id, now, "left the group");
+        }
         members.push(msg!(MemberResponse {
             member_id: s(id),
             error_code: if found {
@@ -745,16 +930,13 @@ fn leave_group(c: &mut SimCluster, broker: i32, r: LeaveGroupRequest) -> LeaveGr
             }
         }));
     }
-    if members.iter().any(|m| m.error_code == code::NONE) {
-        group.generation += 1;
+    if r.members.is_empty() {
+        msg!(LeaveGroupResponse {
+            error_code: members.first().map_or(code::NONE, |m| m.error_code)
+        })
+    } else {
+        msg!(LeaveGroupResponse { members: members })
     }
-    msg!(LeaveGroupResponse {
-        members: if r.members.is_empty() {
-            Vec::new()
-        } else {
-            members
-        }
-    })
 }
 
 fn describe_groups(
@@ -778,7 +960,7 @@ fn describe_groups(
                                     member_id: s(id),
                                     client_id: s("kmirror"),
                                     client_host: s("/127.0.0.1"),
-                                    member_metadata: m.metadata.clone(),
+                                    member_metadata: m.metadata(&gr.protocol),
                                     member_assignment: m.assignment.clone()
                                 })
                             })
@@ -788,10 +970,12 @@ fn describe_groups(
                 msg!(DescribedGroup {
                     error_code: error,
                     group_id: g,
-                    group_state: s(match (group, members.is_empty()) {
-                        (None, _) => "Dead",
-                        (Some(_), true) => "Empty",
-                        (Some(_), false) => "Stable",
+                    group_state: s(match group.map(|g| g.state) {
+                        None => "Dead",
+                        Some(GroupState::Empty) => "Empty",
+                        Some(GroupState::PreparingRebalance) => "PreparingRebalance",
+                        Some(GroupState::CompletingRebalance) => "CompletingRebalance",
+                        Some(GroupState::Stable) => "Stable",
                     }),
                     protocol_type: s(if group.is_some() { "consumer" } else { "" }),
                     protocol_data: s(group.map_or("", |g| g.protocol.as_str())),
@@ -813,17 +997,30 @@ fn offset_commit(
     let mut error = coordinator_error(c, broker);
     let group_id = r.group_id.0.to_string();
     if error == code::NONE {
-        let group = c.groups.entry(group_id.clone()).or_default();
-        group.expire(now);
+        let group = c
+            .groups
+            .entry(group_id.clone())
+            .or_insert_with(|| SimGroup::new(&group_id));
+        group.maintain(now);
         let member = r.member_id.to_string();
         // Apache Kafka's GroupCoordinator: a commit with no generation is
         // accepted for an empty group only; otherwise member and generation
-        // must match.
-        if r.generation_id_or_member_epoch < 0 && group.members.is_empty() {
+        // must match, and the group must not be awaiting its assignment.
+        if r.generation_id_or_member_epoch < 0 && group.state == GroupState::Empty {
         } else if !group.members.contains_key(&member) {
             error = code::UNKNOWN_MEMBER_ID;
         } else if r.generation_id_or_member_epoch != group.generation {
+            // Not a lost member: a commit refused is retried (or was one
+            // the client had already given up on, delivered late).
             error = code::ILLEGAL_GENERATION;
+            group.notes.push(format!(
+                "group {group_id}: commit of {member} with generation {} refused: ILLEGAL_GENERATION",
+                r.generation_id_or_member_epoch
+            ));
+        } else if group.state == GroupState::CompletingRebalance {
+            error = code::REBALANCE_IN_PROGRESS;
+        } else if let Some(m) = group.members.get_mut(&member) {
+            m.seen = now;
         }
     }
     let mut topics = Vec::new();
@@ -859,7 +1056,7 @@ fn offset_commit(
             .cluster(side)
             .groups
             .entry(group_id.clone())
-            .or_default();
+            .or_insert_with(|| SimGroup::new(&group_id));
         group.epochs.insert((topic.clone(), partition), epoch);
         group.offsets.insert((topic, partition), offset);
     }

@@ -34,6 +34,8 @@ pub mod code {
     pub const ILLEGAL_GENERATION: i16 = 22;
     /// UNKNOWN_MEMBER_ID.
     pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    /// INCONSISTENT_GROUP_PROTOCOL.
+    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
     /// REBALANCE_IN_PROGRESS.
     pub const REBALANCE_IN_PROGRESS: i16 = 27;
     /// TOPIC_ALREADY_EXISTS.

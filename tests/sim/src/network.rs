@@ -14,7 +14,7 @@ use kmirror_pool::dialer::{DialFuture, Transport};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::time::Instant;
 
-use crate::handlers::{Handled, handle};
+use crate::handlers::{Handled, handle, poll_held};
 use crate::world::{Side, World};
 
 /// The world, shared by every connection task (one thread: never
@@ -31,6 +31,9 @@ const MAX_REQUEST: usize = 100 << 20;
 
 /// How long a simulated broker takes to answer, at least.
 const LATENCY: Duration = Duration::from_millis(1);
+
+/// How often a held JoinGroup or SyncGroup is looked at again.
+const HELD_POLL: Duration = Duration::from_millis(50);
 
 /// The simulated network (see the module documentation).
 #[derive(Debug, Clone)]
@@ -92,6 +95,7 @@ impl Transport for SimNetwork {
                 broker,
                 incarnation,
                 instance: self.instance,
+                request_timeout: timeout,
             };
             tokio::spawn(async move {
                 serve(world, link, server, timeout).await;
@@ -109,6 +113,8 @@ struct Link {
     broker: i32,
     incarnation: u64,
     instance: u64,
+    /// The client's `request.timeout.ms`.
+    request_timeout: Duration,
 }
 
 /// Whether the broker still runs the incarnation the connection was made
@@ -198,23 +204,35 @@ async fn serve(world: Shared, link: Link, mut io: DuplexStream, timeout: Duratio
         if !alive(&world, link) {
             return;
         }
-        let Some(response) = answer(&world, link, frame.clone()).await else {
+        let produce = is_produce(&frame);
+        let (response, request) = answer(&world, link, frame.clone()).await;
+        let Some(response) = response else {
+            if produce {
+                lock(&world).undelivered.insert(request);
+            }
             return;
         };
         match fate {
             Fate::CutAfter => {
-                if is_produce(&frame) {
-                    lock(&world).unknown_outcomes += 1;
+                if produce {
+                    let mut w = lock(&world);
+                    w.unknown_outcomes += 1;
+                    w.undelivered.insert(request);
                 }
                 return;
             }
-            Fate::Delay(d) => tokio::time::sleep(d).await,
+            Fate::Delay(d) => {
+                if produce && d >= timeout {
+                    lock(&world).undelivered.insert(request);
+                }
+                tokio::time::sleep(d).await;
+            }
             _ => {}
         }
-        if !alive(&world, link) {
-            return;
-        }
-        if io.write_all(&response).await.is_err() {
+        if !alive(&world, link) || io.write_all(&response).await.is_err() {
+            if produce {
+                lock(&world).undelivered.insert(request);
+            }
             return;
         }
         if fate == Fate::Duplicate && io.write_all(&response).await.is_err() {
@@ -234,8 +252,20 @@ async fn wait_dead(world: &Shared, link: Link) {
 }
 
 /// Decodes, handles (waiting for data up to a Fetch's `max_wait_ms`) and
-/// encodes one request; `None` if the connection must close.
-async fn answer(world: &Shared, link: Link, frame: Bytes) -> Option<Bytes> {
+/// encodes one request; `None` if the connection must close. With the
+/// request's number (0 if it was not served).
+async fn answer(world: &Shared, link: Link, frame: Bytes) -> (Option<Bytes>, u64) {
+    let mut number = 0;
+    let response = answer_numbered(world, link, frame, &mut number).await;
+    (response, number)
+}
+
+async fn answer_numbered(
+    world: &Shared,
+    link: Link,
+    frame: Bytes,
+    number: &mut u64,
+) -> Option<Bytes> {
     let Link { side, broker, .. } = link;
     let mut body = frame.clone();
     let header = match decode_request_header_from_buffer(&mut body) {
@@ -274,6 +304,8 @@ async fn answer(world: &Shared, link: Link, frame: Bytes) -> Option<Bytes> {
     {
         let mut w = lock(world);
         w.requests += 1;
+        w.current_request = w.requests;
+        *number = w.requests;
         let elapsed = u64::try_from(w.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         w.record(&elapsed.to_be_bytes());
         w.record(&[side as u8]);
@@ -324,6 +356,7 @@ async fn answer(world: &Shared, link: Link, frame: Bytes) -> Option<Bytes> {
                 version,
                 request.clone(),
                 Instant::now(),
+                link.instance,
             ) {
                 Ok(h) => h,
                 Err(e) => {
@@ -341,6 +374,38 @@ async fn answer(world: &Shared, link: Link, frame: Bytes) -> Option<Bytes> {
         }
     };
     let mut response = handled.response;
+    if let Some(held) = &handled.held {
+        // The coordinator holds a JoinGroup until the join completes and a
+        // follower's SyncGroup until the leader's: asked again every
+        // HELD_POLL of simulated time (deterministic: the clock is paused).
+        let since = Instant::now();
+        response = loop {
+            let polled = {
+                let mut w = lock(world);
+                let polled = poll_held(&mut w, side, broker, held, Instant::now());
+                w.drain_group_notes();
+                polled
+            };
+            if let Some(r) = polled {
+                break r;
+            }
+            tokio::time::sleep(HELD_POLL).await;
+            while let Some(until) = stalled_until(world, side, broker) {
+                if Instant::now() >= until {
+                    break;
+                }
+                tokio::time::sleep_until(until).await;
+            }
+            if !alive(world, link) {
+                return None;
+            }
+        };
+        if since.elapsed() >= link.request_timeout {
+            // The client gave up on it first: its answer is dropped, and
+            // what it sends next on the connection waited behind it.
+            lock(world).held_past_timeout += 1;
+        }
+    }
     {
         let mut w = lock(world);
         let throttle = handled.throttleable && {

@@ -57,6 +57,9 @@ pub struct Seen {
     /// Per destination partition, the highest source offset it received
     /// (records of one source partition must arrive in order in each).
     pub last_in: BTreeMap<i32, i64>,
+    /// Who first wrote each offset: the Produce request (its number) and
+    /// the producer id.
+    pub written_by: BTreeMap<i64, (u64, i64)>,
 }
 
 impl Seen {
@@ -92,8 +95,14 @@ pub struct World {
     pub producer_ids: u64,
     /// Produce requests applied whose answer kmirror never got.
     pub unknown_outcomes: u64,
-    /// Times kmirror was killed and started again.
+    /// Times a kmirror process was killed (kill -9).
     pub mirror_restarts: u64,
+    /// Times a kmirror process started (first starts and restarts).
+    pub process_starts: u64,
+    /// kmirror instance ids handed out (one per start).
+    pub instances: u64,
+    /// The kmirror processes running now (by index).
+    pub running: std::collections::BTreeSet<usize>,
     /// Requests served.
     pub requests: u64,
     /// Produce requests with a hole in a partition's sequence (refused by
@@ -111,6 +120,18 @@ pub struct World {
     pub killed: std::collections::BTreeSet<u64>,
     /// When the run started (simulated time).
     pub started: tokio::time::Instant,
+    /// JoinGroups and SyncGroups the coordinator held longer than the
+    /// client's `request.timeout.ms`.
+    pub held_past_timeout: u64,
+    /// The number of the request being served (see `requests`).
+    pub current_request: u64,
+    /// Produce requests applied whose answer kmirror did not get (the
+    /// connection was cut or closed, or the answer came after
+    /// `request.timeout.ms`): kmirror cannot know they were written.
+    pub undelivered: std::collections::BTreeSet<u64>,
+    /// Each duplicate: the request that first wrote the record, its
+    /// producer id, and the producer id that wrote it again.
+    pub repeats: Vec<(u64, i64, i64)>,
     /// The Produce rules checker (`kmirror_protocol::conformance`).
     pub checker: ConformanceChecker,
     digest: u64,
@@ -129,6 +150,9 @@ impl World {
             producer_ids: 0,
             unknown_outcomes: 0,
             mirror_restarts: 0,
+            process_starts: 0,
+            instances: 0,
+            running: Default::default(),
             requests: 0,
             sequence_gaps: 0,
             appended_in_epoch: BTreeMap::new(),
@@ -136,6 +160,10 @@ impl World {
             events: Vec::new(),
             killed: Default::default(),
             started: tokio::time::Instant::now(),
+            current_request: 0,
+            held_past_timeout: 0,
+            undelivered: Default::default(),
+            repeats: Vec::new(),
             checker: ConformanceChecker::new(),
             digest: 0xcbf2_9ce4_8422_2325,
         }
@@ -176,6 +204,7 @@ impl World {
     /// in order in each destination partition; repeats are counted.
     pub fn on_destination_append(&mut self, topic: &str, partition: i32, batch: &Bytes) {
         let mut buf = batch.clone();
+        let request = self.current_request;
         let records = match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
             Ok(set) => set.records,
             Err(e) => {
@@ -223,8 +252,14 @@ impl World {
                 continue;
             }
             let new = seen.deliver(offset);
-            if !new {
+            if new {
+                seen.written_by
+                    .insert(offset, (request, record.producer_id));
+            } else {
                 seen.duplicates += 1;
+                if let Some(&(first, by)) = seen.written_by.get(&offset) {
+                    self.repeats.push((first, by, record.producer_id));
+                }
             }
             let last = seen.last_in.entry(partition).or_insert(-1);
             if offset > *last {
@@ -266,9 +301,40 @@ impl World {
         }
     }
 
+    /// Moves what the groups noted (joins, leaves, rebalances) to the
+    /// events log.
+    pub fn drain_group_notes(&mut self) {
+        let ms = self.started.elapsed().as_millis();
+        let notes: Vec<String> = self
+            .source
+            .groups
+            .values_mut()
+            .flat_map(|g| std::mem::take(&mut g.notes))
+            .collect();
+        for note in notes {
+            self.event(ms, note);
+        }
+    }
+
+    /// Group members lost (expired, dropped, fenced) over every group.
+    pub fn members_lost(&self) -> u64 {
+        self.source.groups.values().map(|g| g.lost).sum()
+    }
+
     /// Records copied before an unclean election replaced them.
     pub fn diverged(&self) -> u64 {
         self.seen.values().map(|s| s.diverged).sum()
+    }
+
+    /// Duplicates written by another producer than the first write's, whose
+    /// answer that producer never got: a partition handed over (or
+    /// stopped) with a batch of unknown outcome, which its next owner
+    /// cannot deduplicate (at-least-once).
+    pub fn handed_over_unknown(&self) -> u64 {
+        self.repeats
+            .iter()
+            .filter(|(first, by, again)| by != again && self.undelivered.contains(first))
+            .count() as u64
     }
 
     /// Duplicated records over every partition.

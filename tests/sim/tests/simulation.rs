@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
+use kmirror::Assignor;
 use kmirror_sim::faults::{Fault, Scheduled};
-use kmirror_sim::world::Side;
+use kmirror_sim::world::{FaultRates, Side};
 use kmirror_sim::{SimOptions, SimReport, simulate};
 
 fn env(name: &str, default: u64) -> u64 {
@@ -59,6 +60,19 @@ fn a_seed_replays_exactly() {
     let seed = (1..200)
         .find(|s| simulate(*s, &options).faults.len() >= 3)
         .expect("a seed with faults");
+    // Several processes in one group, held JoinGroups and SyncGroups.
+    let group = (1..200)
+        .find(|s| {
+            let r = simulate(*s, &options);
+            r.processes >= 2 && r.faults.len() >= 3
+        })
+        .expect("a seed with several processes and faults");
+    let (a, b) = (simulate(group, &options), simulate(group, &options));
+    assert_eq!(
+        (a.digest, &a.events),
+        (b.digest, &b.events),
+        "seed {group} did not replay"
+    );
     let a = simulate(seed, &options);
     let b = simulate(seed, &options);
     assert_eq!(
@@ -210,12 +224,14 @@ fn kmirror_killed_and_restarted() {
             at(
                 6_000,
                 Fault::MirrorCrash {
+                    process: 0,
                     down_for: Duration::from_secs(2),
                 },
             ),
             at(
                 14_000,
                 Fault::MirrorCrash {
+                    process: 0,
                     down_for: Duration::ZERO,
                 },
             ),
@@ -246,6 +262,7 @@ fn unclean_elections_on_the_source_are_followed() {
             at(
                 9_000,
                 Fault::MirrorCrash {
+                    process: 0,
                     down_for: Duration::from_secs(1),
                 },
             ),
@@ -253,4 +270,136 @@ fn unclean_elections_on_the_source_are_followed() {
             unclean(15_000, 0),
         ],
     );
+}
+
+/// The default run with `faults`, these processes (when each starts) and,
+/// if given, this assignor; no connection-level faults when `clean`.
+fn group_options(
+    faults: Vec<Scheduled>,
+    processes: &[u64],
+    assignor: Option<Assignor>,
+    clean: bool,
+) -> SimOptions {
+    let mut options = SimOptions::scripted(faults);
+    options.processes = Some(
+        processes
+            .iter()
+            .map(|ms| Duration::from_millis(*ms))
+            .collect(),
+    );
+    options.assignor = assignor;
+    if clean {
+        options.rates = FaultRates::default();
+    }
+    options
+}
+
+/// Two processes share the group; each in turn stops gracefully and
+/// starts again: its partitions are handed over with a commit, so no
+/// record is written twice, whatever the assignor.
+#[test]
+fn two_processes_hand_partitions_over_gracefully() {
+    let faults = vec![
+        at(
+            7_000,
+            Fault::MirrorRestart {
+                process: 1,
+                down_for: Duration::from_secs(2),
+            },
+        ),
+        at(
+            14_000,
+            Fault::MirrorRestart {
+                process: 0,
+                down_for: Duration::from_secs(1),
+            },
+        ),
+    ];
+    for (seed, assignor) in (1..10).zip(
+        [
+            Assignor::Range,
+            Assignor::RoundRobin,
+            Assignor::CooperativeSticky,
+        ]
+        .into_iter()
+        .cycle(),
+    ) {
+        let report = simulate(
+            seed,
+            &group_options(faults.clone(), &[0, 0], Some(assignor), true),
+        );
+        assert_passed(&report);
+        assert_eq!(report.processes, 2);
+        assert_eq!(report.process_starts, 4, "{}", report.explain());
+        assert_eq!(report.members_lost, 0, "{}", report.explain());
+        assert_eq!(
+            report.duplicates,
+            0,
+            "a graceful handover wrote records twice\n{}",
+            report.explain()
+        );
+    }
+}
+
+/// Three processes; one is killed (kill -9) and comes back later, another
+/// is killed and stays down past its session timeout before it returns:
+/// the coordinator drops it, its partitions move, nothing is lost.
+#[test]
+fn three_processes_one_crashed_lose_nothing() {
+    let faults = vec![
+        at(
+            6_000,
+            Fault::MirrorCrash {
+                process: 1,
+                down_for: Duration::from_secs(2),
+            },
+        ),
+        at(
+            11_000,
+            Fault::MirrorCrash {
+                process: 2,
+                down_for: Duration::from_secs(15),
+            },
+        ),
+    ];
+    for seed in 1..9 {
+        let report = simulate(
+            seed,
+            &group_options(faults.clone(), &[0, 0, 0], None, false),
+        );
+        assert_passed(&report);
+        assert_eq!(report.processes, 3);
+        assert_eq!(report.process_starts, 5, "{}", report.explain());
+        assert!(
+            report.members_lost >= 1,
+            "the coordinator never dropped the crashed member\n{}",
+            report.explain()
+        );
+    }
+}
+
+/// Cooperative-sticky: a second process joins mid-run; the first gives
+/// up only what moves (committed), then the group rebalances again to
+/// hand it over: no record written twice.
+#[test]
+fn a_process_joins_a_cooperative_group() {
+    for seed in 1..9 {
+        let report = simulate(
+            seed,
+            &group_options(
+                Vec::new(),
+                &[0, 8_000],
+                Some(Assignor::CooperativeSticky),
+                true,
+            ),
+        );
+        assert_passed(&report);
+        assert!(
+            report.rebalances >= 2,
+            "the join did not rebalance the group\n{}",
+            report.explain()
+        );
+        assert_eq!(report.members_lost, 0, "{}", report.explain());
+        assert_eq!(report.duplicates, 0, "{}", report.explain());
+    }
 }

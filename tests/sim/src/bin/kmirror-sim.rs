@@ -107,6 +107,8 @@ fn main() -> ExitCode {
         (0u64, 0i64, 0usize, 0u64, 0u64);
     let mut simulated = std::time::Duration::ZERO;
     let mut own_gaps = 0u64;
+    let (mut multi, mut rebalances, mut lost, mut unknown) = (0u64, 0u64, 0u64, 0u64);
+    let (mut held_late, mut held_late_seeds) = (0u64, 0u64);
     for seed in args.from..args.from + args.seeds {
         let report = simulate(seed, &options);
         records += report.records;
@@ -115,6 +117,12 @@ fn main() -> ExitCode {
         gaps += report.sequence_gaps;
         own_gaps += report.sequence_gaps_same_leader;
         simulated += report.simulated;
+        multi += u64::from(report.processes > 1);
+        rebalances += report.rebalances;
+        lost += report.members_lost;
+        unknown += report.handed_over_unknown;
+        held_late += report.held_past_timeout;
+        held_late_seeds += u64::from(report.held_past_timeout > 0);
         if !report.passed() {
             failed += 1;
             println!(
@@ -125,7 +133,10 @@ fn main() -> ExitCode {
     }
     println!(
         "{} seeds from {}{}: {failed} failed; {records} records, {faults} faults, {duplicates} duplicates \
-         (after kmirror restarts), {gaps} sequence holes refused and retried after leader changes, \
+         (after crashes, lost members or new producers; {unknown} of batches given up with an unknown outcome), \
+         {multi} seeds with several processes, {rebalances} rebalances, {lost} members lost, \
+         {held_late} group requests held past request.timeout.ms (in {held_late_seeds} seeds), \
+         {gaps} sequence holes refused and retried after leader changes, \
          {own_gaps} with no leader change; {:.0} s simulated in {:.1} s",
         args.seeds,
         args.from,

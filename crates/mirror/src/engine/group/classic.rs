@@ -103,13 +103,24 @@ impl ClassicMember {
                 if !self.cooperative() && !self.core.owned.is_empty() {
                     // Eager: everything goes before the JoinGroup.
                     let owned = self.core.owned.clone();
-                    self.give_up(owned, true).await;
+                    // The engine stops the member only once every stream
+                    // ended (drained and committed): it no longer answers
+                    // a revocation, which must not be waited for.
+                    tokio::select! {
+                        biased;
+                        _ = stopped(stop) => return Ok(()),
+                        () = self.give_up(owned, true) => {}
+                    }
                 }
                 let Some(assigned) = self.join(stop).await? else {
                     return Ok(());
                 };
                 self.rejoin = false;
-                self.take(assigned).await;
+                tokio::select! {
+                    biased;
+                    _ = stopped(stop) => return Ok(()),
+                    () = self.take(assigned) => {}
+                }
                 tick.reset();
                 continue;
             }
@@ -132,7 +143,11 @@ impl ClassicMember {
                 _ = stopped(stop) => return Ok(()),
                 code = heartbeat => code,
             };
-            self.on_heartbeat(code).await?;
+            tokio::select! {
+                biased;
+                _ = stopped(stop) => return Ok(()),
+                handled = self.on_heartbeat(code) => handled?,
+            }
         }
     }
 
