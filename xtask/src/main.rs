@@ -151,7 +151,8 @@ Commands:
 
   replay [--gb GB] [--partitions P] [--streams S] [--codec CODEC]
          [--batch-kib KIB] [--check-crcs true|false]
-         [--builds glibc,musl,dist] [--runs N] [--compression CODEC]
+         [--builds glibc,musl,dist,dist-musl-malloc] [--runs N]
+         [--compression CODEC]
       The mirror-only ceiling: kmirror's own cost without broker cost.
       Builds kmirror and the BENCH-ONLY replay_broker (kmirror-benches,
       release), starts a replay source whose topic (P partitions, default 8)
@@ -169,8 +170,9 @@ Commands:
       builds in turn on the same replay (fresh brokers for each run): glibc
       (cargo build --release, the default), musl (the release profile for
       x86_64-unknown-linux-musl: musl's libc and allocator), dist (what
-      `cargo xtask dist` ships: musl, fat LTO); --runs N repeats the round N
-      times, interleaved. --compression CODEC sets kmirror's
+      `cargo xtask dist` ships: musl, fat LTO, mimalloc), dist-musl-malloc
+      (the same with musl's allocator); --runs N repeats the round N times,
+      interleaved. --compression CODEC sets kmirror's
       compression.type: with another codec than the source's every batch
       takes the slow path (decoded, re-encoded; only the record count is
       checked then). See docs/performance.md.

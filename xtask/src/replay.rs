@@ -70,8 +70,10 @@ pub(crate) enum Build {
     /// and allocator, otherwise the same as `Glibc`.
     Musl,
     /// What `cargo xtask dist` ships: musl with the `dist` profile (fat
-    /// LTO, one codegen unit, stripped).
+    /// LTO, one codegen unit, stripped) and mimalloc as the allocator.
     Dist,
+    /// The same without mimalloc: musl's own allocator.
+    DistMuslMalloc,
 }
 
 impl Build {
@@ -80,6 +82,7 @@ impl Build {
             Build::Glibc => "glibc",
             Build::Musl => "musl",
             Build::Dist => "dist",
+            Build::DistMuslMalloc => "dist-musl-malloc",
         }
     }
 }
@@ -153,8 +156,10 @@ pub(crate) fn parse_options(rest: &[String]) -> Result<ReplayOptions> {
                 "glibc" => Ok(Build::Glibc),
                 "musl" => Ok(Build::Musl),
                 "dist" => Ok(Build::Dist),
+                "dist-musl-malloc" => Ok(Build::DistMuslMalloc),
                 other => Err(format!(
-                    "--builds expects a comma-separated list of glibc, musl, dist; got {other:?}"
+                    "--builds expects a comma-separated list of glibc, musl, dist, \
+                     dist-musl-malloc; got {other:?}"
                 )),
             })
             .collect::<Result<Vec<_>>>()?,
@@ -206,17 +211,22 @@ pub(crate) fn run(opts: &ReplayOptions) -> Result<()> {
     require_gnu_time()?;
     let glibc = build_kmirror(Profile::Release)?;
     let replay = build_replay(&glibc)?;
-    let mut binaries = Vec::new();
-    for build in &opts.builds {
-        let path = match build {
-            Build::Glibc => glibc.clone(),
-            Build::Musl => crate::dist::build_musl("release")?,
-            Build::Dist => crate::dist::build_musl("dist")?,
-        };
-        binaries.push((*build, path));
-    }
     let dir = scratch_dir("replay");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut binaries = Vec::new();
+    for build in &opts.builds {
+        let built = match build {
+            Build::Glibc => glibc.clone(),
+            Build::Musl => crate::dist::build_musl("release", &[])?,
+            Build::Dist => crate::dist::build_musl("dist", &[crate::dist::DIST_FEATURES])?,
+            Build::DistMuslMalloc => crate::dist::build_musl("dist", &[])?,
+        };
+        // Builds with other features overwrite the same file: keep a copy.
+        let kept = dir.join(format!("kmirror-{}", build.name()));
+        std::fs::copy(&built, &kept)
+            .map_err(|e| format!("cannot copy {} to {}: {e}", built.display(), kept.display()))?;
+        binaries.push((*build, kept));
+    }
     let ticks = clock_ticks()?;
     let mut runs = Vec::new();
     for round in 1..=opts.runs {
