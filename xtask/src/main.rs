@@ -128,6 +128,7 @@ Commands:
 
   bench [--records N] [--size BYTES] [--codec CODEC] [--partitions P]
         [--streams S] [--keys K] [--matrix] [--nisshi]
+        [--builds glibc,musl,dist,dist-musl-malloc]
       End-to-end benchmark of kmirror on this machine. Runs `brokers` if
       Apache Kafka or the venv is missing, builds kmirror (release), then for
       each cell starts fresh source and destination Apache Kafka 4.4.0
@@ -146,8 +147,9 @@ Commands:
       sizes 100, 1024, 10240 x partitions 1, 8, 64 (27 cells), each with
       N x BYTES value bytes (default 204.8 MB). Prints a row per cell (with
       kmirror's rate over the consumer's and the load average) and writes
-      target/xtask/bench/results.md. Needs /usr/bin/time. See
-      docs/performance.md.
+      target/xtask/bench/results.md. --builds runs each named kmirror build
+      in every cell, each to a fresh destination broker (the builds as in
+      `replay`). Needs /usr/bin/time. See docs/performance.md.
 
   replay [--gb GB] [--partitions P] [--streams S] [--codec CODEC]
          [--batch-kib KIB] [--check-crcs true|false]
