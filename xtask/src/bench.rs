@@ -48,6 +48,7 @@ use crate::harness::{
     describe_status, parse_json, scratch_dir, tail, wait_timeout, write_file,
 };
 use crate::json::Json;
+use crate::replay::{Build, build_all, parse_builds};
 use crate::{Options, Result, brokers, kafka_dist, paths};
 
 mod peers;
@@ -86,7 +87,10 @@ pub(crate) struct BenchOptions {
     matrix: bool,
     /// nisshi brokers instead of Apache Kafka.
     nisshi: bool,
-    /// Also MirrorMaker 1, MirrorMaker 2 and the musl binary ([`peers`]).
+    /// The kmirror builds measured in each cell, each to a fresh
+    /// destination.
+    builds: Vec<Build>,
+    /// Also MirrorMaker 1 and MirrorMaker 2 ([`peers`]).
     peers: bool,
     /// `--cells`: the cells to run, instead of one or the matrix.
     listed: Vec<Cell>,
@@ -119,6 +123,7 @@ pub(crate) fn parse_options(rest: &[String]) -> Result<BenchOptions> {
             "--partitions",
             "--streams",
             "--keys",
+            "--builds",
             "--cells",
         ],
     )?;
@@ -161,7 +166,11 @@ pub(crate) fn parse_options(rest: &[String]) -> Result<BenchOptions> {
             CODECS.join(", ")
         ));
     }
+    let builds = parse_builds(opts.take("--builds").as_deref())?;
     Ok(BenchOptions {
+        builds,
+        peers,
+        listed,
         records,
         size,
         codec,
@@ -170,8 +179,6 @@ pub(crate) fn parse_options(rest: &[String]) -> Result<BenchOptions> {
         keys,
         matrix,
         nisshi,
-        peers,
-        listed,
         args: rest.to_vec(),
     })
 }
@@ -262,6 +269,8 @@ fn cells(opts: &BenchOptions) -> Vec<Cell> {
 #[derive(Debug, Clone)]
 struct Row {
     cell: Cell,
+    /// The kmirror build, when several are measured.
+    build: Option<Build>,
     /// Key and value bytes produced.
     payload_bytes: u64,
     /// Record batch bytes, from kmirror's summary line.
@@ -278,7 +287,8 @@ struct Row {
     /// Whether the destination holds the source's records in the same
     /// order, partition by partition ([`order_verdict`]).
     order: String,
-    /// With `--peers`: every mirror's run of this cell, kmirror first.
+    /// With `--peers`, in a cell's first row: every mirror's run of the
+    /// cell, kmirror's builds first.
     peers: Vec<PeerRow>,
 }
 
@@ -316,7 +326,10 @@ impl Row {
         };
         let gb = self.batch_bytes as f64 / 1e9;
         vec![
-            self.cell.name(),
+            match self.build {
+                Some(build) => format!("{} [{}]", self.cell.name(), build.name()),
+                None => self.cell.name(),
+            },
             self.cell.records.to_string(),
             format!("{:.1}", self.payload_bytes as f64 / 1e6),
             format!("{:.1}", self.mb()),
@@ -395,9 +408,8 @@ struct Tools {
     /// The nisshi binary with `--nisshi`; Apache Kafka otherwise.
     nisshi: Option<PathBuf>,
     python: PathBuf,
-    kmirror: PathBuf,
-    /// With `--peers`: the static musl binary `cargo xtask dist` ships.
-    musl: Option<PathBuf>,
+    /// The kmirror builds, in the order they run in each cell.
+    kmirrors: Vec<(Build, PathBuf)>,
     clock_ticks: f64,
 }
 
@@ -561,27 +573,24 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<()> {
     );
     let (nisshi, python) = ensure_tools(opts.nisshi)?;
     eprintln!("bench: build kmirror");
-    let kmirror = build_kmirror(Profile::Release)?;
-    let musl = if opts.peers {
-        eprintln!("bench: build the static musl binary (the dist profile)");
-        Some(crate::dist::build_musl("dist")?)
-    } else {
-        None
-    };
-    let tools = Tools {
-        nisshi,
-        python,
-        kmirror,
-        musl,
-        clock_ticks: clock_ticks()?,
-    };
-
+    let glibc = build_kmirror(Profile::Release)?;
     let dir = scratch_dir("bench");
     if dir.exists() {
         std::fs::remove_dir_all(&dir)
             .map_err(|e| format!("cannot clear {}: {e}", dir.display()))?;
     }
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let kmirrors = if opts.builds == [Build::Glibc] {
+        vec![(Build::Glibc, glibc)]
+    } else {
+        build_all(&opts.builds, &glibc, &dir)?
+    };
+    let tools = Tools {
+        nisshi,
+        python,
+        kmirrors,
+        clock_ticks: clock_ticks()?,
+    };
     let machine = machine();
     let versions = versions(&tools);
     let cells = cells(opts);
@@ -603,9 +612,10 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<()> {
     let results = dir.join("results.md");
     let mut rows: Vec<Row> = Vec::new();
     for cell in &cells {
-        let row = run_cell(opts, cell, &tools, &dir)?;
-        println!("{}", text_row(&row.cells()));
-        rows.push(row);
+        for row in run_cell(opts, cell, &tools, &dir)? {
+            println!("{}", text_row(&row.cells()));
+            rows.push(row);
+        }
         let load = Load {
             start: load_start.clone(),
             now: load_average(),
@@ -629,6 +639,7 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<()> {
     if opts.peers {
         let peer_rows: Vec<(Cell, u64, Vec<PeerRow>)> = rows
             .iter()
+            .filter(|r| !r.peers.is_empty())
             .map(|r| (r.cell.clone(), r.batch_bytes, r.peers.clone()))
             .collect();
         let table = peers::markdown_table(&peer_rows);
@@ -658,7 +669,7 @@ struct Load {
 
 /// Runs one cell on fresh brokers, which are stopped when it returns; their
 /// logs stay in the cell's directory.
-fn run_cell(opts: &BenchOptions, cell: &Cell, tools: &Tools, dir: &Path) -> Result<Row> {
+fn run_cell(opts: &BenchOptions, cell: &Cell, tools: &Tools, dir: &Path) -> Result<Vec<Row>> {
     let cell_dir = dir.join(cell.slug());
     std::fs::create_dir_all(&cell_dir)
         .map_err(|e| format!("cannot create {}: {e}", cell_dir.display()))?;
@@ -680,60 +691,74 @@ fn run_cell(opts: &BenchOptions, cell: &Cell, tools: &Tools, dir: &Path) -> Resu
         )
     };
     let (source, destination) = (source.map_err(fail)?, destination.map_err(fail)?);
-    let row = measure_cell(opts, cell, tools, &cell_dir, &source, &destination).map_err(fail);
+    let rows = measure_cell(opts, cell, tools, &cell_dir, &source, &destination).map_err(fail);
     destination.keep_log("destination", &cell_dir);
     // Each peer gets a fresh destination of its own: this one goes.
     drop(destination);
-    let mut row = match row {
-        Ok(row) => row,
+    let mut rows = match rows {
+        Ok(rows) => rows,
         Err(e) => {
             source.keep_log("source", &cell_dir);
             return Err(e);
         }
     };
     if opts.peers {
-        let ctx = PeerContext {
-            tools,
-            cell,
-            cell_dir: &cell_dir,
-            source: &source,
-            streams: opts.streams,
-            records: cell.records,
-            timeout: SCRIPT_TIMEOUT
-                + Duration::from_secs(cell.records.saturating_mul(cell.size) / 1_000_000),
-            musl: tools.musl.as_deref(),
-        };
-        row.peers.push(PeerRow::from_kmirror(
-            Peer::Kmirror,
-            Peer::Kmirror.settings(cell, opts.streams),
-            &row.mirror,
-            &row.order,
-        ));
-        for peer in Peer::ALL.into_iter().filter(|p| *p != Peer::Kmirror) {
-            eprintln!("bench: {}: {}", cell.name(), peer.name());
-            match peers::run_peer(&ctx, peer) {
-                Ok(run) => {
-                    eprintln!(
-                        "bench: {}: {}: {:.2} s, {:.1} MB/s, {:.1} CPU-s/GB, every record: {}, same order: {}",
-                        cell.name(),
-                        peer.name(),
-                        run.wall_secs,
-                        run.rate(row.batch_bytes),
-                        run.cpu_per_gb(row.batch_bytes),
-                        run.arrived,
-                        run.order
-                    );
-                    row.peers.push(run);
-                }
-                Err(e) => {
-                    eprintln!("bench: {}: {} FAILED: {e}", cell.name(), peer.name());
-                    return Err(fail(format!("{}: {e}", peer.name())));
-                }
-            }
+        let peers = run_peers(opts, cell, tools, &cell_dir, &source, &rows).map_err(fail);
+        source.keep_log("source", &cell_dir);
+        if let Some(first) = rows.first_mut() {
+            first.peers = peers?;
         }
+    } else {
+        source.keep_log("source", &cell_dir);
     }
-    source.keep_log("source", &cell_dir);
-    Ok(row)
+    Ok(rows)
+}
+
+/// `--peers`: kmirror's builds as measured, then MirrorMaker 1 (as the
+/// guide runs it, and tuned) and MirrorMaker 2, each from the cell's
+/// source to a fresh destination.
+fn run_peers(
+    opts: &BenchOptions,
+    cell: &Cell,
+    tools: &Tools,
+    cell_dir: &Path,
+    source: &BenchBroker,
+    kmirror_rows: &[Row],
+) -> Result<Vec<PeerRow>> {
+    let batch_bytes = kmirror_rows.first().map_or(0, |r| r.batch_bytes);
+    let mut runs: Vec<PeerRow> = kmirror_rows
+        .iter()
+        .map(|r| {
+            let peer = Peer::Kmirror(r.build.unwrap_or(Build::Glibc));
+            PeerRow::from_kmirror(peer, peer.settings(cell, opts.streams), &r.mirror, &r.order)
+        })
+        .collect();
+    let ctx = PeerContext {
+        tools,
+        cell,
+        cell_dir,
+        source,
+        streams: opts.streams,
+        records: cell.records,
+        timeout: SCRIPT_TIMEOUT
+            + Duration::from_secs(cell.records.saturating_mul(cell.size) / 1_000_000),
+    };
+    for peer in Peer::JVM {
+        eprintln!("bench: {}: {}", cell.name(), peer.name());
+        let run = peers::run_peer(&ctx, peer).map_err(|e| format!("{}: {e}", peer.name()))?;
+        eprintln!(
+            "bench: {}: {}: {:.2} s, {:.1} MB/s, {:.1} CPU-s/GB, every record: {}, same order: {}",
+            cell.name(),
+            peer.name(),
+            run.wall_secs,
+            run.rate(batch_bytes),
+            run.cpu_per_gb(batch_bytes),
+            run.arrived,
+            run.order
+        );
+        runs.push(run);
+    }
+    Ok(runs)
 }
 
 /// Fills the source, reads it back and runs kmirror (see the module's
@@ -744,15 +769,14 @@ fn measure_cell(
     tools: &Tools,
     cell_dir: &Path,
     source: &BenchBroker,
-    destination: &BenchBroker,
-) -> Result<Row> {
+    first_destination: &BenchBroker,
+) -> Result<Vec<Row>> {
     let name = cell.name();
     let scripts = Scripts {
         python: tools.python.clone(),
         dir: cell_dir.to_path_buf(),
     };
     let source_addr = source.bootstrap();
-    let destination_addr = destination.bootstrap();
     // Generous: about 1 MB/s, however slow the machine.
     let long =
         SCRIPT_TIMEOUT + Duration::from_secs(cell.records.saturating_mul(cell.size) / 1_000_000);
@@ -796,103 +820,132 @@ fn measure_cell(
         ));
     }
 
-    eprintln!("bench: {name}: kmirror --once");
-    write_file(
-        &cell_dir.join("consumer.properties"),
-        &format!("bootstrap.servers={source_addr}\ngroup.id={GROUP}\n"),
-    )?;
-    write_file(
-        &cell_dir.join("producer.properties"),
-        &format!("bootstrap.servers={destination_addr}\n"),
-    )?;
-    let load_before = load_1m();
-    let (mirror, stdout) = run_mirror(
-        tools,
-        &tools.kmirror,
-        cell_dir,
-        opts.streams,
-        source,
-        destination,
-        long,
-    )?;
-    let summary = stdout
-        .lines()
-        .find(|line| line.starts_with("kmirror: mirrored "))
-        .ok_or_else(|| "kmirror printed no summary line on stdout".to_owned())?
-        .to_owned();
-    let parsed = parse_summary(&summary)?;
-    if parsed.records != cell.records {
-        return Err(format!(
-            "kmirror mirrored {} records, the source holds {}: {summary}",
-            parsed.records, cell.records
-        ));
-    }
+    let mut rows = Vec::new();
+    let several = tools.kmirrors.len() > 1;
+    for (i, (build, kmirror)) in tools.kmirrors.iter().enumerate() {
+        // Each build after the first copies to a fresh destination broker.
+        let fresh = if i == 0 {
+            None
+        } else {
+            eprintln!(
+                "bench: {name}: a fresh destination for the {} build",
+                build.name()
+            );
+            Some(BenchBroker::start(
+                tools,
+                &format!("destination-{}", build.name()),
+                cell_dir,
+            )?)
+        };
+        let destination = fresh.as_ref().unwrap_or(first_destination);
+        let destination_addr = destination.bootstrap();
+        eprintln!("bench: {name}: kmirror --once ({} build)", build.name());
+        write_file(
+            &cell_dir.join("consumer.properties"),
+            &format!(
+                "bootstrap.servers={source_addr}\ngroup.id={GROUP}-{}\n",
+                build.name()
+            ),
+        )?;
+        write_file(
+            &cell_dir.join("producer.properties"),
+            &format!("bootstrap.servers={destination_addr}\n"),
+        )?;
+        let load_before = load_1m();
+        let (mirror, stdout) = run_mirror(
+            tools,
+            kmirror,
+            cell_dir,
+            opts.streams,
+            source,
+            destination,
+            long,
+        )?;
+        let summary = stdout
+            .lines()
+            .find(|line| line.starts_with("kmirror: mirrored "))
+            .ok_or_else(|| "kmirror printed no summary line on stdout".to_owned())?
+            .to_owned();
+        let parsed = parse_summary(&summary)?;
+        if parsed.records != cell.records {
+            return Err(format!(
+                "kmirror mirrored {} records, the source holds {}: {summary}",
+                parsed.records, cell.records
+            ));
+        }
 
-    let ends = scripts.run(
-        "end_offsets",
-        END_OFFSETS,
-        &[&source_addr, &destination_addr, TOPIC],
-    )?;
-    let ends = parse_json("end_offsets", &ends)?;
-    let side = |which: &str, field: &str| {
-        ends.get(which)
-            .and_then(|s| s.get(field))
-            .and_then(Json::as_i64)
-            .unwrap_or(-1)
-    };
-    let (source_end, destination_end) = (side("source", "records"), side("destination", "records"));
-    if source_end != destination_end
-        || u64::try_from(source_end).ok() != Some(cell.records)
-        || side("destination", "partitions") != i64::from(cell.partitions)
-    {
-        return Err(format!(
-            "after kmirror the end offsets differ: the source's {TOPIC} holds {source_end} records \
+        let ends = scripts.run(
+            "end_offsets",
+            END_OFFSETS,
+            &[&source_addr, &destination_addr, TOPIC],
+        )?;
+        let ends = parse_json("end_offsets", &ends)?;
+        let side = |which: &str, field: &str| {
+            ends.get(which)
+                .and_then(|s| s.get(field))
+                .and_then(Json::as_i64)
+                .unwrap_or(-1)
+        };
+        let (source_end, destination_end) =
+            (side("source", "records"), side("destination", "records"));
+        if source_end != destination_end
+            || u64::try_from(source_end).ok() != Some(cell.records)
+            || side("destination", "partitions") != i64::from(cell.partitions)
+        {
+            return Err(format!(
+                "after kmirror the end offsets differ: the source's {TOPIC} holds {source_end} records \
              in {} partitions, the destination's {destination_end} in {} (produced {})",
-            side("source", "partitions"),
-            side("destination", "partitions"),
-            cell.records
-        ));
-    }
-    eprintln!(
-        "bench: {name}: produce {produce_secs:.2} s, consume {consume_secs:.2} s, kmirror {:.2} s; \
-         destination end offsets add up to the source's ({destination_end}); compare the records",
-        mirror.wall_secs
-    );
-    let compared = scripts
-        .spawn(
-            "compare",
-            COMPARE,
-            &[
-                &source_addr,
-                &destination_addr,
-                TOPIC,
-                &long.as_secs().to_string(),
-            ],
-        )
-        .and_then(|script| script.wait_while(long + SCRIPT_TIMEOUT, || Ok(())))?;
-    let compared = parse_json("compare", &compared)?;
-    let order = order_verdict(&compared)?;
-    if order != "yes" {
+                side("source", "partitions"),
+                side("destination", "partitions"),
+                cell.records
+            ));
+        }
         eprintln!(
-            "bench: {name}: WARNING: the destination's records differ from the source's: {order} \
-             (details in {})",
-            cell_dir.join("compare.stdout").display()
+            "bench: {name}: produce {produce_secs:.2} s, consume {consume_secs:.2} s, kmirror {:.2} s; \
+         destination end offsets add up to the source's ({destination_end}); compare the records",
+            mirror.wall_secs
         );
+        let compared = scripts
+            .spawn(
+                "compare",
+                COMPARE,
+                &[
+                    &source_addr,
+                    &destination_addr,
+                    TOPIC,
+                    &long.as_secs().to_string(),
+                ],
+            )
+            .and_then(|script| script.wait_while(long + SCRIPT_TIMEOUT, || Ok(())))?;
+        let compared = parse_json("compare", &compared)?;
+        let order = order_verdict(&compared)?;
+        if order != "yes" {
+            eprintln!(
+                "bench: {name}: WARNING: the destination's records differ from the source's: {order} \
+             (details in {})",
+                cell_dir.join("compare.stdout").display()
+            );
+        }
+        if let Some(fresh) = &fresh {
+            fresh.keep_log(&format!("destination-{}", build.name()), cell_dir);
+        }
+        rows.push(Row {
+            cell: cell.clone(),
+            build: several.then_some(*build),
+            payload_bytes,
+            batch_bytes: parsed.bytes,
+            produce_secs,
+            consume_secs,
+            mirror,
+            summary,
+            passthrough_batches: parsed.passthrough,
+            slow_path_batches: parsed.slow_path,
+            load_before,
+            order,
+            peers: Vec::new(),
+        });
     }
-    Ok(Row {
-        cell: cell.clone(),
-        payload_bytes,
-        batch_bytes: parsed.bytes,
-        produce_secs,
-        consume_secs,
-        mirror,
-        summary,
-        passthrough_batches: parsed.passthrough,
-        slow_path_batches: parsed.slow_path,
-        load_before,
-        order,
-        peers: Vec::new(),
-    })
+    Ok(rows)
 }
 
 /// What the compare script found: `yes` when every destination partition
@@ -1163,7 +1216,13 @@ fn versions(tools: &Tools) -> String {
     };
     format!(
         "{}; {}; librdkafka {} (confluent-kafka {})",
-        line(&tools.kmirror, &["--version"]),
+        line(
+            tools
+                .kmirrors
+                .first()
+                .map_or(Path::new("kmirror"), |(_, p)| p),
+            &["--version"],
+        ),
         match &tools.nisshi {
             Some(nisshi) => line(nisshi, &["--version"]),
             None => format!(

@@ -39,6 +39,10 @@ const PROFILE: &str = "dist";
 /// The musl C compiler wrapper of Debian's `musl-tools`.
 const MUSL_CC: &str = "musl-gcc";
 
+/// The features of the shipped binary: mimalloc as the allocator (musl's
+/// own cost the slow path 2-2.7 times the CPU; docs/performance.md).
+pub(crate) const DIST_FEATURES: &str = "mimalloc";
+
 /// The `cc` crate's per-target compiler variable for [`TARGET`].
 const CC_VAR: &str = "CC_x86_64_unknown_linux_musl";
 
@@ -92,12 +96,13 @@ pub(crate) fn run() -> Result<()> {
 /// (`release`, or `dist` as shipped) without copying or verifying it, for
 /// measurements next to the glibc build (`cargo xtask replay --builds`);
 /// returns the executable's path.
-pub(crate) fn build_musl(profile: &str) -> Result<PathBuf> {
+pub(crate) fn build_musl(profile: &str, features: &[&str]) -> Result<PathBuf> {
     let root = paths::workspace_root();
     ensure_rust_target()?;
     let cc = musl_cc_env()?;
     let target_dir = target_dir(&root)?;
-    let args = [
+    let joined = features.join(",");
+    let mut args = vec![
         "build",
         "--profile",
         profile,
@@ -109,8 +114,11 @@ pub(crate) fn build_musl(profile: &str) -> Result<PathBuf> {
         "--bin",
         "kmirror",
     ];
+    if !features.is_empty() {
+        args.extend(["--features", &joined]);
+    }
     let mut command = Command::new("cargo");
-    command.current_dir(&root).args(args).stdin(Stdio::null());
+    command.current_dir(&root).args(&args).stdin(Stdio::null());
     if let Some(cc) = cc.as_deref() {
         command.env(CC_VAR, cc);
     }
@@ -307,6 +315,8 @@ fn build(root: &Path, cc: Option<&str>) -> Result<()> {
         "kmirror-cli",
         "--bin",
         "kmirror",
+        "--features",
+        DIST_FEATURES,
     ];
     let mut command = Command::new("cargo");
     command.current_dir(root).args(args).stdin(Stdio::null());

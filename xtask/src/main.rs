@@ -128,7 +128,7 @@ Commands:
 
   bench [--records N] [--size BYTES] [--codec CODEC] [--partitions P]
         [--streams S] [--keys K] [--matrix | --cells C:S:P:N,...] [--nisshi]
-        [--peers]
+        [--builds glibc,musl,dist,dist-musl-malloc] [--peers]
       End-to-end benchmark of kmirror on this machine. Runs `brokers` if
       Apache Kafka or the venv is missing, builds kmirror (release), then for
       each cell starts fresh source and destination Apache Kafka 4.4.0
@@ -147,20 +147,21 @@ Commands:
       sizes 100, 1024, 10240 x partitions 1, 8, 64 (27 cells), each with
       N x BYTES value bytes (default 204.8 MB). Prints a row per cell (with
       kmirror's rate over the consumer's and the load average) and writes
-      target/xtask/bench/results.md. Needs /usr/bin/time. --cells runs the
-      listed cells (codec:size:partitions:records each). --peers also
-      mirrors each cell, each to a fresh destination broker, with the
-      static musl binary (`cargo xtask dist`'s, built first), Apache Kafka
-      3.9.2's MirrorMaker 1 (the guide's settings, and tuned) and
-      MirrorMaker 2 (connect-mirror 4.3.1, dedicated mode, identity
-      replication policy), timed until the destination holds every record;
-      writes target/xtask/bench/peers.md (the table and kmirror's ratios)
-      and peers.svg (throughput and CPU per GB by mirror and cell). See
-      docs/performance.md.
+      target/xtask/bench/results.md. --builds runs each named kmirror build
+      in every cell, each to a fresh destination broker (the builds as in
+      `replay`). --cells runs the listed cells (codec:size:partitions:records
+      each). --peers also mirrors each cell with Apache Kafka 3.9.2's
+      MirrorMaker 1 (the guide's settings, and tuned) and MirrorMaker 2
+      (connect-mirror 4.3.1, dedicated mode, identity replication policy),
+      each to a fresh destination broker, timed until the destination holds
+      every record; writes target/xtask/bench/peers.md (the table and
+      kmirror's ratios) and peers.svg (throughput and CPU per GB by mirror
+      and cell). Needs /usr/bin/time. See docs/performance.md.
 
   replay [--gb GB] [--partitions P] [--streams S] [--codec CODEC]
          [--batch-kib KIB] [--check-crcs true|false]
-         [--builds glibc,musl,dist] [--runs N] [--compression CODEC]
+         [--builds glibc,musl,dist,dist-musl-malloc] [--runs N]
+         [--compression CODEC]
       The mirror-only ceiling: kmirror's own cost without broker cost.
       Builds kmirror and the BENCH-ONLY replay_broker (kmirror-benches,
       release), starts a replay source whose topic (P partitions, default 8)
@@ -178,8 +179,9 @@ Commands:
       builds in turn on the same replay (fresh brokers for each run): glibc
       (cargo build --release, the default), musl (the release profile for
       x86_64-unknown-linux-musl: musl's libc and allocator), dist (what
-      `cargo xtask dist` ships: musl, fat LTO); --runs N repeats the round N
-      times, interleaved. --compression CODEC sets kmirror's
+      `cargo xtask dist` ships: musl, fat LTO, mimalloc), dist-musl-malloc
+      (the same with musl's allocator); --runs N repeats the round N times,
+      interleaved. --compression CODEC sets kmirror's
       compression.type: with another codec than the source's every batch
       takes the slow path (decoded, re-encoded; only the record count is
       checked then). See docs/performance.md.

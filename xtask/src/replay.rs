@@ -21,7 +21,7 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -70,16 +70,64 @@ pub(crate) enum Build {
     /// and allocator, otherwise the same as `Glibc`.
     Musl,
     /// What `cargo xtask dist` ships: musl with the `dist` profile (fat
-    /// LTO, one codegen unit, stripped).
+    /// LTO, one codegen unit, stripped) and mimalloc as the allocator.
     Dist,
+    /// The same without mimalloc: musl's own allocator.
+    DistMuslMalloc,
+}
+
+/// `--builds`' value: a comma-separated list of build names (default
+/// `glibc`).
+pub(crate) fn parse_builds(list: Option<&str>) -> Result<Vec<Build>> {
+    let Some(list) = list else {
+        return Ok(vec![Build::Glibc]);
+    };
+    list.split(',')
+        .map(|name| match name.trim() {
+            "glibc" => Ok(Build::Glibc),
+            "musl" => Ok(Build::Musl),
+            "dist" => Ok(Build::Dist),
+            "dist-musl-malloc" => Ok(Build::DistMuslMalloc),
+            other => Err(format!(
+                "--builds expects a comma-separated list of glibc, musl, dist, \
+                 dist-musl-malloc; got {other:?}"
+            )),
+        })
+        .collect()
+}
+
+/// Builds each of `builds` (`glibc` is the release build already made)
+/// and keeps a copy of each executable in `dir` (builds with other
+/// features overwrite the same file).
+pub(crate) fn build_all(
+    builds: &[Build],
+    glibc: &Path,
+    dir: &Path,
+) -> Result<Vec<(Build, PathBuf)>> {
+    let mut binaries = Vec::new();
+    for build in builds {
+        let built = match build {
+            Build::Glibc => glibc.to_path_buf(),
+            Build::Musl => crate::dist::build_musl("release", &[])?,
+            Build::Dist => crate::dist::build_musl("dist", &[crate::dist::DIST_FEATURES])?,
+            Build::DistMuslMalloc => crate::dist::build_musl("dist", &[])?,
+        };
+        let kept = dir.join(format!("kmirror-{}", build.name()));
+        std::fs::copy(&built, &kept)
+            .map_err(|e| format!("cannot copy {} to {}: {e}", built.display(), kept.display()))?;
+        binaries.push((*build, kept));
+    }
+    Ok(binaries)
 }
 
 impl Build {
-    fn name(self) -> &'static str {
+    /// The build's name in `--builds` and in tables.
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Build::Glibc => "glibc",
             Build::Musl => "musl",
             Build::Dist => "dist",
+            Build::DistMuslMalloc => "dist-musl-malloc",
         }
     }
 }
@@ -145,20 +193,7 @@ pub(crate) fn parse_options(rest: &[String]) -> Result<ReplayOptions> {
             CODECS.join(", ")
         ));
     }
-    let builds = match opts.take("--builds") {
-        None => vec![Build::Glibc],
-        Some(list) => list
-            .split(',')
-            .map(|name| match name.trim() {
-                "glibc" => Ok(Build::Glibc),
-                "musl" => Ok(Build::Musl),
-                "dist" => Ok(Build::Dist),
-                other => Err(format!(
-                    "--builds expects a comma-separated list of glibc, musl, dist; got {other:?}"
-                )),
-            })
-            .collect::<Result<Vec<_>>>()?,
-    };
+    let builds = parse_builds(opts.take("--builds").as_deref())?;
     Ok(ReplayOptions {
         gb,
         partitions,
@@ -206,17 +241,9 @@ pub(crate) fn run(opts: &ReplayOptions) -> Result<()> {
     require_gnu_time()?;
     let glibc = build_kmirror(Profile::Release)?;
     let replay = build_replay(&glibc)?;
-    let mut binaries = Vec::new();
-    for build in &opts.builds {
-        let path = match build {
-            Build::Glibc => glibc.clone(),
-            Build::Musl => crate::dist::build_musl("release")?,
-            Build::Dist => crate::dist::build_musl("dist")?,
-        };
-        binaries.push((*build, path));
-    }
     let dir = scratch_dir("replay");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let binaries = build_all(&opts.builds, &glibc, &dir)?;
     let ticks = clock_ticks()?;
     let mut runs = Vec::new();
     for round in 1..=opts.runs {

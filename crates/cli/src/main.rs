@@ -13,6 +13,13 @@
 #![forbid(unsafe_code)]
 
 use std::io::Write as _;
+
+/// The dist build's allocator (`--features mimalloc`, turned on by `cargo
+/// xtask dist`): musl's malloc serialises threads and cost the slow path
+/// 2-2.7 times the CPU of glibc's (docs/performance.md).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 use kmirror_cli::args::{self, Args, Invocation, LogFormat};

@@ -1,12 +1,11 @@
 //! `cargo xtask bench --peers`: the same cell mirrored by what users run
 //! today, next to kmirror, on the same Apache Kafka brokers and data.
 //!
-//! After the cell's source is filled and kmirror (the glibc release build)
-//! has mirrored it (see the parent module), each peer mirrors the same
-//! source to a fresh, empty destination broker of its own:
+//! After the cell's source is filled and kmirror has mirrored it (each of
+//! the `--builds`, e.g. `glibc,dist` for the static binary that ships; see
+//! the parent module), each peer mirrors the same source to a fresh, empty
+//! destination broker of its own:
 //!
-//! - **kmirror (musl)**: the static binary `cargo xtask dist` ships,
-//!   `--once` under GNU time, as the glibc build;
 //! - **MirrorMaker 1** of Apache Kafka 3.9.2 (`kafka.tools.MirrorMaker`,
 //!   kafka-run-class's JVM options and heap), twice: *guide*, the
 //!   HDInsight guide's command and files (`--num.streams 4`,
@@ -32,10 +31,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{
-    BenchBroker, Cell, GROUP, MirrorRun, TOPIC, Tools, cpu_ticks, number, order_verdict,
-    run_mirror, whole,
+    BenchBroker, Cell, GROUP, MirrorRun, TOPIC, Tools, cpu_ticks, number, order_verdict, whole,
 };
 use crate::harness::{Scripts, parse_json, tail, wait_timeout, write_file};
+use crate::replay::Build;
 use crate::{Result, kafka_dist};
 
 /// The MirrorMaker 1 the guide runs.
@@ -54,10 +53,8 @@ const COMPARE_LIMIT: u64 = 600_000_000;
 /// A mirror of the comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Peer {
-    /// kmirror's glibc release build (measured by the parent module).
-    Kmirror,
-    /// The static musl binary of `cargo xtask dist`.
-    KmirrorMusl,
+    /// A kmirror build (measured by the parent module).
+    Kmirror(Build),
     /// MirrorMaker 1 as the guide runs it.
     Mm1Guide,
     /// MirrorMaker 1 tuned.
@@ -67,39 +64,31 @@ pub(super) enum Peer {
 }
 
 impl Peer {
-    /// Every mirror, in the table's order.
-    pub(super) const ALL: [Peer; 5] = [
-        Peer::Kmirror,
-        Peer::KmirrorMusl,
-        Peer::Mm1Guide,
-        Peer::Mm1Tuned,
-        Peer::Mm2,
-    ];
+    /// The JVM mirrors, in the table's order.
+    pub(super) const JVM: [Peer; 3] = [Peer::Mm1Guide, Peer::Mm1Tuned, Peer::Mm2];
 
-    pub(super) fn name(self) -> &'static str {
+    pub(super) fn name(self) -> String {
         match self {
-            Peer::Kmirror => "kmirror (glibc)",
-            Peer::KmirrorMusl => "kmirror (musl dist)",
-            Peer::Mm1Guide => "MirrorMaker 1 (guide)",
-            Peer::Mm1Tuned => "MirrorMaker 1 (tuned)",
-            Peer::Mm2 => "MirrorMaker 2",
+            Peer::Kmirror(build) => format!("kmirror ({})", build.name()),
+            Peer::Mm1Guide => "MirrorMaker 1 (guide)".to_owned(),
+            Peer::Mm1Tuned => "MirrorMaker 1 (tuned)".to_owned(),
+            Peer::Mm2 => "MirrorMaker 2".to_owned(),
         }
     }
 
-    fn slug(self) -> &'static str {
+    fn slug(self) -> String {
         match self {
-            Peer::Kmirror => "kmirror",
-            Peer::KmirrorMusl => "kmirror-musl",
-            Peer::Mm1Guide => "mm1-guide",
-            Peer::Mm1Tuned => "mm1-tuned",
-            Peer::Mm2 => "mm2",
+            Peer::Kmirror(build) => format!("kmirror-{}", build.name()),
+            Peer::Mm1Guide => "mm1-guide".to_owned(),
+            Peer::Mm1Tuned => "mm1-tuned".to_owned(),
+            Peer::Mm2 => "mm2".to_owned(),
         }
     }
 
     /// The settings it ran with, for the results.
     pub(super) fn settings(self, cell: &Cell, streams: u32) -> String {
         match self {
-            Peer::Kmirror | Peer::KmirrorMusl => {
+            Peer::Kmirror(_) => {
                 format!("--once --num.streams {streams}; defaults (acks=all, idempotent)")
             }
             Peer::Mm1Guide => format!(
@@ -187,11 +176,9 @@ pub(super) struct PeerContext<'a> {
     pub(super) streams: u32,
     pub(super) records: u64,
     pub(super) timeout: Duration,
-    /// The musl binary, when it was built.
-    pub(super) musl: Option<&'a std::path::Path>,
 }
 
-/// Runs `peer` from the cell's source to a fresh destination broker.
+/// Runs a JVM `peer` from the cell's source to a fresh destination broker.
 pub(super) fn run_peer(ctx: &PeerContext<'_>, peer: Peer) -> Result<PeerRow> {
     let dir = ctx.cell_dir.join(peer.slug());
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -216,31 +203,8 @@ fn run_on(
         dir: dir.to_path_buf(),
     };
     let row = match peer {
-        Peer::Kmirror | Peer::KmirrorMusl => {
-            let binary = match peer {
-                Peer::KmirrorMusl => ctx
-                    .musl
-                    .ok_or_else(|| "the musl binary was not built".to_owned())?,
-                _ => ctx.tools.kmirror.as_path(),
-            };
-            write_file(
-                &dir.join("consumer.properties"),
-                &format!("bootstrap.servers={source_addr}\ngroup.id={group}\n"),
-            )?;
-            write_file(
-                &dir.join("producer.properties"),
-                &format!("bootstrap.servers={destination_addr}\n"),
-            )?;
-            let (run, _) = run_mirror(
-                ctx.tools,
-                binary,
-                dir,
-                ctx.streams,
-                ctx.source,
-                destination,
-                ctx.timeout,
-            )?;
-            PeerRow::from_kmirror(peer, settings, &run, "")
+        Peer::Kmirror(_) => {
+            return Err("kmirror's builds are measured by the cell itself".to_owned());
         }
         Peer::Mm1Guide | Peer::Mm1Tuned => {
             let tuned = peer == Peer::Mm1Tuned;
@@ -524,7 +488,17 @@ pub(super) fn svg_chart(rows: &[(Cell, u64, Vec<PeerRow>)]) -> String {
     let (width, panel, top, left) = (960.0, 260.0, 40.0, 70.0);
     let bar_area = width - left - 20.0;
     let group = bar_area / rows.len().max(1) as f64;
-    let bar = (group - 16.0) / Peer::ALL.len() as f64;
+    // Every mirror that ran, in the order of the first cell's rows.
+    let mut series: Vec<Peer> = Vec::new();
+    for peer in rows
+        .iter()
+        .flat_map(|(_, _, peers)| peers.iter().map(|p| p.peer))
+    {
+        if !series.contains(&peer) {
+            series.push(peer);
+        }
+    }
+    let bar = (group - 16.0) / series.len().max(1) as f64;
     let mut svg = String::new();
     let height = top + 2.0 * (panel + 70.0) + 40.0;
     let _ = writeln!(
@@ -575,7 +549,7 @@ pub(super) fn svg_chart(rows: &[(Cell, u64, Vec<PeerRow>)]) -> String {
         }
         for (g, (cell, batch_bytes, peers)) in rows.iter().enumerate() {
             let gx = left + g as f64 * group + 8.0;
-            for (i, peer) in Peer::ALL.iter().enumerate() {
+            for (i, peer) in series.iter().enumerate() {
                 let Some(p) = peers.iter().find(|p| p.peer == *peer) else {
                     continue;
                 };
@@ -613,7 +587,7 @@ pub(super) fn svg_chart(rows: &[(Cell, u64, Vec<PeerRow>)]) -> String {
         }
     }
     let legend_y = height - 20.0;
-    for (i, peer) in Peer::ALL.iter().enumerate() {
+    for (i, peer) in series.iter().enumerate() {
         let x = left + i as f64 * 170.0;
         let _ = writeln!(
             svg,
@@ -632,14 +606,15 @@ pub(super) fn svg_chart(rows: &[(Cell, u64, Vec<PeerRow>)]) -> String {
 pub(super) fn ratios(rows: &[(Cell, u64, Vec<PeerRow>)]) -> String {
     let mut out = String::new();
     for (cell, b, peers) in rows {
-        let Some(k) = peers.iter().find(|p| p.peer == Peer::Kmirror) else {
+        let Some(k) = peers.iter().find(|p| matches!(p.peer, Peer::Kmirror(_))) else {
             continue;
         };
-        for p in peers.iter().filter(|p| p.peer != Peer::Kmirror) {
+        for p in peers.iter().filter(|p| p.peer != k.peer) {
             let _ = writeln!(
                 out,
-                "{}: kmirror vs {}: throughput x{:.2}, CPU per GB x{:.2}, peak RSS x{:.2}",
+                "{}: {} vs {}: throughput x{:.2}, CPU per GB x{:.2}, peak RSS x{:.2}",
                 cell.name(),
+                k.peer.name(),
                 p.peer.name(),
                 k.rate(*b) / p.rate(*b).max(1e-9),
                 k.cpu_per_gb(*b) / p.cpu_per_gb(*b).max(1e-9),
@@ -679,7 +654,10 @@ mod tests {
         let rows = vec![(
             cell,
             2_000_000_000,
-            vec![row(Peer::Kmirror, 10.0, 4.0), row(Peer::Mm2, 40.0, 80.0)],
+            vec![
+                row(Peer::Kmirror(Build::Glibc), 10.0, 4.0),
+                row(Peer::Mm2, 40.0, 80.0),
+            ],
         )];
         let table = markdown_table(&rows);
         assert!(table.contains("| lz4 1024B p8 | kmirror (glibc) | 10.00 | 200.0 | 2.0 | 1 |"));
@@ -690,7 +668,7 @@ mod tests {
         let ratios = ratios(&rows);
         assert_eq!(
             ratios.trim(),
-            "lz4 1024B p8: kmirror vs MirrorMaker 2: throughput x4.00, CPU per GB x0.05, peak RSS x1.00"
+            "lz4 1024B p8: kmirror (glibc) vs MirrorMaker 2: throughput x4.00, CPU per GB x0.05, peak RSS x1.00"
         );
     }
 }
