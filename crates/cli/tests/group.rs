@@ -21,7 +21,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use kmirror_test_support::{ClusterOptions, KafkaCluster, KafkaVersion};
+use kmirror_test_support::{
+    ClusterOptions, KafkaCluster, KafkaVersion, librdkafka_committed_offsets,
+    librdkafka_end_offsets,
+};
 
 mod common;
 
@@ -207,27 +210,47 @@ fn wait_for_split(
     }
 }
 
-/// Stops the producer, waits for the destination to hold everything,
-/// stops `mirrors` with SIGTERM (each must exit 0), and checks every
-/// record; returns (records produced, duplicates).
+/// Stops the producer, waits until the group's committed offsets reach the
+/// source's end offsets (the destination then holds everything: kmirror
+/// commits only what it acknowledged; the destination's end offsets would
+/// not do, duplicates raise them), stops `mirrors` with SIGTERM (each must
+/// exit 0), and checks every record; returns (records produced,
+/// duplicates).
 fn finish(
     source: &KafkaCluster,
     destination: &KafkaCluster,
+    group: &str,
     topic: &str,
     producer: ContinuousProducer,
     mut mirrors: Vec<Mirror>,
 ) -> (u64, u64) {
     let (produced, _) = producer.finish();
-    if let Some(first) = mirrors.first_mut() {
-        common::wait_caught_up(
-            source,
-            destination,
-            topic,
-            PARTITIONS,
-            first,
-            Duration::from_secs(120),
-            "after the producer stopped",
+    let ends = librdkafka_end_offsets(&source.bootstrap(), topic);
+    let start = Instant::now();
+    loop {
+        for m in &mut mirrors {
+            m.assert_running("after the producer stopped");
+        }
+        let committed = librdkafka_committed_offsets(&source.bootstrap(), group, topic);
+        let behind: Vec<(i32, i64, Option<i64>)> = ends
+            .iter()
+            .map(|(p, end)| (*p, *end, committed.get(p).copied().flatten()))
+            .filter(|(_, end, c)| c.is_none_or(|c| c < *end))
+            .collect();
+        if behind.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "after the producer stopped, group {group} has not committed to the end within 120 s: \
+             (partition, end, committed) {behind:?}; the mirrors' stderr:\n{}",
+            mirrors
+                .iter()
+                .map(|m| tail(&m.stderr_now(), 3000).to_owned())
+                .collect::<Vec<_>>()
+                .join("\n=====\n")
         );
+        std::thread::sleep(Duration::from_millis(500));
     }
     for m in &mirrors {
         m.signal("-TERM");
@@ -335,7 +358,7 @@ fn three_processes_then_one_killed(name: &str, protocol: &str) {
         "the killed process's partitions moved within the session timeout ({SESSION_TIMEOUT:?}) \
          and a rebalance: took {moved_after:?}"
     );
-    let (produced, duplicates) = finish(&source, &destination, topic, producer, vec![a, b]);
+    let (produced, duplicates) = finish(&source, &destination, &group, topic, producer, vec![a, b]);
     // Copied again: at most what the killed process had not committed,
     // about one commit interval of its third of the records, plus what was
     // in flight. A generous bound of 3 s of the whole rate.
@@ -467,7 +490,7 @@ fn cooperative_sticky_moves_only_the_partitions_that_change_owner() {
             tail(&m.stderr_now(), 3000)
         );
     }
-    let (produced, duplicates) = finish(&source, &destination, topic, producer, mirrors);
+    let (produced, duplicates) = finish(&source, &destination, group, topic, producer, mirrors);
     eprintln!("cooperative-sticky: {produced} records, {duplicates} copied twice");
     assert_eq!(
         duplicates, 0,
@@ -572,7 +595,7 @@ fn a_rolling_restart_of_static_members_rebalances_nothing() {
             "restarting head-node-{i} moved partitions"
         );
     }
-    let (produced, duplicates) = finish(&source, &destination, topic, producer, mirrors);
+    let (produced, duplicates) = finish(&source, &destination, group, topic, producer, mirrors);
     eprintln!("static members: {produced} records, {duplicates} copied twice");
 }
 
@@ -679,6 +702,7 @@ fn mirrormaker_1_is_replaced_live() {
         Duration::from_secs(60),
         "after MirrorMaker 1 stopped again",
     );
-    let (produced, duplicates) = finish(&source, &destination, topic, producer, vec![kmirror]);
+    let (produced, duplicates) =
+        finish(&source, &destination, group, topic, producer, vec![kmirror]);
     eprintln!("MirrorMaker 1 replaced: {produced} records, {duplicates} copied twice");
 }

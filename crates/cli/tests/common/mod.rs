@@ -504,7 +504,10 @@ impl MirrorMaker1 {
     }
 
     /// Stops it as Ctrl+C does (SIGINT: its shutdown hook commits and
-    /// leaves the group) and waits for it to end.
+    /// leaves the group) and waits for it to end. MirrorMaker 1 does not
+    /// always end on SIGINT within a minute (seen on a loaded machine):
+    /// then it is killed, and what it had not committed is copied again by
+    /// whoever takes its partitions (duplicates, which the tests count).
     pub fn stop(mut self) {
         let mut child = self.child.take().unwrap();
         let _ = Command::new("kill")
@@ -513,11 +516,13 @@ impl MirrorMaker1 {
         let deadline = Instant::now() + Duration::from_secs(60);
         while child.try_wait().unwrap().is_none() {
             if Instant::now() >= deadline {
-                let _ = child.kill();
-                panic!(
-                    "MirrorMaker 1 did not stop on SIGINT:\n{}",
-                    tail(&self.output(), 6000)
+                eprintln!(
+                    "MirrorMaker 1 did not stop within 60 s of SIGINT: killed. Its output:\n{}",
+                    tail(&self.output(), 3000)
                 );
+                let _ = child.kill();
+                let _ = child.wait();
+                return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
