@@ -84,12 +84,15 @@ impl Stream {
                         slot.ledger.mark_committed(offset);
                     }
                 }
-                // The membership task rejoins (or stops the mirror if
-                // another member took part); the commit is retried.
+                // The group task rejoins, or (KIP-848) the commit carried
+                // a member epoch the next heartbeat replaces: retried with
+                // the membership then current.
                 Err(
                     e @ (ResponseError::UnknownMemberId
                     | ResponseError::IllegalGeneration
-                    | ResponseError::RebalanceInProgress),
+                    | ResponseError::RebalanceInProgress
+                    | ResponseError::StaleMemberEpoch
+                    | ResponseError::FencedMemberEpoch),
                 ) => {
                     tracing::warn!(topic = %key.0, partition = key.1, error = %e, "offset commit refused while the group changes; retrying");
                     failed = true;

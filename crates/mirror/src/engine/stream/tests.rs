@@ -608,17 +608,30 @@ async fn a_final_commit_refused_for_good_is_not_retried() {
 /// kmirror was then killed (seen in the chaos campaign).
 #[tokio::test(start_paused = true)]
 async fn a_refused_commit_is_retried_soon_not_at_the_next_interval() {
+    commit_refused_twice_then_taken(ResponseError::NotCoordinator).await;
+}
+
+/// KIP-848: a commit whose member epoch a heartbeat replaced meanwhile is
+/// answered STALE_MEMBER_EPOCH: tried again (with the epoch then current),
+/// not a reason to stop (kafka-protocol calls it not retriable).
+#[tokio::test(start_paused = true)]
+async fn a_commit_with_a_stale_member_epoch_is_tried_again() {
+    commit_refused_twice_then_taken(ResponseError::StaleMemberEpoch).await;
+}
+
+/// The first two commits are refused with `error`, then they go: the
+/// third lands well before the second 60 s interval.
+async fn commit_refused_twice_then_taken(error: ResponseError) {
     let refusals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = refusals.clone();
     let source = Brokers::new(move |r| {
         source_answers(r, records_up_to(3), |r| {
-            // The first two commits are refused, then they go.
-            let error = if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
-                ResponseError::NotCoordinator.code()
+            let code = if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+                error.code()
             } else {
                 0
             };
-            scripted::offset_commit(r, error)
+            scripted::offset_commit(r, code)
         })
     });
     let destination = Brokers::new(|r| destination_answers(r, acknowledge));
