@@ -49,6 +49,10 @@ Keys read from --consumer.config (the source cluster):
   auto.offset.reset (earliest, the default, | latest | none; MirrorMaker 1 used latest),
   isolation.level (read_committed, the default, | read_uncommitted), fetch.max.bytes,
   max.partition.fetch.bytes, fetch.max.wait.ms, fetch.min.bytes, check.crcs,
+  the group's: partition.assignment.strategy (range,cooperative-sticky by default |
+  roundrobin), session.timeout.ms, heartbeat.interval.ms, max.poll.interval.ms,
+  group.instance.id (static membership), group.protocol (classic | consumer, KIP-848),
+  group.remote.assignor,
   and the connection keys (client.id, security.protocol, ssl.*, sasl.*, timeouts).
 Keys read from --producer.config (the destination cluster):
   bootstrap.servers, acks (all, the default, | 1, without idempotence; 0 is refused),
