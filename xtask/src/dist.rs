@@ -39,9 +39,9 @@ const PROFILE: &str = "dist";
 /// The musl C compiler wrapper of Debian's `musl-tools`.
 const MUSL_CC: &str = "musl-gcc";
 
-/// The features of the shipped binary: mimalloc as the allocator (musl's
-/// own cost the slow path 2-2.7 times the CPU; docs/performance.md).
-pub(crate) const DIST_FEATURES: &str = "mimalloc";
+/// The features of the shipped binary: jemalloc as the allocator (musl's
+/// own cost the slow path 2.3-2.8 times glibc's CPU; docs/performance.md).
+pub(crate) const DIST_FEATURES: &str = "jemalloc";
 
 /// The `cc` crate's per-target compiler variable for [`TARGET`].
 const CC_VAR: &str = "CC_x86_64_unknown_linux_musl";

@@ -179,7 +179,7 @@ Commands:
       builds in turn on the same replay (fresh brokers for each run): glibc
       (cargo build --release, the default), musl (the release profile for
       x86_64-unknown-linux-musl: musl's libc and allocator), dist (what
-      `cargo xtask dist` ships: musl, fat LTO, mimalloc), dist-musl-malloc
+      `cargo xtask dist` ships: musl, fat LTO, jemalloc), dist-musl-malloc
       (the same with musl's allocator); --runs N repeats the round N times,
       interleaved. --compression CODEC sets kmirror's
       compression.type: with another codec than the source's every batch

@@ -70,9 +70,9 @@ pub(crate) enum Build {
     /// and allocator, otherwise the same as `Glibc`.
     Musl,
     /// What `cargo xtask dist` ships: musl with the `dist` profile (fat
-    /// LTO, one codegen unit, stripped) and mimalloc as the allocator.
+    /// LTO, one codegen unit, stripped) and jemalloc as the allocator.
     Dist,
-    /// The same without mimalloc: musl's own allocator.
+    /// The same with musl's own allocator.
     DistMuslMalloc,
 }
 

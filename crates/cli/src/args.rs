@@ -20,7 +20,8 @@ Exit codes:
   0   success: --once caught up and committed, or a clean stop (Ctrl+C, SIGTERM);
       also --help and --version
   1   runtime failure, e.g. a batch the destination refused for good with
-      --abort.on.send.failure true (after committing what was acknowledged)
+      --abort.on.send.failure true, or one still failing after `retries` resends
+      (after committing what was acknowledged)
   2   usage error: a bad, missing, unknown or unsupported flag
   3   configuration error: unreadable file, bad value, bad topic pattern,
       a group shared with members of another kind, group.instance.id in use

@@ -231,7 +231,8 @@ fn engine(e: &mut Exposition, o: &Observation, options: ExpositionOptions) {
     if let Some((used, limit)) = o.buffer {
         e.gauge(
             "kmirror_buffer_used_bytes",
-            "Bytes of buffer.memory holding fetched data not yet acknowledged.",
+            "Bytes of buffer.memory in use: fetched data not yet acknowledged, and the room \
+             reserved for the fetches in flight.",
             used as f64,
         );
         e.gauge(

@@ -91,11 +91,16 @@ pub fn json_lines() -> bool {
     FORMAT.get() == Some(&LogFormat::Json)
 }
 
-/// Logs a [`Notice`](crate::settings::Notice) at its level.
+/// Logs a [`Notice`](crate::settings::Notice) at its level, with the
+/// target `kmirror_cli::settings` (what `RUST_LOG` names to filter them).
 pub fn notice(notice: &crate::settings::Notice) {
     match notice.level {
-        crate::settings::NoticeLevel::Info => tracing::info!("{}", notice.text),
-        crate::settings::NoticeLevel::Warn => tracing::warn!("{}", notice.text),
+        crate::settings::NoticeLevel::Info => {
+            tracing::info!(target: "kmirror_cli::settings", "{}", notice.text)
+        }
+        crate::settings::NoticeLevel::Warn => {
+            tracing::warn!(target: "kmirror_cli::settings", "{}", notice.text)
+        }
     }
 }
 

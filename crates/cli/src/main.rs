@@ -14,12 +14,12 @@
 
 use std::io::Write as _;
 
-/// The dist build's allocator (`--features mimalloc`, turned on by `cargo
-/// xtask dist`): musl's malloc serialises threads and cost the slow path
-/// 2-2.7 times the CPU of glibc's (docs/performance.md).
-#[cfg(feature = "mimalloc")]
+/// The dist build's allocator (`--features jemalloc`, turned on by `cargo
+/// xtask dist`): musl's malloc cost the slow path 2.3-2.8 times the CPU
+/// of glibc's; jemalloc costs less than glibc's (docs/performance.md).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use std::process::ExitCode;
 
 use kmirror_cli::args::{self, Args, Invocation, LogFormat};
