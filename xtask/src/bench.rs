@@ -1016,17 +1016,7 @@ fn run_mirror(
         File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))
     };
     let streams = streams.to_string();
-    let args = [
-        "--consumer.config",
-        "consumer.properties",
-        "--producer.config",
-        "producer.properties",
-        "--whitelist",
-        TOPIC,
-        "--num.streams",
-        &streams,
-        "--once",
-    ];
+    let flags = mirror_maker_flags(&streams);
     let pids = (source.pid()?, destination.pid()?);
     let before = (cpu_ticks(pids.0)?, cpu_ticks(pids.1)?);
     let mut timed = Timed(Guarded(
@@ -1034,7 +1024,8 @@ fn run_mirror(
             .args(["-f", "%e %U %S %M", "-o"])
             .arg(&time_file)
             .arg(kmirror)
-            .args(args)
+            .args(flags)
+            .arg("--once")
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(create(&stdout_file)?)
@@ -1084,6 +1075,22 @@ fn run_mirror(
     };
     let stdout = std::fs::read_to_string(&stdout_file).unwrap_or_default();
     Ok((run, stdout))
+}
+
+/// MirrorMaker 1's command line as the guide writes it, which kmirror
+/// takes too: the two files in the working directory, the benchmark's
+/// topic, `streams` streams.
+fn mirror_maker_flags(streams: &str) -> [&str; 8] {
+    [
+        "--consumer.config",
+        "consumer.properties",
+        "--producer.config",
+        "producer.properties",
+        "--whitelist",
+        TOPIC,
+        "--num.streams",
+        streams,
+    ]
 }
 
 /// A process's user + system CPU time so far, in clock ticks

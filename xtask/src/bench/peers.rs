@@ -31,7 +31,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{
-    BenchBroker, Cell, GROUP, MirrorRun, TOPIC, Tools, cpu_ticks, number, order_verdict, whole,
+    BenchBroker, Cell, GROUP, MirrorRun, TOPIC, Tools, cpu_ticks, mirror_maker_flags, number,
+    order_verdict, whole,
 };
 use crate::harness::{Scripts, parse_json, tail, wait_timeout, write_file};
 use crate::replay::Build;
@@ -236,16 +237,7 @@ fn run_on(
             let mut command = Command::new(kafka_dist::launcher());
             command
                 .args([MM1_VERSION, "kafka-mirror-maker"])
-                .args([
-                    "--consumer.config",
-                    "consumer.properties",
-                    "--producer.config",
-                    "producer.properties",
-                    "--whitelist",
-                    TOPIC,
-                    "--num.streams",
-                    &streams,
-                ])
+                .args(mirror_maker_flags(&streams))
                 .env("KAFKA_HEAP_OPTS", MM1_HEAP)
                 .env("KAFKA_JVM_PERFORMANCE_OPTS", MM1_JVM);
             run_jvm(ctx, peer, settings, dir, &scripts, destination, command)?
