@@ -144,7 +144,13 @@ impl ConsumerMember {
                     } else {
                         "kmirror's member epoch was fenced"
                     };
-                    self.lose_all(why).await;
+                    // A revocation the stopped engine no longer answers
+                    // must not be waited for (as in the classic member).
+                    tokio::select! {
+                        biased;
+                        _ = stopped(stop) => return Ok(()),
+                        () = self.lose_all(why) => {}
+                    }
                     next = tokio::time::Instant::now();
                     continue;
                 }
@@ -181,11 +187,16 @@ impl ConsumerMember {
                     group_instance_id: self.core.config.group_instance_id.clone(),
                 }));
             }
-            if let Some(assignment) = response.assignment
-                && self.reconcile(assignment).await?
-            {
-                // Tell the broker what kmirror owns now, at once.
-                next = tokio::time::Instant::now();
+            if let Some(assignment) = response.assignment {
+                let reconciled = tokio::select! {
+                    biased;
+                    _ = stopped(stop) => return Ok(()),
+                    reconciled = self.reconcile(assignment) => reconciled?,
+                };
+                if reconciled {
+                    // Tell the broker what kmirror owns now, at once.
+                    next = tokio::time::Instant::now();
+                }
             }
         }
     }
