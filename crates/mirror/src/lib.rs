@@ -47,6 +47,7 @@ pub mod fetch_plan;
 pub mod ledger;
 pub mod selection;
 pub mod sequencer;
+pub mod translation;
 
 pub use engine::{
     Assignor, FetchConfig, GroupConfig, GroupProtocol, Metrics, MetricsSnapshot, Mirror,
