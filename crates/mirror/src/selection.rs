@@ -18,8 +18,11 @@
 //! - internal topics are never mirrored. Kafka's list is
 //!   `__consumer_offsets` and `__transaction_state`; kmirror extends it to
 //!   every name that starts with `__` (Kafka's own convention for internal
-//!   topics: `__cluster_metadata`, MirrorMaker 2's `__heartbeats`, ...), even
-//!   when the pattern is `.*`.
+//!   topics: `__cluster_metadata`, MirrorMaker 2's `__heartbeats`, ...), and
+//!   to the bookkeeping topics of mirrors (kmirror's offset map
+//!   `kmirror-offset-map.<alias>.internal`, MirrorMaker 2's
+//!   `<alias>.checkpoints.internal` and `mm2-offset-syncs.<alias>.internal`,
+//!   which hold offsets of another cluster), even when the pattern is `.*`.
 //!
 //! Where kmirror differs, it is more lenient: a counted repetition such as
 //! `a{2,3}` keeps its comma (MirrorMaker turned it into `a{2|3}`, an invalid
@@ -162,10 +165,15 @@ pub enum SelectionError {
 }
 
 /// Whether `topic` is internal to Kafka (its name starts with `__`, which
-/// covers `__consumer_offsets` and `__transaction_state`) and so is never
+/// covers `__consumer_offsets` and `__transaction_state`) or a mirror's
+/// bookkeeping (offset maps, checkpoints, offset syncs), and so is never
 /// mirrored.
 pub fn is_internal_topic(topic: &str) -> bool {
     topic.starts_with("__")
+        || (topic.ends_with(".internal")
+            && (topic.starts_with("kmirror-offset-map.")
+                || topic.starts_with("mm2-offset-syncs.")
+                || topic.ends_with(".checkpoints.internal")))
 }
 
 /// One compiled pattern, matched against whole topic names.
@@ -471,6 +479,15 @@ mod tests {
         assert!(!s.selects("__consumer_offsets"));
         // One underscore is an ordinary topic.
         assert!(s.selects("_schemas"));
+        // Mirrors' bookkeeping holds another cluster's offsets.
+        for bookkeeping in [
+            "kmirror-offset-map.source.internal",
+            "source.checkpoints.internal",
+            "mm2-offset-syncs.target.internal",
+        ] {
+            assert_eq!(s.verdict(bookkeeping), TopicVerdict::Internal, "{bookkeeping}");
+        }
+        assert!(s.selects("orders.internal"));
     }
 
     #[test]

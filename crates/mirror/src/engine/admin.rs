@@ -499,6 +499,31 @@ async fn describe_topic(
     Ok(Ok(out))
 }
 
+/// How long `topic` keeps its records, in ms: -1 for ever (also for a
+/// compacted topic, whose latest records stay), 7 days if the broker does
+/// not say.
+pub async fn retention_ms(source: &Cluster, topic: &str) -> Result<i64, MirrorError> {
+    const DEFAULT: i64 = 7 * 24 * 3_600_000;
+    let Ok(entries) = describe_topic(source, topic)
+        .await
+        .map_err(MirrorError::source)?
+    else {
+        return Ok(DEFAULT);
+    };
+    let value = |name: &str| {
+        entries
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.value.clone())
+    };
+    if value("cleanup.policy").is_some_and(|p| p.contains("compact")) {
+        return Ok(-1);
+    }
+    Ok(value("retention.ms")
+        .and_then(|v| v.parse::<i64>().ok())
+        .map_or(DEFAULT, |ms| if ms < 0 { -1 } else { ms }))
+}
+
 /// The topic's own (non-default) settings among [`COPIED_TOPIC_CONFIGS`].
 pub async fn copied_topic_configs(
     source: &Cluster,

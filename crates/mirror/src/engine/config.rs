@@ -261,6 +261,10 @@ pub struct MirrorConfig {
     /// fetches and produce requests of other partitions; 0 rebuilds inline
     /// in the stream's task.
     pub slow_path_workers: usize,
+    /// The offset map topic on the destination (see [`crate::translation`]):
+    /// where each source record landed, written before each commit, for
+    /// exact offset translation. `None`: not kept.
+    pub offset_map_topic: Option<String>,
 }
 
 impl MirrorConfig {
@@ -284,6 +288,7 @@ impl MirrorConfig {
             topic_refresh_interval: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(30),
             slow_path_workers: std::thread::available_parallelism().map_or(2, usize::from),
+            offset_map_topic: None,
             partition_by_key: None,
         }
     }

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod budget;
 pub mod config;
 pub mod error;
+pub mod internal_topic;
 mod group;
 pub mod metrics;
 #[cfg(test)]
@@ -220,6 +221,7 @@ impl Mirror {
             metrics: self.metrics.clone(),
             subscribed: subscribed_tx,
             sealed: false,
+            map_ready: false,
         };
         let mut first_error = None;
         let fail = |e: MirrorError, first_error: &mut Option<MirrorError>| {
@@ -419,6 +421,8 @@ struct Controller {
     subscribed: watch::Sender<group::Subscribed>,
     /// `--once`: the streams were told that no more assignments come.
     sealed: bool,
+    /// The offset map topic exists (or none is kept).
+    map_ready: bool,
 }
 
 /// Whether a source topic seen with id `now` is not the topic first seen
@@ -537,6 +541,44 @@ fn grown_since_last_run(
 }
 
 impl Controller {
+    /// Creates the offset map topic if it is kept and missing. Its
+    /// retention is the longest of the first mirrored topics' (forever if
+    /// one keeps its records forever or is compacted): a mapping lives as
+    /// long as the records it places.
+    async fn ensure_offset_map<'t>(
+        &self,
+        topics: impl Iterator<Item = &'t Arc<str>>,
+    ) -> Result<(), MirrorError> {
+        let Some(map_topic) = &self.config.offset_map_topic else {
+            return Ok(());
+        };
+        let mut retention: Option<i64> = None;
+        for topic in topics {
+            let ms = admin::retention_ms(&self.source, topic).await?;
+            retention = Some(match (retention, ms) {
+                (Some(-1), _) | (_, -1) => -1,
+                (Some(a), b) => a.max(b),
+                (None, b) => b,
+            });
+        }
+        let retention = retention.unwrap_or(7 * 24 * 3_600_000);
+        let configs = vec![
+            ("cleanup.policy".to_owned(), "delete".to_owned()),
+            ("retention.ms".to_owned(), retention.to_string()),
+        ];
+        let created = internal_topic::ensure(
+            &self.destination,
+            map_topic,
+            self.config.produce.replication_factor,
+            &configs,
+        )
+        .await?;
+        if created {
+            tracing::info!(topic = %map_topic, retention_ms = retention, "created the offset map topic on the destination");
+        }
+        Ok(())
+    }
+
     /// Tells every stream that no more assignments come (`--once`).
     fn seal(&mut self, streams: &[mpsc::UnboundedSender<Command>]) {
         self.sealed = true;
@@ -647,6 +689,10 @@ impl Controller {
         }
         if fresh.is_empty() {
             return Ok(());
+        }
+        if !self.map_ready {
+            self.ensure_offset_map(fresh.iter().map(|(t, _, _)| t)).await?;
+            self.map_ready = true;
         }
         let tps: Vec<TopicPartition> = fresh
             .iter()

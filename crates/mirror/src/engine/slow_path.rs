@@ -61,6 +61,10 @@ pub struct Piece {
     pub batch: ProduceBatch,
     /// Its record count.
     pub records: i32,
+    /// The source offsets of its records, in order, as stretches of
+    /// consecutive offsets (where each record came from, for the offset
+    /// map).
+    pub sources: Vec<Range<i64>>,
 }
 
 /// What the slow path writes.
@@ -197,7 +201,7 @@ pub fn rebatch_measured(
                     record.headers.encoded_len(),
                 );
                 out.make_room(partition, bound)?;
-                let builder = out.builder(partition, codec);
+                let builder = out.builder(partition, codec, offset);
                 builder.push_record(&record, record.timestamp(&header))?;
                 out.seal_if_full(partition)?;
             }
@@ -229,7 +233,7 @@ pub fn rebatch_measured(
                     partition,
                     record_bound(r.key.as_deref(), r.value.as_deref(), 0),
                 )?;
-                let builder = out.builder(partition, codec);
+                let builder = out.builder(partition, codec, r.offset);
                 builder.push(
                     r.timestamp,
                     r.key.as_deref(),
@@ -243,10 +247,11 @@ pub fn rebatch_measured(
     out.finish()
 }
 
-/// Open builders per destination partition.
+/// Open builders per destination partition, with the source offsets of
+/// the records in each.
 struct Builders<'h> {
     how: &'h Rebatch,
-    open: BTreeMap<i32, BatchBuilder>,
+    open: BTreeMap<i32, (BatchBuilder, Vec<Range<i64>>)>,
     done: Vec<Piece>,
 }
 
@@ -259,11 +264,19 @@ impl<'h> Builders<'h> {
         }
     }
 
-    fn builder(&mut self, partition: i32, codec: Compression) -> &mut BatchBuilder {
+    /// The partition's open builder, about to take the record at source
+    /// `offset`.
+    fn builder(&mut self, partition: i32, codec: Compression, offset: i64) -> &mut BatchBuilder {
         let level = self.how.level;
-        self.open
+        let (builder, sources) = self
+            .open
             .entry(partition)
-            .or_insert_with(|| BatchBuilder::new(codec).with_level(level))
+            .or_insert_with(|| (BatchBuilder::new(codec).with_level(level), Vec::new()));
+        match sources.last_mut() {
+            Some(last) if last.end == offset => last.end = offset + 1,
+            _ => sources.push(offset..offset + 1),
+        }
+        builder
     }
 
     /// Seals the partition's open batch if `bound` more bytes could take it
@@ -275,7 +288,7 @@ impl<'h> Builders<'h> {
         let over = self
             .open
             .get(&partition)
-            .is_some_and(|b| !b.is_empty() && b.uncompressed_size() + bound > max);
+            .is_some_and(|(b, _)| !b.is_empty() && b.uncompressed_size() + bound > max);
         if over {
             self.seal(partition)?;
         }
@@ -287,7 +300,7 @@ impl<'h> Builders<'h> {
         if self
             .open
             .get(&partition)
-            .is_some_and(|b| b.uncompressed_size() >= batch_size)
+            .is_some_and(|(b, _)| b.uncompressed_size() >= batch_size)
         {
             self.seal(partition)?;
         }
@@ -295,32 +308,37 @@ impl<'h> Builders<'h> {
     }
 
     fn seal(&mut self, partition: i32) -> Result<(), RecordError> {
-        if let Some(builder) = self.open.get_mut(&partition)
+        if let Some((builder, sources)) = self.open.get_mut(&partition)
             && !builder.is_empty()
         {
-            let records = i32::try_from(builder.len()).unwrap_or(i32::MAX);
-            let batch = builder.build(ProducerStamp::NONE)?;
-            self.done.push(Piece {
-                partition,
-                batch,
-                records,
-            });
+            let piece = Self::piece(partition, builder, std::mem::take(sources))?;
+            self.done.push(piece);
         }
         Ok(())
     }
 
+    fn piece(
+        partition: i32,
+        builder: &mut BatchBuilder,
+        sources: Vec<Range<i64>>,
+    ) -> Result<Piece, RecordError> {
+        let records = i32::try_from(builder.len()).unwrap_or(i32::MAX);
+        let batch = builder.build(ProducerStamp::NONE)?;
+        Ok(Piece {
+            partition,
+            batch,
+            records,
+            sources,
+        })
+    }
+
     fn finish(mut self) -> Result<Vec<Piece>, RecordError> {
-        for (partition, mut builder) in self.open {
+        for (partition, (mut builder, sources)) in self.open {
             if builder.is_empty() {
                 continue;
             }
-            let records = i32::try_from(builder.len()).unwrap_or(i32::MAX);
-            let batch = builder.build(ProducerStamp::NONE)?;
-            self.done.push(Piece {
-                partition,
-                batch,
-                records,
-            });
+            self.done
+                .push(Self::piece(partition, &mut builder, sources)?);
         }
         Ok(self.done)
     }
@@ -508,6 +526,83 @@ mod tests {
         let all: Vec<String> = pieces.iter().flat_map(values).collect();
         let expected: Vec<String> = (0..40).map(|i| format!("v{i}")).collect();
         assert_eq!(all, expected);
+        // Each piece says which source offsets it holds, for the offset
+        // map: together, every offset once, in order.
+        let mut next = 0;
+        for piece in &pieces {
+            assert_eq!(piece.sources, vec![next..next + i64::from(piece.records)]);
+            next += i64::from(piece.records);
+        }
+        assert_eq!(next, 40);
+    }
+
+    /// A zigzag varint, as record fields are written.
+    fn varint(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+
+    /// An uncompressed batch at `base` holding one record per delta (key
+    /// and value `v<delta>`): a compacted log's batch when deltas skip.
+    fn sparse_batch(base: i64, deltas: &[i64]) -> LogEntry {
+        use kmirror_protocol::record::{BATCH_HEADER_LEN, BatchHeader};
+        let mut payload = Vec::new();
+        for &d in deltas {
+            let v = format!("v{d}");
+            let mut body = vec![0u8];
+            varint(&mut body, d);
+            varint(&mut body, d);
+            for field in [v.as_bytes(), v.as_bytes()] {
+                varint(&mut body, field.len() as i64);
+                body.extend_from_slice(field);
+            }
+            varint(&mut body, 0);
+            varint(&mut payload, body.len() as i64);
+            payload.extend_from_slice(&body);
+        }
+        let mut b = BatchBuilder::new(Compression::None);
+        b.push(0, None, None, std::iter::empty()).unwrap();
+        let built = b.build(ProducerStamp::NONE).unwrap().to_bytes();
+        let raw: [u8; BATCH_HEADER_LEN] = built[..BATCH_HEADER_LEN].try_into().unwrap();
+        let mut h = BatchHeader::decode(&raw);
+        h.base_offset = base;
+        h.last_offset_delta = *deltas.last().unwrap() as i32;
+        h.record_count = deltas.len() as i32;
+        h.batch_length = (BATCH_HEADER_LEN - 12 + payload.len()) as i32;
+        let mut bytes = h.encode().to_vec();
+        bytes.extend_from_slice(&payload);
+        let crc = crc32c::crc32c(&bytes[21..]);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        LogEntry::Batch(RecordBatchView::new(Bytes::from(bytes)).unwrap())
+    }
+
+    #[test]
+    fn pieces_name_the_source_offsets_of_their_records() {
+        // Offsets 13 and 14 compacted away; the fetch position is 11.
+        let entry = sparse_batch(10, &[0, 1, 2, 5, 6]);
+        let how = Rebatch {
+            route: Route::SamePartition,
+            codec: None,
+            level: None,
+            batch_size: 1 << 20,
+            max_batch_bytes: None,
+        };
+        let pieces = rebatch(&entry, &(11..17), 0, &how).unwrap();
+        assert_eq!(pieces.len(), 1);
+        assert_eq!(pieces[0].sources, vec![11..13, 15..17]);
+        assert_eq!(values(&pieces[0]), ["v1", "v2", "v5", "v6"]);
+        // Cut in two by the batch size: each piece its own offsets.
+        let one = Rebatch {
+            batch_size: 1,
+            ..how
+        };
+        let pieces = rebatch(&entry, &(10..17), 0, &one).unwrap();
+        let sources: Vec<_> = pieces.iter().map(|p| p.sources.clone()).collect();
+        assert_eq!(sources, vec![vec![10..11], vec![11..12], vec![12..13], vec![15..16], vec![16..17]]);
     }
 
     /// One v0/v1 message set entry (offset, size, CRC-32, message).

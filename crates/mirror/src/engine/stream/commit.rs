@@ -2,6 +2,7 @@
 //! group, as kmirror's member.
 
 use super::*;
+use crate::engine::internal_topic;
 
 /// The longest wait before a failed commit is tried again.
 const COMMIT_RETRY_MAX: Duration = Duration::from_secs(5);
@@ -46,15 +47,57 @@ impl Stream {
             .iter()
             .filter_map(|(k, _)| Some((k.clone(), self.slots.get(k)?.last_fetched_epoch)))
             .collect();
+        // Where the records below each offset landed goes to the offset
+        // map first: a committed offset always has its mapping.
+        let flushes: Vec<(TopicPartition, MapFlush)> = offsets
+            .iter()
+            .filter_map(|(k, o)| {
+                let flush = self.slots.get(k)?.map.as_ref()?.flush(&k.0, k.1, *o)?;
+                Some((k.clone(), flush))
+            })
+            .collect();
+        let mut map_records = Vec::new();
+        for record in flushes.iter().flat_map(|(_, f)| &f.records) {
+            match record.encode_key() {
+                Ok(key) => map_records.push((key, record.encode_value())),
+                Err(e) => {
+                    self.commit_busy = false;
+                    self.fail(MirrorError::Internal(format!("offset map: {e}")));
+                    return;
+                }
+            }
+        }
+        let map_topic = self.ctx.config.offset_map_topic.clone();
+        let destination = self.ctx.destination.clone();
         let cluster = self.ctx.source.clone();
         let group = self.ctx.config.fetch.group_id.clone();
         self.control.spawn(async move {
+            if let Some(topic) = map_topic.filter(|_| !map_records.is_empty()) {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+                if let Err(e) =
+                    internal_topic::append(&destination, &topic, &map_records, now).await
+                {
+                    tracing::warn!(topic, error = %e, "cannot write the offset map; the commit waits for it");
+                    return ControlDone::Commit(offsets, Vec::new(), Err(e));
+                }
+            }
             let member = member
                 .as_ref()
                 .map(|m| (m.generation, m.member_id.as_str()));
             let result = admin::commit_offsets(&cluster, &group, member, &offsets, &epochs).await;
-            ControlDone::Commit(offsets, result)
+            ControlDone::Commit(offsets, flushes, result)
         });
+    }
+
+    /// The offset map records of a commit were written.
+    pub(super) fn on_map_written(&mut self, written: &[(TopicPartition, MapFlush)]) {
+        for (key, flush) in written {
+            if let Some(map) = self.slots.get_mut(key).and_then(|s| s.map.as_mut()) {
+                map.written(flush);
+            }
+        }
     }
 
     pub(super) fn on_commit(

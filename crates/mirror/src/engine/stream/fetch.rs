@@ -55,6 +55,11 @@ impl Stream {
                 && slot.staged.is_empty()
                 && !slot.fetching
             {
+                if let Some(map) = slot.map.as_mut() {
+                    // Copying again from `to` (a truncation) or skipping
+                    // to it: a new session from there.
+                    map.restart(new_session_id(), to, slot.ledger.committable());
+                }
                 match slot.ledger.committed() {
                     // Keep the commit point known so a commit is only sent
                     // when it moves. Not after a truncation: the offset

@@ -42,8 +42,9 @@ use super::group::Membership;
 use super::metrics::{Metrics, PartitionProgress};
 use super::slow_path::{Piece, Rebatch, Route, rebatch_measured, rebuild_estimate};
 use crate::fetch_plan::{FetchPlanError, FetchSettings, PlanStep, plan_fetch_partition};
-use crate::ledger::{DispatchId, OffsetLedger};
+use crate::ledger::{DispatchId, OffsetLedger, Receipt};
 use crate::sequencer::ProducerSequencer;
+use crate::translation::{MapFlush, MapRecorder};
 
 mod commit;
 mod fetch;
@@ -150,6 +151,9 @@ struct Slot {
     /// Being given up: not fetched again, what was fetched is still
     /// written.
     revoked: bool,
+    /// Where acknowledged records landed, until written to the offset map
+    /// (`None`: no map kept, or records placed by key).
+    map: Option<MapRecorder>,
 }
 
 impl Slot {
@@ -232,6 +236,9 @@ struct OutBatch {
     source: TopicPartition,
     dispatch: DispatchId,
     range: Range<i64>,
+    /// The source offsets of the records of a batch the slow path built
+    /// (a passed-through batch's are its own offsets).
+    sources: Vec<Range<i64>>,
     payload: Payload,
     stamped: Option<produce::Stamped>,
     records: i32,
@@ -241,6 +248,18 @@ struct OutBatch {
 }
 
 impl OutBatch {
+    /// The source offsets of its records, as stretches of consecutive
+    /// offsets.
+    fn source_offsets(&self) -> Vec<Range<i64>> {
+        match &self.payload {
+            Payload::Fetched(view) => {
+                let h = view.header();
+                vec![h.base_offset..h.base_offset + i64::from(h.record_count)]
+            }
+            Payload::Built(_) => self.sources.clone(),
+        }
+    }
+
     /// The batch's number in its destination partition's sequence (the
     /// wire's base sequence with idempotence): what answers are matched by.
     fn base_sequence(&self) -> Option<i32> {
@@ -292,6 +311,24 @@ impl DestQueue {
         self.awaiting = 0;
         self.resend = false;
     }
+}
+
+/// A new offset map session id: random per process (std's hasher keys
+/// are), distinct per call.
+fn new_session_id() -> i64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut h = KEYS.get_or_init(Default::default).build_hasher();
+    h.write_u64(NEXT.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish() as i64
 }
 
 /// A partition in a fetch: topic, topic id, partition, position.
@@ -347,8 +384,11 @@ enum ControlDone {
     SourceMetadata(Result<Arc<ClusterMetadata>, PoolError>),
     DestinationMetadata(Result<Arc<ClusterMetadata>, PoolError>),
     ProducerId(Result<(i64, i16), PoolError>),
+    /// A commit: the offsets, the offset map records written before it
+    /// (empty if it failed), and the commit's answer.
     Commit(
         Vec<(TopicPartition, i64)>,
+        Vec<(TopicPartition, MapFlush)>,
         Result<Vec<(TopicPartition, admin::CommitResult)>, PoolError>,
     ),
     Reset(TopicPartition, Result<i64, MirrorError>),
@@ -380,7 +420,8 @@ fn wakeup(
 
 /// How one produce answer is treated.
 enum Outcome {
-    Acknowledged,
+    /// Written, its first record at this offset (`None`: not said).
+    Acknowledged(Option<i64>),
     Retry(String),
     /// The producer's sequence state is gone: bump the epoch, resend.
     Bump(String),
@@ -674,6 +715,8 @@ impl Stream {
                 staged: VecDeque::new(),
                 unsent: Weak::new(),
                 revoked: false,
+                map: (self.ctx.config.offset_map_topic.is_some() && a.route == Route::SamePartition)
+                    .then(|| MapRecorder::new(new_session_id(), a.start)),
             },
         );
     }
@@ -887,7 +930,10 @@ impl Stream {
                 }
             }
             ControlDone::ProducerId(result) => self.on_producer_id(result),
-            ControlDone::Commit(offsets, result) => self.on_commit(offsets, result),
+            ControlDone::Commit(offsets, written, result) => {
+                self.on_map_written(&written);
+                self.on_commit(offsets, result);
+            }
             ControlDone::Reset(key, result) => {
                 let Some(slot) = self.slots.get_mut(&key) else {
                     return;

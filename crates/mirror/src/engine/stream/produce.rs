@@ -329,7 +329,7 @@ impl Stream {
             // a batch counts as written only once acknowledged.
             None => Outcome::Retry("the partition is missing from the Produce response".into()),
             Some(p) => match ResponseError::try_from_code(p.error_code) {
-                None => Outcome::Acknowledged,
+                None => Outcome::Acknowledged((p.base_offset >= 0).then_some(p.base_offset)),
                 Some(e) => {
                     self.ctx.metrics.produce_error(&kafka_error_name(e));
                     self.classify_error(key, seq, p, e)
@@ -349,7 +349,10 @@ impl Stream {
     ) -> Outcome {
         {
             match error {
-                ResponseError::DuplicateSequenceNumber => Outcome::Acknowledged,
+                // Written before; older brokers do not say where.
+                ResponseError::DuplicateSequenceNumber => {
+                    Outcome::Acknowledged((p.base_offset >= 0).then_some(p.base_offset))
+                }
                 ResponseError::OutOfOrderSequenceNumber => {
                     let earlier = self
                         .queues
@@ -445,7 +448,7 @@ impl Stream {
             other => other,
         };
         match outcome {
-            Outcome::Acknowledged => {
+            Outcome::Acknowledged(base_offset) => {
                 let Some(batch) = q.sent.remove(index) else {
                     return;
                 };
@@ -473,13 +476,19 @@ impl Stream {
                         .as_ref()
                         .map(|s| super::fetch::source_timestamp(&s.batch.header())),
                 );
-                if let Some(slot) = self.slots.get_mut(&batch.source)
-                    && let Err(e) = slot.ledger.acknowledged(batch.dispatch)
-                {
-                    self.fail(MirrorError::Internal(format!(
-                        "{}-{}: {e}",
-                        batch.source.0, batch.source.1
-                    )));
+                if let Some(slot) = self.slots.get_mut(&batch.source) {
+                    match slot.ledger.acknowledged(batch.dispatch) {
+                        Ok(Receipt::Applied { .. }) => {
+                            if let Some(map) = slot.map.as_mut() {
+                                map.acknowledged(&batch.source_offsets(), base_offset);
+                            }
+                        }
+                        Ok(Receipt::Stale) => {}
+                        Err(e) => self.fail(MirrorError::Internal(format!(
+                            "{}-{}: {e}",
+                            batch.source.0, batch.source.1
+                        ))),
+                    }
                 }
             }
             Outcome::Retry(reason)
