@@ -206,6 +206,52 @@ pub struct Args {
     )]
     pub ready_stall_ms: u64,
 
+    /// Keep the offset map on the destination: where every source record
+    /// landed, written before each commit, so that consumer groups can
+    /// move to the destination without losing or repeating a record
+    /// (`kmirror offsets translate|sync`, `kmirror cutover`). false: no
+    /// map.
+    #[arg(
+        long = "offset.map",
+        value_name = "true|false",
+        default_value = "true",
+        action = ArgAction::Set,
+        value_parser = parse_bool
+    )]
+    pub offset_map: bool,
+
+    /// The source cluster's name in the translation topics' names
+    /// (kmirror-offset-map.ALIAS.internal, and MirrorMaker 2's
+    /// ALIAS.checkpoints.internal); give each mirror into one destination
+    /// its own.
+    #[arg(
+        long = "source.alias",
+        value_name = "ALIAS",
+        default_value = "source",
+        value_parser = parse_alias
+    )]
+    pub source_alias: String,
+
+    /// While mirroring, translate the source offsets of the consumer
+    /// groups matching PATTERN (a regular expression over whole group
+    /// names) every --sync.group.offsets.interval.ms: record them as
+    /// MirrorMaker 2 checkpoints, and commit them to the same groups on
+    /// the destination while those have no members there (never moving
+    /// an offset back), as MirrorMaker 2's sync.group.offsets.enabled does
+    /// but exactly.
+    #[arg(long = "sync.group.offsets", value_name = "PATTERN")]
+    pub sync_group_offsets: Option<String>,
+
+    /// How often --sync.group.offsets runs, in milliseconds.
+    #[arg(
+        long = "sync.group.offsets.interval.ms",
+        value_name = "MS",
+        default_value_t = 60_000,
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(u64).range(1_000..=86_400_000)
+    )]
+    pub sync_group_offsets_interval_ms: u64,
+
     /// MirrorMaker's switch to the Java consumer: accepted and ignored
     /// (kmirror always speaks the Kafka protocol itself).
     #[arg(long = "new.consumer", hide = true)]
@@ -293,6 +339,10 @@ const KNOWN_FLAGS: &[&str] = &[
     "--metrics.listen",
     "--metrics.partitions",
     "--ready.stall.ms",
+    "--offset.map",
+    "--source.alias",
+    "--sync.group.offsets",
+    "--sync.group.offsets.interval.ms",
     "--help",
     "--version",
 ];
@@ -322,6 +372,24 @@ where
             _ => Err(usage_error(&e)),
         },
     }
+}
+
+/// A source alias: the characters Kafka allows in a topic name (it
+/// becomes part of two).
+pub fn parse_alias(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty()
+        || value.len() > 200
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(
+            "expected 1 to 200 of the characters a topic name may have: letters, digits, '.', '_', '-'"
+                .to_owned(),
+        );
+    }
+    Ok(value.to_owned())
 }
 
 /// `true` or `false`, in any case.

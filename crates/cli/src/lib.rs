@@ -29,6 +29,7 @@
 pub mod args;
 pub mod exit;
 pub mod exposition;
+pub mod failover_cmd;
 pub mod http;
 pub mod logging;
 pub mod preflight;

@@ -24,14 +24,21 @@ use std::process::ExitCode;
 
 use kmirror_cli::args::{self, Args, Invocation, LogFormat};
 use kmirror_cli::settings::MirrorSettings;
-use kmirror_cli::{CliError, Exit, exit, http, logging, preflight, run};
+use kmirror_cli::{CliError, Exit, exit, failover_cmd, http, logging, preflight, run};
 
 fn main() -> ExitCode {
     exit::install_panic_hook();
     if cfg!(debug_assertions) && std::env::var_os("KMIRROR_TEST_PANIC").is_some() {
         panic!("KMIRROR_TEST_PANIC is set");
     }
-    let args = match args::parse(std::env::args_os()) {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if failover_cmd::is_failover_command(argv.get(1)) {
+        return match failover_cmd::main(argv) {
+            Ok(()) => Exit::Success.into(),
+            Err(e) => e.report(),
+        };
+    }
+    let args = match args::parse(argv) {
         Ok(Invocation::Run(args)) => args,
         Ok(Invocation::Print(text)) => {
             let _ = write!(std::io::stdout().lock(), "{text}");

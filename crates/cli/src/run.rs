@@ -76,6 +76,10 @@ pub fn engine_config(settings: &MirrorSettings) -> MirrorConfig {
         replication_factor: producer.replication_factor,
     };
     config.streams = usize::from(settings.run.num_streams.max(1));
+    config.offset_map_topic = settings
+        .run
+        .offset_map
+        .then(|| kmirror::translation::offset_map_topic(&settings.run.source_alias));
     config.commit_interval = settings.run.offset_commit_interval;
     config.abort_on_send_failure = settings.run.abort_on_send_failure;
     config.mode = if settings.run.once {

@@ -291,6 +291,13 @@ pub struct RunSettings {
     /// How long a partition may have records to move and nothing
     /// acknowledged before `/ready` says no (`--ready.stall.ms`).
     pub ready_stall: Duration,
+    /// Whether the offset map is kept (`--offset.map`).
+    pub offset_map: bool,
+    /// The source cluster's alias (`--source.alias`).
+    pub source_alias: String,
+    /// Groups whose offsets are synced while mirroring
+    /// (`--sync.group.offsets`), and how often.
+    pub sync_group_offsets: Option<(String, Duration)>,
 }
 
 /// How loud a [`Notice`] is.
@@ -507,6 +514,14 @@ impl FlagSettings {
                 metrics_listen: args.metrics_listen,
                 metrics_partitions: args.metrics_partitions,
                 ready_stall: Duration::from_millis(args.ready_stall_ms),
+                offset_map: args.offset_map,
+                source_alias: args.source_alias.clone(),
+                sync_group_offsets: args.sync_group_offsets.clone().map(|p| {
+                    (
+                        p,
+                        Duration::from_millis(args.sync_group_offsets_interval_ms),
+                    )
+                }),
             },
             notices,
         })

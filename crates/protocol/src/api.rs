@@ -49,6 +49,7 @@ pub const SUPPORTED_APIS: &[ApiSpec] = &[
     spec(ApiKey::LeaveGroup, 0, 5, 4),
     spec(ApiKey::SyncGroup, 0, 5, 4),
     spec(ApiKey::DescribeGroups, 0, 6, 5),
+    spec(ApiKey::ListGroups, 0, 5, 3),
     spec(ApiKey::SaslHandshake, 0, 1, i16::MAX),
     spec(ApiKey::ApiVersions, 0, 4, 3),
     spec(ApiKey::CreateTopics, 2, 7, 5),

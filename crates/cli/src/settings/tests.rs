@@ -122,6 +122,9 @@ fn the_guides_files_and_command_line() {
             metrics_listen: None,
             metrics_partitions: true,
             ready_stall: Duration::from_secs(60),
+            offset_map: true,
+            source_alias: "source".to_owned(),
+            sync_group_offsets: None,
         }
     );
     assert_eq!(s.consumer_file, PathBuf::from("consumer.properties"));

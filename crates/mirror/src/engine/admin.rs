@@ -177,21 +177,34 @@ pub async fn committed_positions(
     group: &str,
     partitions: &[TopicPartition],
 ) -> Result<BTreeMap<TopicPartition, (i64, i32)>, MirrorError> {
-    at_coordinator(source, group, || {
-        committed_offsets_once(source, group, partitions)
+    committed_positions_on(source, Side::Source, group, partitions).await
+}
+
+/// [`committed_positions`] of a group on either cluster.
+pub async fn committed_positions_on(
+    cluster: &Cluster,
+    side: Side,
+    group: &str,
+    partitions: &[TopicPartition],
+) -> Result<BTreeMap<TopicPartition, (i64, i32)>, MirrorError> {
+    at_coordinator(cluster, group, || {
+        committed_offsets_once(cluster, side, group, partitions)
     })
     .await
 }
 
 async fn committed_offsets_once(
     source: &Cluster,
+    side: Side,
     group: &str,
     partitions: &[TopicPartition],
 ) -> Result<BTreeMap<TopicPartition, (i64, i32)>, MirrorError> {
-    let conn = coordinator_connection(source, group)
-        .await
-        .map_err(MirrorError::source)?;
-    let version = version(&conn, ApiKey::OffsetFetch).map_err(MirrorError::source)?;
+    let wrap = |e| match side {
+        Side::Source => MirrorError::source(e),
+        Side::Destination => MirrorError::destination(e),
+    };
+    let conn = coordinator_connection(source, group).await.map_err(wrap)?;
+    let version = version(&conn, ApiKey::OffsetFetch).map_err(wrap)?;
     let mut by_topic: BTreeMap<Arc<str>, Vec<i32>> = BTreeMap::new();
     for (topic, partition) in partitions {
         by_topic.entry(topic.clone()).or_default().push(*partition);
@@ -223,9 +236,9 @@ async fn committed_offsets_once(
             .with_group_id(GroupId(str_bytes(group)))
             .with_topics(Some(topics))
     };
-    let response = conn.send(&request).await.map_err(MirrorError::source)?;
+    let response = conn.send(&request).await.map_err(wrap)?;
     let refused = |error: ResponseError| MirrorError::Refused {
-        side: Side::Source,
+        side,
         what: format!("OffsetFetch for group {group}"),
         error,
         hint: None,
@@ -460,6 +473,103 @@ pub async fn commit_offsets(
             out.push((tp.clone(), result));
         }
     }
+    Ok(out)
+}
+
+/// A consumer group as DescribeGroups tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// `Empty`, `Stable`, `PreparingRebalance`, `CompletingRebalance`,
+    /// `Dead` (no such group), or a KIP-848 group's state.
+    pub state: String,
+    /// `consumer` for consumer groups.
+    pub protocol_type: String,
+    /// Its members' client ids and hosts.
+    pub members: Vec<String>,
+}
+
+/// Describes `group` on `cluster` (DescribeGroups to its coordinator).
+pub async fn describe_group(
+    cluster: &Cluster,
+    side: Side,
+    group: &str,
+) -> Result<GroupDescription, MirrorError> {
+    let wrap = |e| match side {
+        Side::Source => MirrorError::source(e),
+        Side::Destination => MirrorError::destination(e),
+    };
+    let conn = coordinator_connection(cluster, group).await.map_err(wrap)?;
+    let request = kp::DescribeGroupsRequest::default()
+        .with_groups(vec![GroupId(str_bytes(group))]);
+    let response = match conn.send(&request).await {
+        Ok(r) => r,
+        Err(e) => {
+            cluster.invalidate_coordinator(group);
+            return Err(wrap(e));
+        }
+    };
+    let g = response
+        .groups
+        .into_iter()
+        .next()
+        .ok_or_else(|| MirrorError::Internal(format!("DescribeGroups for {group}: no group in the answer")))?;
+    if let Some(error) = kafka_error(g.error_code) {
+        if matches!(
+            error,
+            ResponseError::NotCoordinator | ResponseError::CoordinatorNotAvailable
+        ) {
+            cluster.invalidate_coordinator(group);
+        }
+        return Err(MirrorError::Refused {
+            side,
+            what: format!("DescribeGroups for group {group}"),
+            error,
+            hint: None,
+        });
+    }
+    Ok(GroupDescription {
+        state: g.group_state.to_string(),
+        protocol_type: g.protocol_type.to_string(),
+        members: g
+            .members
+            .iter()
+            .map(|m| format!("{} ({} at {})", m.member_id.as_str(), m.client_id.as_str(), m.client_host.as_str()))
+            .collect(),
+    })
+}
+
+/// Every consumer group on `cluster` (ListGroups to every broker: each
+/// lists the groups it coordinates).
+pub async fn list_groups(cluster: &Cluster, side: Side) -> Result<Vec<String>, MirrorError> {
+    let wrap = |e| match side {
+        Side::Source => MirrorError::source(e),
+        Side::Destination => MirrorError::destination(e),
+    };
+    let metadata = cluster.refresh_metadata().await.map_err(wrap)?;
+    let mut out = Vec::new();
+    for id in metadata.brokers.keys() {
+        let response = cluster
+            .send_to_broker(*id, &kp::ListGroupsRequest::default())
+            .await
+            .map_err(wrap)?;
+        if let Some(error) = kafka_error(response.error_code) {
+            return Err(MirrorError::Refused {
+                side,
+                what: format!("ListGroups on broker {id}"),
+                error,
+                hint: None,
+            });
+        }
+        out.extend(
+            response
+                .groups
+                .into_iter()
+                .filter(|g| g.protocol_type.is_empty() || g.protocol_type.as_str() == "consumer")
+                .map(|g| g.group_id.0.to_string()),
+        );
+    }
+    out.sort();
+    out.dedup();
     Ok(out)
 }
 

@@ -12,6 +12,7 @@ pub mod admin;
 pub mod budget;
 pub mod config;
 pub mod error;
+pub mod failover;
 pub mod internal_topic;
 mod group;
 pub mod metrics;

@@ -25,6 +25,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{
     ApiKey, ConsumerGroupHeartbeatResponse, CreatePartitionsResponse, CreateTopicsResponse,
     DescribeConfigsResponse, DescribeGroupsResponse, FindCoordinatorResponse, HeartbeatResponse,
+    ListGroupsResponse,
     InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListOffsetsResponse,
     OffsetCommitResponse, OffsetFetchResponse, SaslAuthenticateResponse, SaslHandshakeResponse,
     SyncGroupResponse,
@@ -66,6 +67,7 @@ control_responses! {
     LeaveGroupResponse => LeaveGroup,
     SyncGroupResponse => SyncGroup,
     DescribeGroupsResponse => DescribeGroups,
+    ListGroupsResponse => ListGroups,
     SaslHandshakeResponse => SaslHandshake,
     CreateTopicsResponse => CreateTopics,
     InitProducerIdResponse => InitProducerId,
@@ -102,7 +104,7 @@ const fn row(
 /// Never flexible.
 const NEVER: i16 = i16::MAX;
 
-const CONTROL_APIS: [ControlApi; 16] = [
+const CONTROL_APIS: [ControlApi; 17] = [
     row(ApiKey::ListOffsets, 1, 10, 6, layout::LIST_OFFSETS),
     row(ApiKey::OffsetCommit, 2, 9, 8, layout::OFFSET_COMMIT),
     row(ApiKey::OffsetFetch, 1, 9, 6, layout::OFFSET_FETCH),
@@ -112,6 +114,7 @@ const CONTROL_APIS: [ControlApi; 16] = [
     row(ApiKey::LeaveGroup, 0, 5, 4, layout::LEAVE_GROUP),
     row(ApiKey::SyncGroup, 0, 5, 4, layout::SYNC_GROUP),
     row(ApiKey::DescribeGroups, 0, 6, 5, layout::DESCRIBE_GROUPS),
+    row(ApiKey::ListGroups, 0, 5, 3, layout::LIST_GROUPS),
     row(ApiKey::SaslHandshake, 0, 1, NEVER, layout::SASL_HANDSHAKE),
     row(ApiKey::CreateTopics, 2, 7, 5, layout::CREATE_TOPICS),
     row(ApiKey::InitProducerId, 0, 5, 2, layout::INIT_PRODUCER_ID),
@@ -369,6 +372,19 @@ mod layout {
         f(Array(DESCRIBE_GROUPS_GROUP)), // groups
     ];
 
+    // ListGroups v0-5, flexible from 3.
+    const LIST_GROUPS_GROUP: &[Field] = &[
+        f(String),          // group_id
+        f(String),          // protocol_type
+        f(String).since(4), // group_state
+        f(String).since(5), // group_type
+    ];
+    pub(super) const LIST_GROUPS: &[Field] = &[
+        f(Int32).since(1),           // throttle_time_ms
+        f(Int16),                    // error_code
+        f(Array(LIST_GROUPS_GROUP)), // groups
+    ];
+
     // SaslHandshake v0-1, never flexible.
     pub(super) const SASL_HANDSHAKE: &[Field] = &[
         f(Int16),         // error_code
@@ -601,6 +617,7 @@ mod tests {
         layout_matches_kafka_protocol::<LeaveGroupResponse>();
         layout_matches_kafka_protocol::<SyncGroupResponse>();
         layout_matches_kafka_protocol::<DescribeGroupsResponse>();
+        layout_matches_kafka_protocol::<ListGroupsResponse>();
         layout_matches_kafka_protocol::<SaslHandshakeResponse>();
         layout_matches_kafka_protocol::<CreateTopicsResponse>();
         layout_matches_kafka_protocol::<InitProducerIdResponse>();

@@ -133,6 +133,11 @@ kafka_protocol_request!(
     kp::DescribeGroupsResponse
 );
 kafka_protocol_request!(
+    kp::ListGroupsRequest,
+    ApiKey::ListGroups,
+    kp::ListGroupsResponse
+);
+kafka_protocol_request!(
     kp::SaslHandshakeRequest,
     ApiKey::SaslHandshake,
     kp::SaslHandshakeResponse
