@@ -30,6 +30,10 @@
 //!   id, epoch and per-partition base sequence, keeps at most five batches
 //!   in flight per partition, and restarts sequences after an epoch bump.
 //!
+//! - [`translation`]: MirrorMaker 2's checkpoint records
+//!   ([`translation::checkpoint::Checkpoint`]), the consumer group offsets
+//!   MirrorMaker 2 translated from the source cluster to the target.
+//!
 //! [`engine`] is the runtime on top: [`Mirror`] with its fetch loops,
 //! produce lanes, topic creation and commits, which own sockets and time.
 #![forbid(unsafe_code)]
@@ -47,6 +51,7 @@ pub mod fetch_plan;
 pub mod ledger;
 pub mod selection;
 pub mod sequencer;
+pub mod translation;
 
 pub use engine::{
     Assignor, FetchConfig, GroupConfig, GroupProtocol, Metrics, MetricsSnapshot, Mirror,
