@@ -142,7 +142,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Vec<u8> {
-    assert!(text.len() % 2 == 0, "odd-length hex from Java: {text:?}");
+    assert!(
+        text.len().is_multiple_of(2),
+        "odd-length hex from Java: {text:?}"
+    );
     (0..text.len())
         .step_by(2)
         .map(|i| {
