@@ -237,3 +237,70 @@ fn malformed_records_against_java() {
         }
     }
 }
+
+/// Produces raw (partition, key, value) records with librdkafka.
+const PRODUCE_RAW: &str = r#"
+import sys
+from confluent_kafka import Producer
+bootstrap, topic = sys.argv[1], sys.argv[2]
+producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+for arg in sys.argv[3:]:
+    partition, key, value = arg.split(":")
+    producer.produce(topic, key=bytes.fromhex(key), value=bytes.fromhex(value), partition=int(partition))
+left = producer.flush(60)
+assert left == 0, f"{left} records not delivered"
+"#;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// MirrorMaker 2's own client (`RemoteClusterUtils.translateOffsets`) reads
+/// checkpoints we encoded from a real checkpoints topic: partition 0 only,
+/// the last checkpoint per (group, partition) wins, other groups and
+/// undecodable records are left out.
+#[test]
+fn remote_cluster_utils_reads_our_checkpoints() {
+    use kmirror::translation::checkpoint::checkpoints_topic;
+    use kmirror_test_support::mm2::remote_cluster_utils_translate;
+    use kmirror_test_support::{ClusterOptions, KafkaCluster, librdkafka_create_topic, run_python};
+
+    let cluster = KafkaCluster::start(ClusterOptions::kraft().name("mm2-checkpoints"));
+    let bootstrap = cluster.bootstrap();
+    let topic = checkpoints_topic("src");
+    librdkafka_create_topic(&bootstrap, &topic, 2, &[]);
+
+    let record = |partition: i32, c: Checkpoint| {
+        format!(
+            "{partition}:{}:{}",
+            hex(&c.encode_key().unwrap()),
+            hex(&c.encode_value().unwrap())
+        )
+    };
+    let args = [
+        record(0, checkpoint("app", "src.orders", 0, 10, 7, "")),
+        record(0, checkpoint("app", "src.orders", 1, 20, 17, "meta")),
+        record(0, checkpoint("other", "src.orders", 0, 99, 98, "")),
+        // Undecodable for Java (truncated key): skipped.
+        "0:0002aa:0000".to_owned(),
+        record(0, checkpoint("app", "src.orders", 0, 12, 9, "")),
+        record(0, checkpoint("app", "src.payments", 3, 5, 4, "")),
+        // Partition 1 is never read.
+        record(1, checkpoint("app", "src.orders", 0, 50, 40, "")),
+        record(1, checkpoint("app", "src.ignored", 0, 50, 40, "")),
+    ];
+    let mut argv = vec![bootstrap.as_str(), topic.as_str()];
+    argv.extend(args.iter().map(String::as_str));
+    run_python(PRODUCE_RAW, &argv);
+
+    let translated = remote_cluster_utils_translate(&bootstrap, "src", "app");
+    let expected = [
+        (("src.orders".to_owned(), 0), 9),
+        (("src.orders".to_owned(), 1), 17),
+        (("src.payments".to_owned(), 3), 4),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(translated, expected);
+    assert!(remote_cluster_utils_translate(&bootstrap, "src", "nobody").is_empty());
+}

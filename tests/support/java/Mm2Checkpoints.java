@@ -46,7 +46,20 @@ import org.apache.kafka.connect.mirror.RemoteClusterUtils;
 public class Mm2Checkpoints {
     private static final HexFormat HEX = HexFormat.of();
 
-    public static void main(String[] args) throws Exception {
+    public static void main(String[] args) {
+        try {
+            run(args);
+        } catch (Throwable e) {
+            // Printed here: the source launcher of Java 17 fails on
+            // exceptions without a stack trace (Kafka's ApiExceptions have
+            // none) and would hide this one behind its own.
+            System.err.println("Mm2Checkpoints failed: " + e);
+            e.printStackTrace();
+            System.exit(1);
+        }
+    }
+
+    private static void run(String[] args) throws Exception {
         PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), false, StandardCharsets.UTF_8);
         if (args.length < 1) {
             usage();

@@ -296,6 +296,14 @@ pub fn java_encode_checkpoints(checkpoints: &[JavaCheckpoint]) -> Vec<(Vec<u8>, 
 /// `<source_alias>.checkpoints.internal`, partition 0), with a 30 s
 /// timeout. Maps (downstream topic, partition) to the translated offset.
 ///
+/// When the checkpoints topic does not exist, what happens depends on the
+/// broker (seen with Kafka 4.4.0): with `auto.create.topics.enable=true`
+/// (Kafka's default) the consumer's metadata request creates the topic and
+/// the answer is empty within about a second; with `false`,
+/// `translateOffsets` waits for the consumer's `default.api.timeout.ms`
+/// (60 s, not the 30 s passed to it) and fails with `TimeoutException:
+/// Failed to get offsets by times in 60000ms`, and this panics.
+///
 /// # Panics
 ///
 /// If the jars are missing, the call fails, or it runs longer than three
