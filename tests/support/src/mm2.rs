@@ -29,7 +29,6 @@ const JVM_OPTS: &[&str] = &[
     "-XX:+UseSerialGC",
     "-XX:TieredStopAtLevel=1",
     "-XX:-UsePerfData",
-    "-Xshare:auto",
     "-Djava.awt.headless=true",
 ];
 
