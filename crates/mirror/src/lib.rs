@@ -30,6 +30,13 @@
 //!   id, epoch and per-partition base sequence, keeps at most five batches
 //!   in flight per partition, and restarts sequences after an epoch bump.
 //!
+//! - [`translation`]: exact offset translation. The offset map records
+//!   where each stretch of source records landed on the destination
+//!   ([`translation::MapRecorder`], written before each commit);
+//!   [`translation::OffsetIndex`] reads it back and translates a consumer
+//!   group's source position; MirrorMaker 2's checkpoint records carry
+//!   the answers to tools built for MirrorMaker 2.
+//!
 //! [`engine`] is the runtime on top: [`Mirror`] with its fetch loops,
 //! produce lanes, topic creation and commits, which own sockets and time.
 #![forbid(unsafe_code)]

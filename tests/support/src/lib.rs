@@ -6,7 +6,8 @@
 //! own command-line tools), a proxy that checks every Produce request
 //! against Apache Kafka's rules ([`ConformanceProxy`]), and third-party
 //! clients (librdkafka through PyPI's `confluent-kafka`, see
-//! [`run_python`]) to cross-check what kmirror does.
+//! [`run_python`]) to cross-check what kmirror does, and MirrorMaker 2's
+//! own checkpoint classes run by Java ([`mm2`]).
 //!
 //! Everything here is synchronous and quick (process starts, port polls), so
 //! async tests may call it directly. Failures panic with a message that says
@@ -20,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod conformance_proxy;
+pub mod mm2;
 mod paths;
 mod python;
 mod records;

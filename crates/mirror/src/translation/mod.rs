@@ -8,7 +8,10 @@
 //!   acknowledgements taught the stream, until it is written (before the
 //!   commit that depends on it).
 //! - [`index`]: the map read back, and the translation of a position.
+//! - [`checkpoint`]: MirrorMaker 2's checkpoint records, written with the
+//!   translations so that `RemoteClusterUtils.translateOffsets` reads them.
 
+pub mod checkpoint;
 pub mod index;
 pub mod map_record;
 pub mod recorder;
