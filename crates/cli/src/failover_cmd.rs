@@ -168,7 +168,12 @@ where
                 Exit::Usage,
                 format!(
                     "{} (see kmirror offsets --help, kmirror cutover --help)",
-                    e.render().to_string().lines().next().unwrap_or("bad command line").trim_start_matches("error: ")
+                    e.render()
+                        .to_string()
+                        .lines()
+                        .next()
+                        .unwrap_or("bad command line")
+                        .trim_start_matches("error: ")
                 ),
             )),
         },
@@ -189,7 +194,8 @@ pub fn main(argv: Vec<OsString>) -> Result<(), CliError> {
         }
     };
     let rust_log = std::env::var(logging::FILTER_VAR).ok();
-    let filter = logging::filter(rust_log.as_deref(), false).map_err(|m| CliError::new(Exit::Usage, m))?;
+    let filter =
+        logging::filter(rust_log.as_deref(), false).map_err(|m| CliError::new(Exit::Usage, m))?;
     logging::init(filter, LogFormat::Text, rust_log.is_some());
     let clusters = match &parsed.command {
         FailoverCommand::Cutover { clusters, .. }
@@ -226,10 +232,14 @@ pub fn main(argv: Vec<OsString>) -> Result<(), CliError> {
         let mut out = String::new();
         let result = match &parsed.command {
             FailoverCommand::Offsets(OffsetsCommand::Translate { group, format, .. }) => {
-                translate(&failover, group, *format, &mut out).await.map_err(error)
+                translate(&failover, group, *format, &mut out)
+                    .await
+                    .map_err(error)
             }
             FailoverCommand::Offsets(OffsetsCommand::Sync { group, dry_run, .. }) => {
-                sync(&failover, group, *dry_run, &mut out).await.map_err(error)
+                sync(&failover, group, *dry_run, &mut out)
+                    .await
+                    .map_err(error)
             }
             FailoverCommand::Cutover { group, wait_ms, .. } => {
                 cutover(&failover, group, Duration::from_millis(*wait_ms), &mut out)
@@ -292,7 +302,10 @@ fn table(plans: &[PartitionPlan], committed: Option<&BTreeMap<(String, i32), i64
     ]];
     for p in plans {
         let after = match committed {
-            Some(c) => opt(c.get(&(p.topic.clone(), p.partition)).copied().or(p.destination_before)),
+            Some(c) => opt(c
+                .get(&(p.topic.clone(), p.partition))
+                .copied()
+                .or(p.destination_before)),
             None => "-".to_owned(),
         };
         rows.push([
@@ -305,7 +318,12 @@ fn table(plans: &[PartitionPlan], committed: Option<&BTreeMap<(String, i32), i64
         ]);
     }
     let widths: Vec<usize> = (0..6)
-        .map(|i| rows.iter().map(|r| r.get(i).map_or(0, String::len)).max().unwrap_or(0))
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, String::len))
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for row in rows {
@@ -385,7 +403,13 @@ fn sync_summary(sync: &GroupSync, out: &mut String) {
     let _ = writeln!(out, "group {}:", sync.group);
     out.push_str(&table(&sync.plans, Some(&sync.committed)));
     for p in sync.plans.iter().filter(|p| p.translation.is_err()) {
-        let _ = writeln!(out, "  not translated: {}-{}: {}", p.topic, p.partition, how(p));
+        let _ = writeln!(
+            out,
+            "  not translated: {}-{}: {}",
+            p.topic,
+            p.partition,
+            how(p)
+        );
     }
     match &sync.skipped {
         Some(why) => {
@@ -426,7 +450,10 @@ async fn sync(
         match failover.sync_group(&index, group, false, dry_run).await {
             Ok(sync) => sync_summary(&sync, out),
             Err(FailoverError::NothingCommitted { .. }) => {
-                let _ = writeln!(out, "group {group}: no committed offsets for topics on the source");
+                let _ = writeln!(
+                    out,
+                    "group {group}: no committed offsets for topics on the source"
+                );
             }
             Err(e) => return Err(e),
         }

@@ -485,7 +485,11 @@ mod tests {
             "source.checkpoints.internal",
             "mm2-offset-syncs.target.internal",
         ] {
-            assert_eq!(s.verdict(bookkeeping), TopicVerdict::Internal, "{bookkeeping}");
+            assert_eq!(
+                s.verdict(bookkeeping),
+                TopicVerdict::Internal,
+                "{bookkeeping}"
+            );
         }
         assert!(s.selects("orders.internal"));
     }

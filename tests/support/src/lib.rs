@@ -21,12 +21,14 @@
 #![forbid(unsafe_code)]
 
 mod conformance_proxy;
+mod groups;
 pub mod mm2;
 mod paths;
 mod python;
 mod records;
 
 pub use conformance_proxy::{ConformanceProxy, ConformanceReport, start_cluster_behind_proxy};
+pub use groups::{GroupRecord, librdkafka_group_read, values_by_partition};
 pub use kmirror_test_cluster::{
     ClusterOptions, ClusterView, Election, KafkaCluster, KafkaVersion, Listener, Mode,
     PartitionInfo, ToolOutput, ZooKeeper, free_port, kafka_tool, run_tool, run_tool_ok,

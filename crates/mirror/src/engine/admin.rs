@@ -499,8 +499,7 @@ pub async fn describe_group(
         Side::Destination => MirrorError::destination(e),
     };
     let conn = coordinator_connection(cluster, group).await.map_err(wrap)?;
-    let request = kp::DescribeGroupsRequest::default()
-        .with_groups(vec![GroupId(str_bytes(group))]);
+    let request = kp::DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group))]);
     let response = match conn.send(&request).await {
         Ok(r) => r,
         Err(e) => {
@@ -508,12 +507,21 @@ pub async fn describe_group(
             return Err(wrap(e));
         }
     };
-    let g = response
-        .groups
-        .into_iter()
-        .next()
-        .ok_or_else(|| MirrorError::Internal(format!("DescribeGroups for {group}: no group in the answer")))?;
+    let g = response.groups.into_iter().next().ok_or_else(|| {
+        MirrorError::Internal(format!(
+            "DescribeGroups for {group}: no group in the answer"
+        ))
+    })?;
     if let Some(error) = kafka_error(g.error_code) {
+        if error == ResponseError::GroupIdNotFound {
+            // Kafka 4's coordinator says so for a group it never had
+            // (older ones answer the state Dead).
+            return Ok(GroupDescription {
+                state: "Dead".to_owned(),
+                protocol_type: String::new(),
+                members: Vec::new(),
+            });
+        }
         if matches!(
             error,
             ResponseError::NotCoordinator | ResponseError::CoordinatorNotAvailable
@@ -533,7 +541,14 @@ pub async fn describe_group(
         members: g
             .members
             .iter()
-            .map(|m| format!("{} ({} at {})", m.member_id.as_str(), m.client_id.as_str(), m.client_host.as_str()))
+            .map(|m| {
+                format!(
+                    "{} ({} at {})",
+                    m.member_id.as_str(),
+                    m.client_id.as_str(),
+                    m.client_host.as_str()
+                )
+            })
             .collect(),
     })
 }

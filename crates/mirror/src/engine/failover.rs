@@ -172,11 +172,12 @@ impl Failover {
 
     /// Reads the offset map.
     pub async fn index(&self) -> Result<OffsetIndex, FailoverError> {
-        let records = internal_topic::read_all(&self.destination, Side::Destination, &self.map_topic)
-            .await?
-            .ok_or_else(|| FailoverError::NoOffsetMap {
-                topic: self.map_topic.clone(),
-            })?;
+        let records =
+            internal_topic::read_all(&self.destination, Side::Destination, &self.map_topic)
+                .await?
+                .ok_or_else(|| FailoverError::NoOffsetMap {
+                    topic: self.map_topic.clone(),
+                })?;
         let mut index = OffsetIndex::new();
         for (i, (key, value)) in records.into_iter().enumerate() {
             let (Some(key), Some(value)) = (key, value) else {
@@ -200,7 +201,11 @@ impl Failover {
     }
 
     /// Describes `group` on one side.
-    pub async fn describe(&self, side: Side, group: &str) -> Result<GroupDescription, FailoverError> {
+    pub async fn describe(
+        &self,
+        side: Side,
+        group: &str,
+    ) -> Result<GroupDescription, FailoverError> {
         let cluster = match side {
             Side::Source => &self.source,
             Side::Destination => &self.destination,
@@ -235,13 +240,16 @@ impl Failover {
             .filter(|t| !t.is_internal && !crate::selection::is_internal_topic(&t.name))
             .flat_map(|t| {
                 let name: Arc<str> = Arc::from(t.name.as_str());
-                t.partitions.iter().map(move |p| (name.clone(), p.partition))
+                t.partitions
+                    .iter()
+                    .map(move |p| (name.clone(), p.partition))
             })
             .collect();
         if tps.is_empty() {
             return Ok(Vec::new());
         }
-        let committed = admin::committed_positions_on(&self.source, Side::Source, group, &tps).await?;
+        let committed =
+            admin::committed_positions_on(&self.source, Side::Source, group, &tps).await?;
         let on_destination: Vec<TopicPartition> = committed
             .keys()
             .filter(|(t, _)| dest_meta.topics.contains_key(&**t))
@@ -260,7 +268,10 @@ impl Failover {
         };
         let mut plans = Vec::new();
         for ((topic, partition), (offset, _)) in committed {
-            let source_partitions = source_meta.topics.get(&*topic).map_or(0, |t| t.partitions.len());
+            let source_partitions = source_meta
+                .topics
+                .get(&*topic)
+                .map_or(0, |t| t.partitions.len());
             let translation = match dest_meta.topics.get(&*topic) {
                 None => Err(PartitionProblem::NotOnDestination),
                 Some(d) if d.partitions.len() != source_partitions => {
@@ -355,10 +366,12 @@ impl Failover {
         let problems: Vec<String> = plans
             .iter()
             .filter_map(|p| {
-                p.translation
-                    .as_ref()
-                    .err()
-                    .map(|e| format!("{}-{} at source offset {}: {e}", p.topic, p.partition, p.source_offset))
+                p.translation.as_ref().err().map(|e| {
+                    format!(
+                        "{}-{} at source offset {}: {e}",
+                        p.topic, p.partition, p.source_offset
+                    )
+                })
             })
             .collect();
         if all_or_nothing && !problems.is_empty() {
@@ -393,19 +406,17 @@ impl Failover {
         if offsets.is_empty() {
             return Ok(sync);
         }
-        let results = admin::commit_offsets(
-            &self.destination,
-            group,
-            None,
-            &offsets,
-            &BTreeMap::new(),
-        )
-        .await
-        .map_err(MirrorError::destination)?;
+        let results =
+            admin::commit_offsets(&self.destination, group, None, &offsets, &BTreeMap::new())
+                .await
+                .map_err(MirrorError::destination)?;
         for ((topic, partition), result) in results {
             match result {
                 Ok(()) => {
-                    if let Some((_, o)) = offsets.iter().find(|((t, p), _)| *t == topic && *p == partition) {
+                    if let Some((_, o)) = offsets
+                        .iter()
+                        .find(|((t, p), _)| *t == topic && *p == partition)
+                    {
                         sync.committed.insert((topic.to_string(), partition), *o);
                     }
                 }

@@ -13,8 +13,8 @@ pub mod budget;
 pub mod config;
 pub mod error;
 pub mod failover;
-pub mod internal_topic;
 mod group;
+pub mod internal_topic;
 pub mod metrics;
 #[cfg(test)]
 pub(crate) mod scripted;
@@ -692,7 +692,8 @@ impl Controller {
             return Ok(());
         }
         if !self.map_ready {
-            self.ensure_offset_map(fresh.iter().map(|(t, _, _)| t)).await?;
+            self.ensure_offset_map(fresh.iter().map(|(t, _, _)| t))
+                .await?;
             self.map_ready = true;
         }
         let tps: Vec<TopicPartition> = fresh

@@ -602,7 +602,16 @@ mod tests {
         };
         let pieces = rebatch(&entry, &(10..17), 0, &one).unwrap();
         let sources: Vec<_> = pieces.iter().map(|p| p.sources.clone()).collect();
-        assert_eq!(sources, vec![vec![10..11], vec![11..12], vec![12..13], vec![15..16], vec![16..17]]);
+        assert_eq!(
+            sources,
+            vec![
+                vec![10..11],
+                vec![11..12],
+                vec![12..13],
+                vec![15..16],
+                vec![16..17]
+            ]
+        );
     }
 
     /// One v0/v1 message set entry (offset, size, CRC-32, message).

@@ -182,6 +182,7 @@ impl MapRecorder {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // one stretch of offsets, not a list of numbers
 mod tests {
     use super::*;
 

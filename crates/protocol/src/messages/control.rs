@@ -25,10 +25,9 @@ use bytes::Bytes;
 use kafka_protocol::messages::{
     ApiKey, ConsumerGroupHeartbeatResponse, CreatePartitionsResponse, CreateTopicsResponse,
     DescribeConfigsResponse, DescribeGroupsResponse, FindCoordinatorResponse, HeartbeatResponse,
-    ListGroupsResponse,
-    InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListOffsetsResponse,
-    OffsetCommitResponse, OffsetFetchResponse, SaslAuthenticateResponse, SaslHandshakeResponse,
-    SyncGroupResponse,
+    InitProducerIdResponse, JoinGroupResponse, LeaveGroupResponse, ListGroupsResponse,
+    ListOffsetsResponse, OffsetCommitResponse, OffsetFetchResponse, SaslAuthenticateResponse,
+    SaslHandshakeResponse, SyncGroupResponse,
 };
 use kafka_protocol::protocol::{Decodable, VersionRange};
 

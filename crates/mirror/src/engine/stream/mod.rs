@@ -248,15 +248,16 @@ struct OutBatch {
 }
 
 impl OutBatch {
-    /// The source offsets of its records, as stretches of consecutive
-    /// offsets.
-    fn source_offsets(&self) -> Vec<Range<i64>> {
+    /// Calls `f` with the source offsets of its records, as stretches of
+    /// consecutive offsets (no allocation for a passed-through batch).
+    fn with_source_offsets<R>(&self, f: impl FnOnce(&[Range<i64>]) -> R) -> R {
         match &self.payload {
             Payload::Fetched(view) => {
                 let h = view.header();
-                vec![h.base_offset..h.base_offset + i64::from(h.record_count)]
+                let own = h.base_offset..h.base_offset + i64::from(h.record_count);
+                f(std::slice::from_ref(&own))
             }
-            Payload::Built(_) => self.sources.clone(),
+            Payload::Built(_) => f(&self.sources),
         }
     }
 
@@ -715,7 +716,8 @@ impl Stream {
                 staged: VecDeque::new(),
                 unsent: Weak::new(),
                 revoked: false,
-                map: (self.ctx.config.offset_map_topic.is_some() && a.route == Route::SamePartition)
+                map: (self.ctx.config.offset_map_topic.is_some()
+                    && a.route == Route::SamePartition)
                     .then(|| MapRecorder::new(new_session_id(), a.start)),
             },
         );

@@ -480,7 +480,7 @@ impl Stream {
                     match slot.ledger.acknowledged(batch.dispatch) {
                         Ok(Receipt::Applied { .. }) => {
                             if let Some(map) = slot.map.as_mut() {
-                                map.acknowledged(&batch.source_offsets(), base_offset);
+                                batch.with_source_offsets(|s| map.acknowledged(s, base_offset));
                             }
                         }
                         Ok(Receipt::Stale) => {}
