@@ -390,7 +390,12 @@ async fn translate(
     })
 }
 
-fn group_pattern(pattern: &str) -> Result<regex::Regex, CliError> {
+/// A group pattern: a regular expression over whole group names.
+///
+/// # Errors
+///
+/// A usage error if it is not a regular expression.
+pub fn group_pattern(pattern: &str) -> Result<regex::Regex, CliError> {
     regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| {
         CliError::new(
             Exit::Usage,

@@ -18,6 +18,8 @@ use kmirror::{
 };
 use kmirror_pool::PoolError;
 
+use kmirror::engine::failover::{Failover, FailoverError};
+
 use crate::exit::{CliError, Exit};
 use crate::logging::ProgressLine;
 use crate::preflight::connect_error;
@@ -108,6 +110,20 @@ pub async fn run(
     let config = engine_config(settings);
     tracing::debug!(configs = ?COPIED_TOPIC_CONFIGS, "topic configs copied to topics kmirror creates");
     let once = config.mode == RunMode::Once;
+    let group_sync = match &settings.run.sync_group_offsets {
+        Some((pattern, every)) => Some(tokio::spawn(sync_group_offsets(
+            Failover::new(
+                source.clone(),
+                destination.clone(),
+                &settings.run.source_alias,
+                settings.producer.replication_factor,
+            ),
+            crate::failover_cmd::group_pattern(pattern)?,
+            settings.consumer.group_id.clone(),
+            *every,
+        ))),
+        None => None,
+    };
     let mirror = Mirror::with_clusters(config, source, destination)
         .await
         .map_err(|e| mirror_error(settings, e))?;
@@ -121,9 +137,64 @@ pub async fn run(
     let result = mirror.run().await;
     signals.abort();
     status.abort();
+    if let Some(task) = group_sync {
+        task.abort();
+    }
     clear_progress_line();
     let summary = result.map_err(|e| mirror_error(settings, e))?;
     Ok(summary)
+}
+
+/// `--sync.group.offsets`: every `every`, the source groups matching
+/// `groups` (kmirror's own excepted) are translated, recorded as
+/// checkpoints and committed on the destination where their group has no
+/// members; a failure is logged and tried again next time.
+async fn sync_group_offsets(
+    failover: Failover,
+    groups: regex::Regex,
+    own_group: String,
+    every: Duration,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let index = match failover.index().await {
+            Ok(index) => index,
+            Err(e) => {
+                tracing::debug!(error = %e, "group offset sync: no offset map to read yet");
+                continue;
+            }
+        };
+        let names = match failover.source_groups().await {
+            Ok(names) => names,
+            Err(e) => {
+                tracing::warn!(error = %e, "group offset sync: cannot list the source's groups");
+                continue;
+            }
+        };
+        for group in names
+            .iter()
+            .filter(|g| **g != own_group && groups.is_match(g))
+        {
+            match failover.sync_group(&index, group, false, false).await {
+                Ok(sync) => {
+                    let untranslated = sync.plans.iter().filter(|p| p.translation.is_err()).count();
+                    tracing::info!(
+                        %group,
+                        committed = sync.committed.len(),
+                        untranslated,
+                        skipped = sync.skipped.as_deref().unwrap_or(""),
+                        "group offsets synced to the destination"
+                    );
+                }
+                Err(FailoverError::NothingCommitted { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(%group, error = %e, "group offset sync failed; trying again at the next interval")
+                }
+            }
+        }
+    }
 }
 
 /// The final line: what was copied, and how; then, when they happened,
