@@ -134,13 +134,23 @@ impl Mirror {
     /// needs no more worker threads than streams; more only wake each
     /// other for every batch (the `kmirror` binary runs one worker per
     /// stream, at most one per CPU).
-    pub async fn run(self) -> Result<RunSummary, MirrorError> {
+    pub async fn run(mut self) -> Result<RunSummary, MirrorError> {
         let streams = self.config.streams.max(1);
         let budget = MemoryBudget::new(self.config.produce.buffer_memory);
         let source_meta = retry_transient("read the source metadata", &self.stop.tx, || async {
             self.source.metadata().await.map_err(MirrorError::source)
         })
         .await?;
+        let kept = retry_transient("create the offset map topic", &self.stop.tx, || {
+            ensure_offset_map(&self.config, &self.source, &self.destination, &source_meta)
+        })
+        .await?;
+        if !kept && self.config.offset_map_topic.is_some() {
+            self.config = Arc::new(MirrorConfig {
+                offset_map_topic: None,
+                ..(*self.config).clone()
+            });
+        }
         // The group task: kmirror's membership, which hands partitions to
         // the controller below and takes them back.
         let (subscribed_tx, subscribed_rx) =
@@ -222,7 +232,6 @@ impl Mirror {
             metrics: self.metrics.clone(),
             subscribed: subscribed_tx,
             sealed: false,
-            map_ready: false,
         };
         let mut first_error = None;
         let fail = |e: MirrorError, first_error: &mut Option<MirrorError>| {
@@ -422,8 +431,75 @@ struct Controller {
     subscribed: watch::Sender<group::Subscribed>,
     /// `--once`: the streams were told that no more assignments come.
     sealed: bool,
-    /// The offset map topic exists (or none is kept).
-    map_ready: bool,
+}
+
+/// Creates the offset map topic if it is kept and missing; `false` when
+/// it is not kept (off, or the destination refuses to create it: kmirror
+/// then mirrors without it, with a warning). Its retention is the longest
+/// of the selected topics' (for ever if one keeps its records for ever or
+/// is compacted): a mapping lives as long as the records it places.
+async fn ensure_offset_map(
+    config: &MirrorConfig,
+    source: &Cluster,
+    destination: &Cluster,
+    source_meta: &kmirror_pool::cluster::ClusterMetadata,
+) -> Result<bool, MirrorError> {
+    let Some(map_topic) = &config.offset_map_topic else {
+        return Ok(false);
+    };
+    let exists = destination
+        .refresh_metadata()
+        .await
+        .map_err(MirrorError::destination)?
+        .topics
+        .contains_key(map_topic.as_str());
+    if exists {
+        return Ok(true);
+    }
+    let mut retention: Option<i64> = None;
+    for topic in source_meta
+        .topics
+        .values()
+        .filter(|t| !t.is_internal && config.selector.selects(&t.name))
+    {
+        let ms = admin::retention_ms(source, &topic.name).await?;
+        retention = Some(match (retention, ms) {
+            (Some(-1), _) | (_, -1) => -1,
+            (Some(a), b) => a.max(b),
+            (None, b) => b,
+        });
+    }
+    let retention = retention.unwrap_or(7 * 24 * 3_600_000);
+    let configs = vec![
+        ("cleanup.policy".to_owned(), "delete".to_owned()),
+        ("retention.ms".to_owned(), retention.to_string()),
+    ];
+    match internal_topic::ensure(
+        destination,
+        map_topic,
+        config.produce.replication_factor,
+        &configs,
+    )
+    .await
+    {
+        Ok(true) => {
+            tracing::info!(topic = %map_topic, retention_ms = retention, "created the offset map topic on the destination");
+            Ok(true)
+        }
+        Ok(false) => Ok(true),
+        Err(MirrorError::Refused {
+            error:
+                error @ (kmirror_protocol::ResponseError::TopicAuthorizationFailed
+                | kmirror_protocol::ResponseError::ClusterAuthorizationFailed
+                | kmirror_protocol::ResponseError::PolicyViolation),
+            ..
+        }) => {
+            tracing::warn!(topic = %map_topic, %error,
+                "the destination refuses to create the offset map topic: mirroring without it, so                  consumer groups cannot be translated exactly (kmirror offsets, kmirror cutover);                  grant Create on it, or create it yourself (1 partition, cleanup.policy=delete),                  or pass --offset.map false to silence this");
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether a source topic seen with id `now` is not the topic first seen
@@ -542,44 +618,6 @@ fn grown_since_last_run(
 }
 
 impl Controller {
-    /// Creates the offset map topic if it is kept and missing. Its
-    /// retention is the longest of the first mirrored topics' (forever if
-    /// one keeps its records forever or is compacted): a mapping lives as
-    /// long as the records it places.
-    async fn ensure_offset_map<'t>(
-        &self,
-        topics: impl Iterator<Item = &'t Arc<str>>,
-    ) -> Result<(), MirrorError> {
-        let Some(map_topic) = &self.config.offset_map_topic else {
-            return Ok(());
-        };
-        let mut retention: Option<i64> = None;
-        for topic in topics {
-            let ms = admin::retention_ms(&self.source, topic).await?;
-            retention = Some(match (retention, ms) {
-                (Some(-1), _) | (_, -1) => -1,
-                (Some(a), b) => a.max(b),
-                (None, b) => b,
-            });
-        }
-        let retention = retention.unwrap_or(7 * 24 * 3_600_000);
-        let configs = vec![
-            ("cleanup.policy".to_owned(), "delete".to_owned()),
-            ("retention.ms".to_owned(), retention.to_string()),
-        ];
-        let created = internal_topic::ensure(
-            &self.destination,
-            map_topic,
-            self.config.produce.replication_factor,
-            &configs,
-        )
-        .await?;
-        if created {
-            tracing::info!(topic = %map_topic, retention_ms = retention, "created the offset map topic on the destination");
-        }
-        Ok(())
-    }
-
     /// Tells every stream that no more assignments come (`--once`).
     fn seal(&mut self, streams: &[mpsc::UnboundedSender<Command>]) {
         self.sealed = true;
@@ -690,11 +728,6 @@ impl Controller {
         }
         if fresh.is_empty() {
             return Ok(());
-        }
-        if !self.map_ready {
-            self.ensure_offset_map(fresh.iter().map(|(t, _, _)| t))
-                .await?;
-            self.map_ready = true;
         }
         let tps: Vec<TopicPartition> = fresh
             .iter()
