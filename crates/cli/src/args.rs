@@ -41,7 +41,10 @@ MirrorMaker 1 flags that kmirror refuses (they load Java code):
 const EXAMPLE: &str = "\
 Example (the HDInsight MirrorMaker guide's command, with only the command name changed):
   kmirror --consumer.config consumer.properties --producer.config producer.properties \\
-      --whitelist testtopic --num.streams 4";
+      --whitelist testtopic --num.streams 4
+
+Moving consumer groups to the destination (exact offsets, from the offset map the mirror keeps):
+  kmirror offsets translate|sync ...   kmirror cutover ...   (see kmirror cutover --help)";
 
 /// The keys read from the two files, for `--help`.
 const KEYS: &str = "\

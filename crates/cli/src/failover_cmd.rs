@@ -164,18 +164,22 @@ where
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
                 Ok(Err(e.render().to_string()))
             }
-            _ => Err(CliError::new(
-                Exit::Usage,
-                format!(
-                    "{} (see kmirror offsets --help, kmirror cutover --help)",
-                    e.render()
-                        .to_string()
-                        .lines()
-                        .next()
-                        .unwrap_or("bad command line")
-                        .trim_start_matches("error: ")
-                ),
-            )),
+            _ => {
+                // clap's first paragraph, on one line.
+                let rendered = e.render().to_string();
+                let summary: Vec<&str> = rendered
+                    .lines()
+                    .take_while(|l| !l.trim().is_empty())
+                    .map(str::trim)
+                    .collect();
+                Err(CliError::new(
+                    Exit::Usage,
+                    format!(
+                        "{} (see kmirror offsets --help, kmirror cutover --help)",
+                        summary.join(" ").trim_start_matches("error: ")
+                    ),
+                ))
+            }
         },
     }
 }
@@ -236,11 +240,15 @@ pub fn main(argv: Vec<OsString>) -> Result<(), CliError> {
                     .await
                     .map_err(error)
             }
-            FailoverCommand::Offsets(OffsetsCommand::Sync { group, dry_run, .. }) => {
-                sync(&failover, group, *dry_run, &mut out)
-                    .await
-                    .map_err(error)
-            }
+            FailoverCommand::Offsets(OffsetsCommand::Sync { group, dry_run, .. }) => sync(
+                &failover,
+                group,
+                &settings.consumer.group_id,
+                *dry_run,
+                &mut out,
+            )
+            .await
+            .map_err(error),
             FailoverCommand::Cutover { group, wait_ms, .. } => {
                 cutover(&failover, group, Duration::from_millis(*wait_ms), &mut out)
                     .await
@@ -416,6 +424,15 @@ fn sync_summary(sync: &GroupSync, out: &mut String) {
             how(p)
         );
     }
+    for p in sync.plans.iter().filter(|p| p.behind > 0) {
+        let _ = writeln!(
+            out,
+            "  behind: {}-{}: kmirror has copied and recorded {} source offsets less than the \
+             group's; placed where its account ends (the group reads those records again there; \
+             the next sync moves it on)",
+            p.topic, p.partition, p.behind
+        );
+    }
     match &sync.skipped {
         Some(why) => {
             let _ = writeln!(out, "  nothing committed: {why}");
@@ -433,6 +450,7 @@ fn sync_summary(sync: &GroupSync, out: &mut String) {
 async fn sync(
     failover: &Failover,
     pattern: &str,
+    mirror_group: &str,
     dry_run: bool,
     out: &mut String,
 ) -> Result<Result<(), CliError>, FailoverError> {
@@ -447,6 +465,14 @@ async fn sync(
         .into_iter()
         .filter(|g| matcher.is_match(g))
         .collect();
+    if groups.iter().any(|g| g == mirror_group) {
+        let _ = writeln!(
+            out,
+            "group {mirror_group}: skipped (the mirror's own group: its offsets are the mirror's \
+             position on the source)"
+        );
+    }
+    let groups: Vec<String> = groups.into_iter().filter(|g| g != mirror_group).collect();
     if groups.is_empty() {
         let _ = writeln!(out, "no consumer group on the source matches {pattern}");
         return Ok(Ok(()));
@@ -539,5 +565,138 @@ async fn cutover(
             sync.plans.len() - sync.committed.len()
         );
         return Ok(Ok(()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(argv: &[&str]) -> FailoverArgs {
+        parse(argv.iter().copied()).unwrap().unwrap()
+    }
+
+    fn usage(argv: &[&str]) -> String {
+        match parse(argv.iter().copied()) {
+            Err(e) => {
+                assert_eq!(e.exit(), Exit::Usage);
+                e.message().to_owned()
+            }
+            Ok(other) => panic!("{argv:?} parsed: {other:?}"),
+        }
+    }
+
+    const FILES: [&str; 4] = [
+        "--consumer.config",
+        "c.properties",
+        "--producer.config",
+        "p.properties",
+    ];
+
+    #[test]
+    fn the_commands_and_their_defaults() {
+        let mut argv = vec!["kmirror", "offsets", "translate", "--group", "app"];
+        argv.extend(FILES);
+        let FailoverCommand::Offsets(OffsetsCommand::Translate {
+            clusters,
+            group,
+            format,
+        }) = parsed(&argv).command
+        else {
+            panic!("not translate");
+        };
+        assert_eq!((group.as_str(), format), ("app", Format::Text));
+        assert_eq!(clusters.source_alias, "source");
+        assert_eq!(clusters.consumer_config, PathBuf::from("c.properties"));
+
+        let mut argv = vec![
+            "kmirror",
+            "cutover",
+            "--group",
+            "app",
+            "--source.alias",
+            "hdi-east",
+        ];
+        argv.extend(FILES);
+        let FailoverCommand::Cutover {
+            clusters, wait_ms, ..
+        } = parsed(&argv).command
+        else {
+            panic!("not cutover");
+        };
+        assert_eq!(
+            (clusters.source_alias.as_str(), wait_ms),
+            ("hdi-east", 60_000)
+        );
+
+        let mut argv = vec![
+            "kmirror",
+            "offsets",
+            "sync",
+            "--group",
+            "app-.*",
+            "--dry-run",
+        ];
+        argv.extend(FILES);
+        assert!(matches!(
+            parsed(&argv).command,
+            FailoverCommand::Offsets(OffsetsCommand::Sync { dry_run: true, .. })
+        ));
+    }
+
+    #[test]
+    fn mistakes_are_usage_errors_that_name_them() {
+        let mut argv = vec!["kmirror", "cutover"];
+        argv.extend(FILES);
+        assert!(usage(&argv).contains("--group"), "{}", usage(&argv));
+        let mut argv = vec![
+            "kmirror",
+            "offsets",
+            "translate",
+            "--group",
+            "g",
+            "--format",
+            "xml",
+        ];
+        argv.extend(FILES);
+        assert!(usage(&argv).contains("text or json"), "{}", usage(&argv));
+        let mut argv = vec![
+            "kmirror",
+            "cutover",
+            "--group",
+            "g",
+            "--source.alias",
+            "a b",
+        ];
+        argv.extend(FILES);
+        assert!(usage(&argv).contains("letters, digits"), "{}", usage(&argv));
+        assert!(usage(&["kmirror", "offsets", "move"]).contains("move"));
+    }
+
+    #[test]
+    fn help_is_printed_not_an_error() {
+        let help = parse(["kmirror", "cutover", "--help"])
+            .unwrap()
+            .unwrap_err();
+        assert!(help.contains("--wait.ms"), "{help}");
+        assert!(is_failover_command(Some(&OsString::from("offsets"))));
+        assert!(is_failover_command(Some(&OsString::from("cutover"))));
+        assert!(!is_failover_command(Some(&OsString::from(
+            "--consumer.config"
+        ))));
+        assert!(!is_failover_command(None));
+    }
+
+    #[test]
+    fn group_patterns_match_whole_names() {
+        let p = group_pattern("app-.*").unwrap();
+        assert!(p.is_match("app-1"));
+        assert!(!p.is_match("my-app-1"));
+        assert_eq!(group_pattern("(").unwrap_err().exit(), Exit::Usage);
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_string("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
     }
 }

@@ -113,6 +113,12 @@ pub struct PartitionPlan {
     pub translation: Result<Translation, PartitionProblem>,
     /// The group's committed offset on the destination, if any.
     pub destination_before: Option<i64>,
+    /// Source offsets the translation stands behind the group's offset:
+    /// 0 when exact; more when kmirror had not copied up to the group's
+    /// offset yet and the sync placed the group where kmirror's account
+    /// ends (the group reads those records again on the destination, and
+    /// the next sync moves it on).
+    pub behind: i64,
 }
 
 impl PartitionPlan {
@@ -290,6 +296,7 @@ impl Failover {
                 partition,
                 source_offset: offset,
                 translation,
+                behind: 0,
             });
         }
         Ok(plans)
@@ -357,7 +364,20 @@ impl Failover {
         all_or_nothing: bool,
         dry_run: bool,
     ) -> Result<GroupSync, FailoverError> {
-        let plans = self.plan(index, group).await?;
+        let mut plans = self.plan(index, group).await?;
+        if !all_or_nothing {
+            // A group ahead of kmirror's account: placed where the account
+            // ends rather than not at all (never ahead of its records).
+            for p in &mut plans {
+                if let Err(PartitionProblem::Map(TranslateError::NotCopiedYet { complete_to })) =
+                    p.translation
+                    && let Ok(t) = index.translate(&p.topic, p.partition, complete_to)
+                {
+                    p.behind = p.source_offset - complete_to;
+                    p.translation = Ok(t);
+                }
+            }
+        }
         if plans.is_empty() {
             return Err(FailoverError::NothingCommitted {
                 group: group.to_owned(),

@@ -149,6 +149,9 @@ struct Session {
     id: i64,
     from: i64,
     complete_to: i64,
+    /// The stretches its records account for (`covered_from..complete_to`
+    /// of each), merged.
+    covered: Vec<(i64, i64)>,
     /// By source start; a run written again longer replaces the shorter.
     runs: BTreeMap<i64, OffsetRun>,
 }
@@ -178,6 +181,7 @@ impl OffsetIndex {
                     id: record.session,
                     from: record.from,
                     complete_to: record.from,
+                    covered: Vec::new(),
                     runs: BTreeMap::new(),
                 });
                 sessions.len() - 1
@@ -187,6 +191,12 @@ impl OffsetIndex {
             return;
         };
         session.complete_to = session.complete_to.max(record.complete_to);
+        if record.covered_from < record.complete_to {
+            merge_into(
+                &mut session.covered,
+                (record.covered_from, record.complete_to),
+            );
+        }
         for run in record.runs {
             session
                 .runs
@@ -249,9 +259,11 @@ impl OffsetIndex {
         let mut effective: Vec<OffsetRun> = Vec::new();
         let mut last_destination: Option<i64> = None;
         for (s, &end) in sessions.iter().zip(&ends) {
-            let to = s.complete_to.min(end);
-            if s.from < to {
-                covered.push((s.from, to));
+            for &(a, b) in &s.covered {
+                let (a, b) = (a.max(s.from), b.min(end));
+                if a < b {
+                    covered.push((a, b));
+                }
             }
             for run in s.runs.values() {
                 last_destination = last_destination.max(run.destination_end());
@@ -303,6 +315,21 @@ impl OffsetIndex {
     }
 }
 
+/// Adds `stretch` to the sorted, disjoint `stretches`, merging what
+/// overlaps or touches.
+fn merge_into(stretches: &mut Vec<(i64, i64)>, stretch: (i64, i64)) {
+    stretches.push(stretch);
+    stretches.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(stretches.len());
+    for &(a, b) in stretches.iter() {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    *stretches = merged;
+}
+
 /// Checks that every source offset in `start..end` lies in a covered
 /// stretch (`covered` sorted, disjoint).
 fn accounted(covered: &[(i64, i64)], start: i64, end: i64) -> Result<(), TranslateError> {
@@ -341,11 +368,22 @@ mod tests {
     }
 
     fn record(session: i64, from: i64, complete_to: i64, runs: Vec<OffsetRun>) -> MapRecord {
+        covering(session, from, from, complete_to, runs)
+    }
+
+    fn covering(
+        session: i64,
+        from: i64,
+        covered_from: i64,
+        complete_to: i64,
+        runs: Vec<OffsetRun>,
+    ) -> MapRecord {
         MapRecord {
             topic: "t".into(),
             partition: 0,
             session,
             from,
+            covered_from,
             complete_to,
             runs,
         }
@@ -493,5 +531,30 @@ mod tests {
             at(&i, 5),
             Err(TranslateError::Unaccounted { start: 5, end: 10 })
         );
+    }
+
+    #[test]
+    fn expired_records_leave_what_the_rest_covers_and_nothing_below() {
+        // A long session whose first records the map topic's retention
+        // removed: what remains covers 500.. (its tail from 480).
+        let i = index(vec![covering(1, 0, 480, 600, vec![run(480, 1480, 120)])]);
+        assert_eq!(at(&i, 500), Ok((1500, 0)));
+        assert_eq!(at(&i, 480), Ok((1480, 0)));
+        // Below: not guessed (the runs there are gone).
+        assert_eq!(at(&i, 100), Err(TranslateError::BeforeMap { first: 480 }));
+        // Records covering disjoint stretches: the hole between is not
+        // accounted for.
+        let i = index(vec![
+            covering(1, 0, 0, 100, vec![run(0, 0, 100)]),
+            covering(1, 0, 300, 400, vec![run(300, 300, 100)]),
+        ]);
+        assert_eq!(
+            at(&i, 150),
+            Err(TranslateError::Unaccounted {
+                start: 150,
+                end: 300
+            })
+        );
+        assert_eq!(at(&i, 350), Ok((350, 0)));
     }
 }

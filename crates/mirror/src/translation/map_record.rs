@@ -4,10 +4,15 @@
 //!
 //! Key: `int16` version (0), `string` source topic, `int32` partition.
 //! Value: `int16` version (0), `int64` session, `int64` from,
-//! `int64` complete_to, `int32` run count, then per run `int64`
-//! source_start, `int64` destination_start (-1: not known), `int64`
-//! records. Big-endian, strings with an `int16` length, as Kafka's own
-//! internal topics.
+//! `int64` covered_from, `int64` complete_to, `int32` run count, then per
+//! run `int64` source_start, `int64` destination_start (-1: not known),
+//! `int64` records. Big-endian, strings with an `int16` length, as
+//! Kafka's own internal topics.
+//!
+//! Each record stands on its own for `covered_from..complete_to`: the
+//! topic keeps records for a time (its retention), and once a session's
+//! early records are gone, its later ones still place every offset they
+//! cover, and nothing below.
 
 use super::wire::{Reader, RecordFormatError, Writer};
 
@@ -90,10 +95,13 @@ pub struct MapRecord {
     /// the session copies supersedes earlier copies of the same source
     /// offsets.
     pub from: i64,
-    /// Every source offset in `from..complete_to` is either in a run of
-    /// this session (this record or an earlier one) or was deliberately not
-    /// copied (a transaction marker, an aborted transaction, a compaction
-    /// gap).
+    /// Every source offset in `covered_from..complete_to` is either in a
+    /// run of this record or was deliberately not copied (a transaction
+    /// marker, an aborted transaction, a compaction gap): the record places
+    /// those offsets without the session's earlier records.
+    pub covered_from: i64,
+    /// How far the session has accounted for the partition: every source
+    /// offset in `from..complete_to` was copied or skipped by it.
     pub complete_to: i64,
     /// Runs acknowledged since the session's previous record.
     pub runs: Vec<OffsetRun>,
@@ -116,6 +124,7 @@ impl MapRecord {
         w.i16(0)
             .i64(self.session)
             .i64(self.from)
+            .i64(self.covered_from)
             .i64(self.complete_to)
             .i32(i32::try_from(self.runs.len()).unwrap_or(i32::MAX));
         for run in self
@@ -155,14 +164,16 @@ impl MapRecord {
         }
         let session = v.i64(VALUE)?;
         let from = v.i64(VALUE)?;
+        let covered_from = v.i64(VALUE)?;
         let complete_to = v.i64(VALUE)?;
         let invalid = |reason: String| RecordFormatError::Invalid {
             what: VALUE,
             reason,
         };
-        if from < 0 || complete_to < from {
+        if from < 0 || covered_from < from || complete_to < covered_from {
             return Err(invalid(format!(
-                "from {from} and complete_to {complete_to} are not a range of offsets"
+                "from {from}, covered_from {covered_from} and complete_to {complete_to} are not \
+                 ranges of offsets"
             )));
         }
         let count = v.i32(VALUE)?;
@@ -202,6 +213,7 @@ impl MapRecord {
             partition,
             session,
             from,
+            covered_from,
             complete_to,
             runs,
         })
@@ -226,6 +238,7 @@ mod tests {
             partition: 3,
             session: 0x0102_0304_0506_0708,
             from: 100,
+            covered_from: 100,
             complete_to: 250,
             runs: vec![run(100, 7, 50), run(151, -1, 9), run(160, 57, 90)],
         }
@@ -246,12 +259,13 @@ mod tests {
             partition: 1,
             session: 2,
             from: 3,
+            covered_from: 3,
             complete_to: 4,
             runs: vec![run(3, 9, 1)],
         };
         assert_eq!(r.encode_key().unwrap(), [0, 0, 0, 1, b't', 0, 0, 0, 1]);
         let mut value = vec![0, 0];
-        for v in [2i64, 3, 4] {
+        for v in [2i64, 3, 3, 4] {
             value.extend_from_slice(&v.to_be_bytes());
         }
         value.extend_from_slice(&1i32.to_be_bytes());
@@ -288,7 +302,7 @@ mod tests {
             Err(RecordFormatError::UnknownVersion { version: 1, .. })
         ));
         // A count far above what the bytes hold is refused before allocating.
-        let mut huge = value[..26].to_vec();
+        let mut huge = value[..34].to_vec();
         huge.extend_from_slice(&i32::MAX.to_be_bytes());
         assert!(MapRecord::decode(&key, &huge).is_err());
         for bad in [run(-1, 0, 1), run(0, 0, 0), run(i64::MAX, 0, 2)] {
@@ -302,6 +316,9 @@ mod tests {
         let mut backwards = record();
         backwards.complete_to = 99;
         assert!(MapRecord::decode(&key, &backwards.encode_value()).is_err());
+        let mut before_from = record();
+        before_from.covered_from = 99;
+        assert!(MapRecord::decode(&key, &before_from.encode_value()).is_err());
     }
 
     #[test]

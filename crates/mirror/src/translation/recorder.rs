@@ -1,24 +1,29 @@
 //! [`MapRecorder`]: what one stream learns about one source partition
-//! from the destination's acknowledgements, kept until it is written to
-//! the offset map topic.
+//! from the destination's acknowledgements, until it is written to the
+//! offset map topic.
 
 use std::ops::Range;
 
 use super::map_record::{MAX_RUNS_PER_RECORD, MapRecord, OffsetRun};
 
-/// One session's runs (see [`MapRecord::session`]) not yet written, and
-/// what was written last, for one source partition.
+/// One session's account of one source partition (see
+/// [`MapRecord::session`]): the runs that each record must carry to
+/// stand on its own, and what was written last.
 #[derive(Debug, Clone)]
 pub struct MapRecorder {
     session: i64,
     from: i64,
-    /// Runs acknowledged and not written yet, in the order acknowledged.
-    pending: Vec<OffsetRun>,
-    /// The last run acknowledged (written or not): the next one may
-    /// continue it.
-    tail: Option<OffsetRun>,
+    /// Runs that end past `written_to`, and the run furthest on (the
+    /// tail), which every record carries: with it a record places every
+    /// offset from the tail's start, so it stands on its own once earlier
+    /// records expire.
+    runs: Vec<OffsetRun>,
     /// `complete_to` of the last record written (or `from`).
     written_to: i64,
+    /// Bumped by every acknowledgement: what a flush saw.
+    version: u64,
+    /// The version last written.
+    written_version: u64,
     /// Sessions ended by [`MapRecorder::restart`] with something still to
     /// write.
     retired: Vec<MapRecord>,
@@ -31,7 +36,7 @@ pub struct MapFlush {
     /// The records, in order.
     pub records: Vec<MapRecord>,
     retired: usize,
-    pending: Vec<OffsetRun>,
+    version: u64,
     complete_to: i64,
 }
 
@@ -41,9 +46,10 @@ impl MapRecorder {
         Self {
             session,
             from,
-            pending: Vec::new(),
-            tail: None,
+            runs: Vec::new(),
             written_to: from,
+            version: 0,
+            written_version: 0,
             retired: Vec::new(),
         }
     }
@@ -70,38 +76,26 @@ impl MapRecorder {
                 records,
             };
             destination = destination.map(|d| d + records);
-            self.push(run);
+            match self.runs.last_mut() {
+                Some(last) if last.continued_by(&run) => last.records += run.records,
+                _ => self.runs.push(run),
+            }
+            self.version += 1;
         }
     }
 
-    fn push(&mut self, run: OffsetRun) {
-        match self.tail {
-            Some(tail) if tail.continued_by(&run) => {
-                let joined = OffsetRun {
-                    records: tail.records + run.records,
-                    ..tail
-                };
-                match self.pending.last_mut() {
-                    Some(last) if last.source_start == tail.source_start => *last = joined,
-                    // The tail was written already: written again, longer
-                    // (the same start: the reader keeps the longer).
-                    _ => self.pending.push(joined),
-                }
-                self.tail = Some(joined);
-            }
-            _ => {
-                self.pending.push(run);
-                self.tail = Some(run);
-            }
-        }
+    /// The run that reaches furthest into the source.
+    fn tail(&self) -> Option<&OffsetRun> {
+        self.runs.iter().max_by_key(|r| r.source_start)
     }
 
     /// Ends the session (the partition's position was reset: a
     /// truncation, an out-of-range reset) and starts another at `from`;
     /// what the old one has not written is kept for the next flush.
     pub fn restart(&mut self, session: i64, from: i64, complete_to: i64) {
-        if !self.pending.is_empty() || complete_to > self.written_to {
-            let old = self.current_records(complete_to.max(self.written_to));
+        let complete_to = complete_to.max(self.written_to);
+        if self.version != self.written_version || complete_to > self.written_to {
+            let old = self.records(complete_to);
             self.retired.extend(old);
         }
         let retired = std::mem::take(&mut self.retired);
@@ -109,36 +103,52 @@ impl MapRecorder {
         self.retired = retired;
     }
 
-    fn current_records(&self, complete_to: i64) -> Vec<MapRecord> {
+    /// The session's records for `complete_to`: every run that ends past
+    /// the last written `complete_to`, and the tail.
+    fn records(&self, complete_to: i64) -> Vec<MapRecord> {
+        let covered_from = self
+            .tail()
+            .map_or(self.written_to, |t| t.source_start.min(self.written_to))
+            .max(self.from);
         let record = |runs: Vec<OffsetRun>| MapRecord {
             topic: String::new(),
             partition: 0,
             session: self.session,
             from: self.from,
+            covered_from,
             complete_to,
             runs,
         };
-        if self.pending.is_empty() {
+        if self.runs.is_empty() {
             return vec![record(Vec::new())];
         }
-        self.pending
+        self.runs
             .chunks(MAX_RUNS_PER_RECORD)
             .map(|c| record(c.to_vec()))
             .collect()
     }
 
     /// The records to write before committing `complete_to` (the offset
-    /// the ledger allows to commit): `None` if the map already says it all.
+    /// the ledger allows to commit): `None` if the map already says it all
+    /// (`force`: write anyway, so that a quiet partition's account is
+    /// written again before the map topic's retention removes it).
     /// `topic` and `partition` name the source partition.
-    pub fn flush(&self, topic: &str, partition: i32, complete_to: i64) -> Option<MapFlush> {
+    pub fn flush(
+        &self,
+        topic: &str,
+        partition: i32,
+        complete_to: i64,
+        force: bool,
+    ) -> Option<MapFlush> {
         let complete_to = complete_to.max(self.written_to);
-        let current = !self.pending.is_empty() || complete_to > self.written_to;
+        let current =
+            force || self.version != self.written_version || complete_to > self.written_to;
         if !current && self.retired.is_empty() {
             return None;
         }
         let mut records = self.retired.clone();
         if current {
-            records.extend(self.current_records(complete_to));
+            records.extend(self.records(complete_to));
         }
         for r in &mut records {
             r.topic = topic.to_owned();
@@ -147,17 +157,22 @@ impl MapRecorder {
         Some(MapFlush {
             records,
             retired: self.retired.len(),
-            pending: if current {
-                self.pending.clone()
+            version: if current {
+                self.version
             } else {
-                Vec::new()
+                self.written_version
             },
-            complete_to,
+            complete_to: if current {
+                complete_to
+            } else {
+                self.written_to
+            },
         })
     }
 
-    /// `flush` was written: forgets what it held (a run extended since
-    /// stays, to be written again).
+    /// `flush` was written: what it covered need not be written again
+    /// (runs that end at or below its `complete_to` are dropped, but for
+    /// the tail).
     pub fn written(&mut self, flush: &MapFlush) {
         let retired = flush.retired.min(self.retired.len());
         self.retired.drain(..retired);
@@ -168,16 +183,14 @@ impl MapRecorder {
         if !same_session {
             return;
         }
-        // `pending` only grows at its end (or extends its last run): the
-        // flushed runs are a prefix of it, the last perhaps longer now.
-        let written = self
-            .pending
-            .iter()
-            .zip(&flush.pending)
-            .take_while(|(now, then)| now == then)
-            .count();
-        self.pending.drain(..written);
         self.written_to = self.written_to.max(flush.complete_to);
+        if flush.version == self.version {
+            self.written_version = self.version;
+        }
+        let tail = self.tail().map(|t| t.source_start);
+        let written_to = self.written_to;
+        self.runs
+            .retain(|r| r.source_end() > written_to || Some(r.source_start) == tail);
     }
 }
 
@@ -199,12 +212,18 @@ mod tests {
         let mut r = MapRecorder::new(1, 100);
         r.acknowledged(&[100..110], Some(0));
         r.acknowledged(&[110..120], Some(10));
-        let f = r.flush("t", 2, 120).unwrap();
+        let f = r.flush("t", 2, 120, false).unwrap();
         assert_eq!(f.records.len(), 1);
         let rec = &f.records[0];
         assert_eq!(
-            (rec.topic.as_str(), rec.partition, rec.from, rec.complete_to),
-            ("t", 2, 100, 120)
+            (
+                rec.topic.as_str(),
+                rec.partition,
+                rec.from,
+                rec.covered_from,
+                rec.complete_to
+            ),
+            ("t", 2, 100, 100, 120)
         );
         assert_eq!(rec.runs, vec![run(100, Some(0), 20)]);
     }
@@ -216,7 +235,7 @@ mod tests {
         r.acknowledged(&[0..3, 5..7], Some(40));
         // A transaction marker at 7: the next batch starts at 8.
         r.acknowledged(&[8..10], Some(45));
-        let f = r.flush("t", 0, 10).unwrap();
+        let f = r.flush("t", 0, 10, false).unwrap();
         assert_eq!(
             f.records[0].runs,
             vec![
@@ -232,46 +251,76 @@ mod tests {
         let mut r = MapRecorder::new(1, 0);
         r.acknowledged(&[0..5], None);
         r.acknowledged(&[5..7], Some(9));
-        let f = r.flush("t", 0, 7).unwrap();
+        let f = r.flush("t", 0, 7, false).unwrap();
         assert_eq!(f.records[0].runs, vec![run(0, None, 5), run(5, Some(9), 2)]);
     }
 
     #[test]
-    fn nothing_new_writes_nothing_and_a_written_run_is_extended() {
+    fn every_record_stands_on_its_own_from_the_tail() {
         let mut r = MapRecorder::new(1, 0);
         r.acknowledged(&[0..10], Some(0));
-        let f = r.flush("t", 0, 10).unwrap();
-        // Acknowledged while the flush is written: the run grows.
+        r.acknowledged(&[11..20], Some(10));
+        let f = r.flush("t", 0, 20, false).unwrap();
+        r.written(&f);
+        assert_eq!(r.flush("t", 0, 20, false), None, "nothing new");
+        // A marker at 20, then more: the record places 11.. with the tail.
+        r.acknowledged(&[21..25], Some(19));
+        let f = r.flush("t", 0, 25, false).unwrap();
+        let rec = &f.records[0];
+        assert_eq!(rec.covered_from, 20);
+        assert_eq!(rec.runs, vec![run(11, Some(10), 9), run(21, Some(19), 4)]);
+        r.written(&f);
+        // Only the committable offset moved (a marker at 25).
+        let f = r.flush("t", 0, 26, false).unwrap();
+        assert_eq!(
+            (f.records[0].covered_from, f.records[0].complete_to),
+            (21, 26)
+        );
+        assert_eq!(f.records[0].runs, vec![run(21, Some(19), 4)]);
+        r.written(&f);
+        // A quiet partition written again: the same account.
+        assert_eq!(r.flush("t", 0, 26, false), None);
+        let again = r.flush("t", 0, 26, true).unwrap();
+        assert_eq!(again.records, f.records);
+    }
+
+    #[test]
+    fn runs_past_the_commit_are_carried_until_covered() {
+        let mut r = MapRecorder::new(1, 0);
+        r.acknowledged(&[0..10], Some(0));
+        r.acknowledged(&[10..20], Some(10));
+        // Committable 5 only (say 5..10 was refused and written off).
+        let f = r.flush("t", 0, 5, false).unwrap();
+        r.written(&f);
+        let f = r.flush("t", 0, 20, false).unwrap();
+        assert_eq!(f.records[0].covered_from, 0);
+        assert_eq!(f.records[0].runs, vec![run(0, Some(0), 20)]);
+    }
+
+    #[test]
+    fn a_run_acknowledged_while_a_flush_is_written_is_written_next() {
+        let mut r = MapRecorder::new(1, 0);
+        r.acknowledged(&[0..10], Some(0));
+        let f = r.flush("t", 0, 10, false).unwrap();
         r.acknowledged(&[10..12], Some(10));
         r.written(&f);
-        assert!(
-            r.flush("t", 0, 10).is_some(),
-            "the extension is not written yet"
-        );
-        let f2 = r.flush("t", 0, 12).unwrap();
+        let f2 = r.flush("t", 0, 10, false).unwrap();
         assert_eq!(f2.records[0].runs, vec![run(0, Some(0), 12)]);
         r.written(&f2);
-        assert_eq!(r.flush("t", 0, 12), None);
-        // Only the committable offset moved (a skipped marker).
-        let f3 = r.flush("t", 0, 13).unwrap();
-        assert!(f3.records[0].runs.is_empty());
-        assert_eq!(f3.records[0].complete_to, 13);
-        r.written(&f3);
-        assert_eq!(r.flush("t", 0, 13), None);
-        r.acknowledged(&[13..14], Some(12));
-        let f4 = r.flush("t", 0, 14).unwrap();
-        // The marker at 12 breaks the source side: a new run.
-        assert_eq!(f4.records[0].runs, vec![run(13, Some(12), 1)]);
+        assert_eq!(
+            r.flush("t", 0, 12, false).unwrap().records[0].complete_to,
+            12
+        );
     }
 
     #[test]
     fn a_failed_flush_is_flushed_again() {
         let mut r = MapRecorder::new(1, 0);
         r.acknowledged(&[0..10], Some(0));
-        let f = r.flush("t", 0, 10).unwrap();
+        let f = r.flush("t", 0, 10, false).unwrap();
         // Not written (the produce failed): the next flush holds it all.
         r.acknowledged(&[10..11], Some(10));
-        let f2 = r.flush("t", 0, 11).unwrap();
+        let f2 = r.flush("t", 0, 11, false).unwrap();
         assert_eq!(f2.records[0].runs, vec![run(0, Some(0), 11)]);
         assert_ne!(f, f2);
     }
@@ -282,7 +331,7 @@ mod tests {
         r.acknowledged(&[0..10], Some(0));
         r.restart(2, 5, 10);
         r.acknowledged(&[5..8], Some(10));
-        let f = r.flush("t", 0, 8).unwrap();
+        let f = r.flush("t", 0, 8, false).unwrap();
         let sessions: Vec<(i64, i64, i64)> = f
             .records
             .iter()
@@ -290,7 +339,7 @@ mod tests {
             .collect();
         assert_eq!(sessions, vec![(1, 0, 10), (2, 5, 8)]);
         r.written(&f);
-        assert_eq!(r.flush("t", 0, 8), None);
+        assert_eq!(r.flush("t", 0, 8, false), None);
     }
 
     #[test]
@@ -300,7 +349,7 @@ mod tests {
             r.acknowledged(&[2 * i..2 * i + 1], Some(i));
         }
         let f = r
-            .flush("t", 0, 2 * (MAX_RUNS_PER_RECORD as i64 + 10))
+            .flush("t", 0, 2 * (MAX_RUNS_PER_RECORD as i64 + 10), false)
             .unwrap();
         assert_eq!(f.records.len(), 2);
         assert_eq!(f.records[0].runs.len(), MAX_RUNS_PER_RECORD);

@@ -7,6 +7,12 @@ use crate::engine::internal_topic;
 /// The longest wait before a failed commit is tried again.
 const COMMIT_RETRY_MAX: Duration = Duration::from_secs(5);
 
+/// How often a partition's offset map account is written again when
+/// nothing new was written for it (a quiet partition), so that the map
+/// topic's retention never removes the account of a partition that is
+/// still mirrored.
+const MAP_REFRESH: Duration = Duration::from_secs(3_600);
+
 impl Stream {
     pub(super) fn start_commit(&mut self) {
         if self.commit_busy {
@@ -17,11 +23,22 @@ impl Stream {
             .iter()
             .filter_map(|(k, s)| s.ledger.commit_due().map(|o| (k.clone(), o)))
             .collect();
-        if offsets.is_empty() {
+        let now = Instant::now();
+        let refresh: Vec<(TopicPartition, i64)> = self
+            .slots
+            .iter()
+            .filter(|(k, s)| {
+                s.map.is_some()
+                    && now.duration_since(s.map_refreshed) > MAP_REFRESH
+                    && !offsets.iter().any(|(o, _)| o == *k)
+            })
+            .map(|(k, s)| (k.clone(), s.ledger.committable()))
+            .collect();
+        if offsets.is_empty() && refresh.is_empty() {
             return;
         }
         let member = self.ctx.membership.borrow().clone();
-        if member.is_none() && !self.stopping {
+        if member.is_none() && !self.stopping && !offsets.is_empty() {
             tracing::debug!("not committing while kmirror (re)joins its group");
             self.commit_failed();
             return;
@@ -51,8 +68,15 @@ impl Stream {
         // map first: a committed offset always has its mapping.
         let flushes: Vec<(TopicPartition, MapFlush)> = offsets
             .iter()
-            .filter_map(|(k, o)| {
-                let flush = self.slots.get(k)?.map.as_ref()?.flush(&k.0, k.1, *o)?;
+            .map(|(k, o)| (k, o, false))
+            .chain(refresh.iter().map(|(k, o)| (k, o, true)))
+            .filter_map(|(k, o, force)| {
+                let flush = self
+                    .slots
+                    .get(k)?
+                    .map
+                    .as_ref()?
+                    .flush(&k.0, k.1, *o, force)?;
                 Some((k.clone(), flush))
             })
             .collect();
@@ -83,6 +107,9 @@ impl Stream {
                     return ControlDone::Commit(offsets, Vec::new(), Err(e));
                 }
             }
+            if offsets.is_empty() {
+                return ControlDone::Commit(offsets, flushes, Ok(Vec::new()));
+            }
             let member = member
                 .as_ref()
                 .map(|m| (m.generation, m.member_id.as_str()));
@@ -93,9 +120,13 @@ impl Stream {
 
     /// The offset map records of a commit were written.
     pub(super) fn on_map_written(&mut self, written: &[(TopicPartition, MapFlush)]) {
+        let now = Instant::now();
         for (key, flush) in written {
-            if let Some(map) = self.slots.get_mut(key).and_then(|s| s.map.as_mut()) {
+            if let Some(slot) = self.slots.get_mut(key)
+                && let Some(map) = slot.map.as_mut()
+            {
                 map.written(flush);
+                slot.map_refreshed = now;
             }
         }
     }

@@ -154,6 +154,8 @@ struct Slot {
     /// Where acknowledged records landed, until written to the offset map
     /// (`None`: no map kept, or records placed by key).
     map: Option<MapRecorder>,
+    /// When the map last had this partition's account written.
+    map_refreshed: Instant,
 }
 
 impl Slot {
@@ -719,6 +721,7 @@ impl Stream {
                 map: (self.ctx.config.offset_map_topic.is_some()
                     && a.route == Route::SamePartition)
                     .then(|| MapRecorder::new(new_session_id(), a.start)),
+                map_refreshed: Instant::now(),
             },
         );
     }
