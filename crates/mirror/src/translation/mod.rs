@@ -17,6 +17,9 @@ pub mod map_record;
 pub mod recorder;
 mod wire;
 
+#[cfg(test)]
+mod model_tests;
+
 pub use index::{Derivation, OffsetIndex, TranslateError, Translation};
 pub use map_record::{MapRecord, OffsetRun, offset_map_topic};
 pub use recorder::{MapFlush, MapRecorder};
