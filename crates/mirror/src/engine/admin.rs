@@ -199,10 +199,7 @@ async fn committed_offsets_once(
     group: &str,
     partitions: &[TopicPartition],
 ) -> Result<BTreeMap<TopicPartition, (i64, i32)>, MirrorError> {
-    let wrap = |e| match side {
-        Side::Source => MirrorError::source(e),
-        Side::Destination => MirrorError::destination(e),
-    };
+    let wrap = |e| MirrorError::on(side, e);
     let conn = coordinator_connection(source, group).await.map_err(wrap)?;
     let version = version(&conn, ApiKey::OffsetFetch).map_err(wrap)?;
     let mut by_topic: BTreeMap<Arc<str>, Vec<i32>> = BTreeMap::new();
@@ -318,10 +315,7 @@ pub async fn list_offsets(
     reset: OffsetReset,
     isolation: IsolationLevel,
 ) -> Result<BTreeMap<TopicPartition, i64>, MirrorError> {
-    let wrap = |e| match side {
-        Side::Source => MirrorError::source(e),
-        Side::Destination => MirrorError::destination(e),
-    };
+    let wrap = |e| MirrorError::on(side, e);
     let timestamp = match reset {
         OffsetReset::Earliest => -2,
         OffsetReset::Latest | OffsetReset::None => -1,
@@ -494,10 +488,7 @@ pub async fn describe_group(
     side: Side,
     group: &str,
 ) -> Result<GroupDescription, MirrorError> {
-    let wrap = |e| match side {
-        Side::Source => MirrorError::source(e),
-        Side::Destination => MirrorError::destination(e),
-    };
+    let wrap = |e| MirrorError::on(side, e);
     let conn = coordinator_connection(cluster, group).await.map_err(wrap)?;
     let request = kp::DescribeGroupsRequest::default().with_groups(vec![GroupId(str_bytes(group))]);
     let response = match conn.send(&request).await {
@@ -556,10 +547,7 @@ pub async fn describe_group(
 /// Every consumer group on `cluster` (ListGroups to every broker: each
 /// lists the groups it coordinates).
 pub async fn list_groups(cluster: &Cluster, side: Side) -> Result<Vec<String>, MirrorError> {
-    let wrap = |e| match side {
-        Side::Source => MirrorError::source(e),
-        Side::Destination => MirrorError::destination(e),
-    };
+    let wrap = |e| MirrorError::on(side, e);
     let metadata = cluster.refresh_metadata().await.map_err(wrap)?;
     let mut out = Vec::new();
     for id in metadata.brokers.keys() {

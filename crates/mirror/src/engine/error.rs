@@ -204,6 +204,11 @@ impl MirrorError {
         }
     }
 
+    /// A failure of the `side` cluster.
+    pub(crate) fn on(side: Side, source: PoolError) -> Self {
+        MirrorError::Cluster { side, source }
+    }
+
     /// Whether the error may go away by itself once a cluster that was
     /// already reached comes back or settles: a broker restarting
     /// (connection refused or lost, timeouts), a leader or coordinator

@@ -17,6 +17,7 @@ use kmirror_protocol::record::{BatchBuilder, LogEntry, ProducerStamp};
 use kmirror_protocol::{Compression, RecordBatches};
 
 use super::admin::{self, TopicPartition};
+use super::config::OffsetReset;
 use super::error::{MirrorError, Side};
 use crate::fetch_plan::IsolationLevel;
 
@@ -126,32 +127,19 @@ pub async fn read_all(
     side: Side,
     topic: &str,
 ) -> Result<Option<Vec<KeyValue>>, MirrorError> {
-    let wrap = |e| match side {
-        Side::Source => MirrorError::source(e),
-        Side::Destination => MirrorError::destination(e),
-    };
+    let wrap = |e| MirrorError::on(side, e);
     let metadata = cluster.refresh_metadata().await.map_err(wrap)?;
     if !metadata.topics.contains_key(topic) {
         return Ok(None);
     }
     let tp: Vec<TopicPartition> = vec![(Arc::from(topic), 0)];
-    let start = admin::list_offsets(
-        cluster,
-        side,
-        &tp,
-        super::config::OffsetReset::Earliest,
-        IsolationLevel::ReadUncommitted,
-    )
-    .await?;
-    let end = admin::list_offsets(
-        cluster,
-        side,
-        &tp,
-        super::config::OffsetReset::Latest,
-        IsolationLevel::ReadUncommitted,
-    )
-    .await?;
-    let (Some(&start), Some(&end)) = (start.values().next(), end.values().next()) else {
+    let mut bounds = Vec::with_capacity(2);
+    for reset in [OffsetReset::Earliest, OffsetReset::Latest] {
+        let at =
+            admin::list_offsets(cluster, side, &tp, reset, IsolationLevel::ReadUncommitted).await?;
+        bounds.extend(at.values().next().copied());
+    }
+    let [start, end] = bounds[..] else {
         return Ok(Some(Vec::new()));
     };
     let mut out = Vec::new();
