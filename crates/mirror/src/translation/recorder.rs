@@ -24,6 +24,11 @@ pub struct MapRecorder {
     version: u64,
     /// The version last written.
     written_version: u64,
+    /// No record of the session written yet: the next flush writes one
+    /// even with nothing copied, because a session supersedes the earlier
+    /// sessions' copies from its `from` on (after a truncation, their
+    /// copies past the cut are no longer the source's records).
+    unannounced: bool,
     /// Sessions ended by [`MapRecorder::restart`] with something still to
     /// write.
     retired: Vec<MapRecord>,
@@ -50,6 +55,7 @@ impl MapRecorder {
             written_to: from,
             version: 0,
             written_version: 0,
+            unannounced: true,
             retired: Vec::new(),
         }
     }
@@ -94,7 +100,8 @@ impl MapRecorder {
     /// what the old one has not written is kept for the next flush.
     pub fn restart(&mut self, session: i64, from: i64, complete_to: i64) {
         let complete_to = complete_to.max(self.written_to);
-        if self.version != self.written_version || complete_to > self.written_to {
+        if self.unannounced || self.version != self.written_version || complete_to > self.written_to
+        {
             let old = self.records(complete_to);
             self.retired.extend(old);
         }
@@ -141,8 +148,10 @@ impl MapRecorder {
         force: bool,
     ) -> Option<MapFlush> {
         let complete_to = complete_to.max(self.written_to);
-        let current =
-            force || self.version != self.written_version || complete_to > self.written_to;
+        let current = force
+            || self.unannounced
+            || self.version != self.written_version
+            || complete_to > self.written_to;
         if !current && self.retired.is_empty() {
             return None;
         }
@@ -184,6 +193,7 @@ impl MapRecorder {
             return;
         }
         self.written_to = self.written_to.max(flush.complete_to);
+        self.unannounced = false;
         if flush.version == self.version {
             self.written_version = self.version;
         }
@@ -354,5 +364,21 @@ mod tests {
         assert_eq!(f.records.len(), 2);
         assert_eq!(f.records[0].runs.len(), MAX_RUNS_PER_RECORD);
         assert_eq!(f.records[1].runs.len(), 10);
+    }
+
+    #[test]
+    fn a_new_session_is_written_even_with_nothing_copied() {
+        // A truncation at 5: the new session supersedes the old copies of
+        // 5.. although nothing was copied again yet.
+        let mut r = MapRecorder::new(1, 0);
+        r.acknowledged(&[0..10], Some(0));
+        let f = r.flush("t", 0, 10, false).unwrap();
+        r.written(&f);
+        r.restart(2, 5, 10);
+        let f = r.flush("t", 0, 5, false).unwrap();
+        let last = f.records.last().unwrap();
+        assert_eq!((last.session, last.from, last.complete_to), (2, 5, 5));
+        r.written(&f);
+        assert_eq!(r.flush("t", 0, 5, false), None);
     }
 }
