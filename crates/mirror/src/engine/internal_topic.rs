@@ -44,36 +44,60 @@ pub async fn ensure(
     admin::create_topic(destination, topic, 1, replication_factor, configs).await
 }
 
-/// Appends `records` (key, value) to partition 0 of `topic`, in one batch,
-/// and waits for every in-sync replica to have them.
+/// The most record bytes one batch of an internal topic carries: well
+/// under the 1 MiB `max.message.bytes` brokers and topics have by default,
+/// so that many records (a compacted source leaves one run per gap) go in
+/// several batches rather than one the destination refuses.
+const MAX_BATCH_BYTES: usize = 512 * 1024;
+
+/// Appends `records` (key, value) to partition 0 of `topic`, in order, in
+/// batches of at most [`MAX_BATCH_BYTES`] (one Produce request each, one
+/// after the other), and waits for every in-sync replica to have them.
 pub async fn append(
     destination: &Cluster,
     topic: &str,
     records: &[(Vec<u8>, Vec<u8>)],
     timestamp_ms: i64,
 ) -> Result<(), PoolError> {
-    if records.is_empty() {
-        return Ok(());
+    let mut start = 0;
+    while start < records.len() {
+        let mut bytes = 0;
+        let mut end = start;
+        while let Some((k, v)) = records.get(end) {
+            let size = k.len() + v.len() + 32;
+            if end > start && bytes + size > MAX_BATCH_BYTES {
+                break;
+            }
+            bytes += size;
+            end += 1;
+        }
+        let batch = records.get(start..end).unwrap_or_default();
+        append_batch(destination, topic, batch, timestamp_ms).await?;
+        start = end;
     }
+    Ok(())
+}
+
+/// One batch of [`append`].
+async fn append_batch(
+    destination: &Cluster,
+    topic: &str,
+    records: &[(Vec<u8>, Vec<u8>)],
+    timestamp_ms: i64,
+) -> Result<(), PoolError> {
+    let unbuildable = |e: kmirror_protocol::RecordError| PoolError::Kafka {
+        broker: "-".into(),
+        api: ApiKey::Produce,
+        error: ResponseError::CorruptMessage,
+        context: Some(format!("{topic}: cannot build the batch: {e}")),
+    };
     let mut builder = BatchBuilder::new(Compression::None);
     for (key, value) in records {
         builder
             .push(timestamp_ms, Some(key), Some(value), std::iter::empty())
-            .map_err(|e| PoolError::Kafka {
-                broker: "-".into(),
-                api: ApiKey::Produce,
-                error: ResponseError::CorruptMessage,
-                context: Some(format!("{topic}: cannot build the batch: {e}")),
-            })?;
+            .map_err(unbuildable)?;
     }
-    let batch = builder
-        .build(ProducerStamp::NONE)
-        .map_err(|e| PoolError::Kafka {
-            broker: "-".into(),
-            api: ApiKey::Produce,
-            error: ResponseError::CorruptMessage,
-            context: Some(format!("{topic}: cannot build the batch: {e}")),
-        })?;
+    let batch = builder.build(ProducerStamp::NONE).map_err(unbuildable)?;
     let request = ProduceRequest {
         transactional_id: None,
         acks: -1,

@@ -24,7 +24,8 @@ pub enum TranslateError {
     /// The map holds nothing about the partition.
     #[error(
         "the offset map holds nothing about this partition: kmirror has not copied it with \
-         the offset map on (or the map's records expired)"
+         the offset map on, placed its records by key (--partition-by-key: no destination \
+         offset stands for a source offset), or the map's records expired"
     )]
     NotMapped,
     /// The offset is past what kmirror has copied and recorded.

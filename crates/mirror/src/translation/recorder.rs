@@ -117,22 +117,35 @@ impl MapRecorder {
             .tail()
             .map_or(self.written_to, |t| t.source_start.min(self.written_to))
             .max(self.from);
-        let record = |runs: Vec<OffsetRun>| MapRecord {
+        let record = |covered_from: i64, complete_to: i64, runs: Vec<OffsetRun>| MapRecord {
             topic: String::new(),
             partition: 0,
             session: self.session,
             from: self.from,
             covered_from,
-            complete_to,
+            complete_to: complete_to.max(covered_from),
             runs,
         };
-        if self.runs.is_empty() {
-            return vec![record(Vec::new())];
+        let mut runs = self.runs.clone();
+        runs.sort_unstable();
+        // Many runs go in several records, each covering only up to the
+        // next one's first run: the records may reach the topic in several
+        // batches, and any that did stands on its own.
+        let chunks: Vec<&[OffsetRun]> = runs.chunks(MAX_RUNS_PER_RECORD).collect();
+        if chunks.is_empty() {
+            return vec![record(covered_from, complete_to, Vec::new())];
         }
-        self.runs
-            .chunks(MAX_RUNS_PER_RECORD)
-            .map(|c| record(c.to_vec()))
-            .collect()
+        let mut out = Vec::with_capacity(chunks.len());
+        let mut from = covered_from;
+        for (i, chunk) in chunks.iter().enumerate() {
+            let to = chunks
+                .get(i + 1)
+                .and_then(|next| next.first())
+                .map_or(complete_to, |r| r.source_start.min(complete_to));
+            out.push(record(from, to, chunk.to_vec()));
+            from = to.max(from);
+        }
+        out
     }
 
     /// The records to write before committing `complete_to` (the offset
@@ -364,6 +377,26 @@ mod tests {
         assert_eq!(f.records.len(), 2);
         assert_eq!(f.records[0].runs.len(), MAX_RUNS_PER_RECORD);
         assert_eq!(f.records[1].runs.len(), 10);
+        // Each covers only up to the next one's first run, so either
+        // stands on its own if the other never reaches the topic.
+        let split = 2 * MAX_RUNS_PER_RECORD as i64;
+        assert_eq!(
+            (f.records[0].covered_from, f.records[0].complete_to),
+            (0, split)
+        );
+        assert_eq!(
+            (f.records[1].covered_from, f.records[1].complete_to),
+            (split, 2 * (MAX_RUNS_PER_RECORD as i64 + 10))
+        );
+        let mut first_only = crate::translation::OffsetIndex::new();
+        first_only.apply(f.records[0].clone());
+        assert!(first_only.translate("t", 0, split + 1).is_err());
+        assert_eq!(
+            first_only
+                .translate("t", 0, 2)
+                .map(|t| t.destination_offset),
+            Ok(1)
+        );
     }
 
     #[test]
