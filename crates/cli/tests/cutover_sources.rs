@@ -152,7 +152,7 @@ fn cut_over_and_read_rest(
 const TRANSACTIONS: &str = r#"
 import sys
 from confluent_kafka import Producer
-bootstrap, topic = sys.argv[1], sys.argv[2]
+bootstrap, topic, phase = sys.argv[1], sys.argv[2], sys.argv[3]
 errors = []
 def on_delivery(err, msg):
     if err is not None:
@@ -162,7 +162,7 @@ plain = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all",
 tx = Producer({"bootstrap.servers": bootstrap, "transactional.id": "cutover-sources-" + topic,
                "linger.ms": 0, "on_delivery": on_delivery})
 tx.init_transactions(60)
-n = 0
+n = 0 if phase == "first" else 39
 def send(p, label, count):
     global n
     for _ in range(count):
@@ -171,15 +171,17 @@ def send(p, label, count):
     if p.flush(60):
         sys.exit(f"records still queued after {label}")
 # Each step flushed, so the log holds them in this order.
-send(plain, "plain", 5)
-tx.begin_transaction(); send(tx, "txA", 10); tx.commit_transaction(60)
-tx.begin_transaction(); send(tx, "txB-aborted", 10); tx.abort_transaction(60)
-send(plain, "plain", 3)
-tx.begin_transaction(); send(tx, "txC", 4); send(plain, "plain-in-txC", 3); send(tx, "txC", 4)
-tx.commit_transaction(60)
-tx.begin_transaction(); send(tx, "txD-aborted", 4); send(plain, "plain-in-txD", 3)
-send(tx, "txD-aborted", 4); tx.abort_transaction(60)
-tx.begin_transaction(); send(tx, "txE", 6); tx.commit_transaction(60)
+if phase == "first":
+    send(plain, "plain", 5)
+    tx.begin_transaction(); send(tx, "txA", 10); tx.commit_transaction(60)
+    tx.begin_transaction(); send(tx, "txB-aborted", 10); tx.abort_transaction(60)
+    send(plain, "plain", 3)
+    tx.begin_transaction(); send(tx, "txC", 4); send(plain, "plain-in-txC", 3); send(tx, "txC", 4)
+    tx.commit_transaction(60)
+else:
+    tx.begin_transaction(); send(tx, "txD-aborted", 4); send(plain, "plain-in-txD", 3)
+    send(tx, "txD-aborted", 4); tx.abort_transaction(60)
+    tx.begin_transaction(); send(tx, "txE", 6); tx.commit_transaction(60)
 if errors:
     sys.exit(f"delivery errors: {errors[:5]}")
 print("produced", n)
@@ -190,8 +192,10 @@ print("produced", n)
 /// the aborted records and the control markers, so destination offsets
 /// shift. Groups stop right after a committed transaction (their committed
 /// offset is its marker, followed by an aborted transaction), inside a
-/// transaction with plain records interleaved, on the last record before
-/// the rest of an aborted transaction, and at the end (the final marker).
+/// transaction with plain records interleaved, right after the
+/// transaction where a first mirror run ended (a second run copies the
+/// rest), on the last record before the rest of an aborted transaction,
+/// and at the end (the final marker).
 /// A user depends on each group continuing on the destination at the
 /// copy of the next committed record: nothing of the committed data lost
 /// or read twice, nothing aborted read.
@@ -202,7 +206,12 @@ fn transactions_aborted_records_and_markers_dropped() {
     let destination = destination.bootstrap();
     let topic = "cut-src-tx";
     librdkafka_create_topic(&source, topic, 1, &[]);
-    let out = run_python(TRANSACTIONS, &[&source, topic]);
+    let out = run_python(TRANSACTIONS, &[&source, topic, "first"]);
+    assert_eq!(out.trim(), "produced 39", "{out}");
+    // A first mirror run ends after txC's marker; a second copies the rest.
+    let s = scratch(&source, &proxy.addr(), "cut-src-tx-mirror");
+    mirror_once(&s, topic, &[]);
+    let out = run_python(TRANSACTIONS, &[&source, topic, "rest"]);
     assert_eq!(out.trim(), "produced 56", "{out}");
 
     let reading = librdkafka_consume_all(&source, topic);
@@ -230,6 +239,9 @@ fn transactions_aborted_records_and_markers_dropped() {
     let after_tx_a = index_of("txA", 9) + 1;
     // Two records of txC, then two plain records inside it.
     let inside_tx_c = index_of("plain-in-txC", 1) + 1;
+    // The last record of txC: its marker is where the first mirror run
+    // ended.
+    let after_tx_c = index_of("txC", 7) + 1;
     // The last plain record inside txD: what follows is txD's aborted
     // second half and its marker.
     let before_tx_d_rest = index_of("plain-in-txD", 2) + 1;
@@ -241,6 +253,11 @@ fn transactions_aborted_records_and_markers_dropped() {
             true,
         ),
         (inside_tx_c, "inside txC, between plain records", false),
+        (
+            after_tx_c,
+            "right after txC, where the first mirror run ended",
+            true,
+        ),
         (
             before_tx_d_rest,
             "inside aborted txD, before its aborted second half",
@@ -264,7 +281,6 @@ fn transactions_aborted_records_and_markers_dropped() {
         })
         .collect();
 
-    let s = scratch(&source, &proxy.addr(), "cut-src-tx-mirror");
     mirror_once(&s, topic, &[]);
     let destination_end = librdkafka_end_offsets(&destination, topic)[&0];
     assert_eq!(
@@ -293,20 +309,23 @@ errors = []
 def on_delivery(err, msg):
     if err is not None:
         errors.append(str(err))
-p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all",
-              "enable.idempotence": True, "on_delivery": on_delivery})
 # Round 0 writes keys 0 to 59; rounds 1 and 2 overwrite keys 0 to 19
 # (round 2 deletes 15 to 19: tombstones, removed in a later pass);
 # round 3 overwrites keys 0 to 14 and round 4 the even ones of those, so
 # round 3's odd keys survive between holes; round 5 is one record that
 # rolls round 4's segment. Each round is in a segment of its own
 # (segment.ms=100 rolls at the next append after 100 ms).
+# Each round by a producer of its own (idempotent, so a producer id of its
+# own): the cleaner keeps the last batch of each producer, empty once all
+# its records are gone (rounds 1 and 2), to keep the producer's state.
 # Phase "first" writes round 0, phase "rest" the others.
 rounds = [range(60), range(20), range(20), range(15), range(0, 15, 2), range(1)]
 n = 0 if phase == "first" else 60
 for rnd, keys in enumerate(rounds):
     if (rnd == 0) != (phase == "first"):
         continue
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": "all",
+                  "enable.idempotence": True, "on_delivery": on_delivery})
     for k in keys:
         key = b"last" if rnd == 5 else b"key-%d" % k
         value = None if rnd == 2 and k >= 15 else f"value-{n}:r{rnd}".encode()
@@ -348,7 +367,8 @@ fn interior_gaps(offsets: &[i64]) -> Vec<usize> {
 /// A compacted source partition whose cleaner removed overwritten records
 /// and tombstones, leaving offset gaps; kmirror closes the gaps (its slow
 /// path rebuilds the batches), so destination offsets are dense while
-/// source offsets have holes. Groups stop right before a hole (their
+/// source offsets have holes, some covered by empty batches the cleaner
+/// keeps for their producers' state. Groups stop right before a hole (their
 /// committed offset is an offset the source no longer has), before the
 /// last hole, in the middle of a dense run, and (a group that read before
 /// the cleaner ran) in the hole at the start of the log. A user depends on each
@@ -412,6 +432,16 @@ fn compacted_source_with_offset_gaps() {
     let visible = settled[&0].clone();
     let gaps = interior_gaps(&visible);
     eprintln!("compacted source offsets: {visible:?}");
+    let mut source_batches = Vec::new();
+    for_each_batch(&source, topic, |view| {
+        let h = view.header();
+        source_batches.push((h.base_offset, h.last_offset(), h.record_count));
+    });
+    eprintln!("compacted source batches (base, last, records): {source_batches:?}");
+    assert!(
+        source_batches.iter().any(|(_, _, records)| *records == 0),
+        "the cleaner kept no empty batch (the last of a producer): {source_batches:?}"
+    );
     assert!(gaps.len() >= 2, "gaps at {gaps:?}: {visible:?}");
     let first_gap = gaps[0] + 1;
     let last_gap = gaps[gaps.len() - 1] + 1;
@@ -661,5 +691,61 @@ fn by_key_routes_are_refused() {
         "{}",
         text(&out)
     );
+    proxy.assert_no_violations();
+}
+
+/// `--partition-by-key` with the same partition count on both sides:
+/// records written to partitions other than their key's (librdkafka with
+/// explicit partitions) move to another destination partition, and kmirror
+/// keeps no offset map for such a route. A user depends on the cutover
+/// refusing (exit non-zero, nothing committed on the destination) rather
+/// than committing offsets of partitions that hold other records, and on
+/// `offsets translate` exiting 1.
+#[test]
+fn by_key_placement_with_equal_partition_counts_is_refused() {
+    let source = shared_source().bootstrap();
+    let (destination, proxy) = shared_destination();
+    let destination = destination.bootstrap();
+    let topic = "cut-src-bykey-eq";
+    librdkafka_create_topic(&source, topic, 4, &[]);
+    librdkafka_produce(
+        &source,
+        topic,
+        &ProduceSpec::default().count(400).keys(40).partitions(4),
+    );
+    let group = "cut-src-bykey-eq-app";
+    librdkafka_group_read(&source, group, topic, Some(150));
+    let s = scratch(&source, &proxy.addr(), "cut-src-bykey-eq-mirror");
+    mirror_once(&s, topic, &["--partition-by-key", topic]);
+    let source_ends = librdkafka_end_offsets(&source, topic);
+    let destination_ends = librdkafka_end_offsets(&destination, topic);
+    assert_eq!(
+        destination_ends.values().sum::<i64>(),
+        400,
+        "every record was copied"
+    );
+    assert_ne!(
+        destination_ends, source_ends,
+        "placing by key moved no record to another partition"
+    );
+
+    let out = failover_command(&s, &["cutover"], group);
+    assert!(
+        !out.status.success(),
+        "the cutover of a by-key route succeeded:\n{}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing was committed"),
+        "{}",
+        text(&out)
+    );
+    let committed = librdkafka_committed_offsets(&destination, group, topic);
+    assert!(
+        committed.values().all(Option::is_none),
+        "the refused cutover committed {committed:?} on the destination"
+    );
+    let out = failover_command(&s, &["offsets", "translate"], group);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     proxy.assert_no_violations();
 }
