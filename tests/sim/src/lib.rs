@@ -29,6 +29,7 @@ pub mod faults;
 pub mod handlers;
 pub mod log;
 pub mod network;
+pub mod offset_map;
 pub mod rng;
 pub mod run;
 pub mod workload;

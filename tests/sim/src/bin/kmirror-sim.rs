@@ -11,6 +11,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use kmirror_sim::offset_map::MapCounts;
 use kmirror_sim::{SimOptions, simulate};
 
 struct Args {
@@ -109,6 +110,7 @@ fn main() -> ExitCode {
     let mut own_gaps = 0u64;
     let (mut multi, mut rebalances, mut lost, mut unknown) = (0u64, 0u64, 0u64, 0u64);
     let (mut held_late, mut held_late_seeds) = (0u64, 0u64);
+    let mut map = MapCounts::default();
     for seed in args.from..args.from + args.seeds {
         let report = simulate(seed, &options);
         records += report.records;
@@ -123,6 +125,7 @@ fn main() -> ExitCode {
         unknown += report.handed_over_unknown;
         held_late += report.held_past_timeout;
         held_late_seeds += u64::from(report.held_past_timeout > 0);
+        map.add(&report.offset_map);
         if !report.passed() {
             failed += 1;
             println!(
@@ -144,6 +147,7 @@ fn main() -> ExitCode {
         simulated.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
+    println!("{map}");
     if failed == 0 {
         ExitCode::SUCCESS
     } else {
