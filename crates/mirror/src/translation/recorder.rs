@@ -22,6 +22,12 @@ pub struct MapRecorder {
     /// Sessions ended by [`MapRecorder::restart`] with something still to
     /// write.
     retired: Vec<MapRecord>,
+    /// A session started by [`MapRecorder::restart`] not written yet: it
+    /// is written at the next flush even with nothing copied, because it
+    /// supersedes the earlier sessions' copies from its `from` on (after
+    /// a truncation, their copies past the cut are no longer the source's
+    /// records).
+    unannounced: bool,
 }
 
 /// What to write before committing: the records, and what to tell the
@@ -45,6 +51,7 @@ impl MapRecorder {
             tail: None,
             written_to: from,
             retired: Vec::new(),
+            unannounced: false,
         }
     }
 
@@ -100,13 +107,14 @@ impl MapRecorder {
     /// truncation, an out-of-range reset) and starts another at `from`;
     /// what the old one has not written is kept for the next flush.
     pub fn restart(&mut self, session: i64, from: i64, complete_to: i64) {
-        if !self.pending.is_empty() || complete_to > self.written_to {
+        if self.unannounced || !self.pending.is_empty() || complete_to > self.written_to {
             let old = self.current_records(complete_to.max(self.written_to));
             self.retired.extend(old);
         }
         let retired = std::mem::take(&mut self.retired);
         *self = Self::new(session, from);
         self.retired = retired;
+        self.unannounced = true;
     }
 
     fn current_records(&self, complete_to: i64) -> Vec<MapRecord> {
@@ -132,7 +140,7 @@ impl MapRecorder {
     /// `topic` and `partition` name the source partition.
     pub fn flush(&self, topic: &str, partition: i32, complete_to: i64) -> Option<MapFlush> {
         let complete_to = complete_to.max(self.written_to);
-        let current = !self.pending.is_empty() || complete_to > self.written_to;
+        let current = self.unannounced || !self.pending.is_empty() || complete_to > self.written_to;
         if !current && self.retired.is_empty() {
             return None;
         }
@@ -178,6 +186,7 @@ impl MapRecorder {
             .count();
         self.pending.drain(..written);
         self.written_to = self.written_to.max(flush.complete_to);
+        self.unannounced = false;
     }
 }
 
@@ -291,6 +300,35 @@ mod tests {
         assert_eq!(sessions, vec![(1, 0, 10), (2, 5, 8)]);
         r.written(&f);
         assert_eq!(r.flush("t", 0, 8), None);
+    }
+
+    #[test]
+    fn a_restart_is_written_even_before_it_copies() {
+        // 0..10 copied and written; the source is truncated at 7 and
+        // nothing is written there yet: the new session must still reach
+        // the map before the commit of 7, or the old copies of 7..10 (no
+        // longer the source's records) would still count.
+        let mut r = MapRecorder::new(1, 0);
+        r.acknowledged(&[0..10], Some(0));
+        let f = r.flush("t", 0, 10).unwrap();
+        r.written(&f);
+        r.restart(2, 7, 10);
+        let f = r.flush("t", 0, 7).unwrap();
+        let sessions: Vec<(i64, i64, i64, usize)> = f
+            .records
+            .iter()
+            .map(|r| (r.session, r.from, r.complete_to, r.runs.len()))
+            .collect();
+        assert_eq!(sessions, vec![(2, 7, 7, 0)]);
+        r.written(&f);
+        assert_eq!(r.flush("t", 0, 7), None);
+        // Restarted again before the announcement was written: the first
+        // restart's session is written too.
+        r.restart(3, 5, 7);
+        r.restart(4, 3, 5);
+        let f = r.flush("t", 0, 3).unwrap();
+        let sessions: Vec<(i64, i64)> = f.records.iter().map(|r| (r.session, r.from)).collect();
+        assert_eq!(sessions, vec![(3, 5), (4, 3)]);
     }
 
     #[test]
