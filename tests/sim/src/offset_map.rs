@@ -315,8 +315,9 @@ impl MapState {
             return Ok(());
         }
         Err(format!(
-            "{topic}-{partition}: offset {offset} committed on the source while the offset map accounts only up to {} (mapping before commit)",
-            complete_to.map_or_else(|| "nothing".to_owned(), |c| c.to_string())
+            "{topic}-{partition}: offset {offset} committed on the source while the offset map accounts only up to {} (mapping before commit); the map's records of the partition: {}",
+            complete_to.map_or_else(|| "nothing".to_owned(), |c| c.to_string()),
+            self.describe(topic, partition)
         ))
     }
 
@@ -368,9 +369,15 @@ impl MapState {
             for (i, p) in topic.partitions.iter().enumerate() {
                 let partition = i32::try_from(i).unwrap_or(i32::MAX);
                 let key = (name.clone(), partition);
-                let by_key = seen
-                    .get(&key)
-                    .is_some_and(|s| s.last_in.keys().any(|d| *d != partition));
+                // Routed by key, as `kmirror offsets` sees it: the
+                // destination topic has another partition count.
+                let by_key = destination
+                    .topics
+                    .get(name)
+                    .is_some_and(|d| d.partitions.len() != topic.partitions.len())
+                    || seen
+                        .get(&key)
+                        .is_some_and(|s| s.last_in.keys().any(|d| *d != partition));
                 if by_key {
                     self.counts.partitions_by_key += 1;
                     continue;
@@ -500,7 +507,9 @@ impl MapState {
                             "reading from there misses {missing} of source records {o}..{end}"
                         ));
                     }
-                    if let Some((offset, got, want)) = out_of_order {
+                    // With extra copies in between, the order a consumer
+                    // reads is that of the copies (`repeated` says so).
+                    if let Some((offset, got, want)) = out_of_order.filter(|_| t.repeated == 0) {
                         wrong.push(format!(
                             "reading from there gives source record {got} at destination offset {offset} where {want} was next"
                         ));

@@ -2,8 +2,11 @@
 //! simulate` builds and runs this in release):
 //!
 //! ```text
-//! kmirror-sim [--seed N | --from N --seeds COUNT] [--soak] [--log LEVEL]
+//! kmirror-sim [--seed N | --from N --seeds COUNT] [--soak] [--map on|off] [--log LEVEL]
 //! ```
+//!
+//! `--map` keeps the offset map in every seed (`on`) or in none (`off`)
+//! instead of the seed's choice.
 //!
 //! `--seed N` replays one seed and prints its report; a sweep prints only
 //! failing seeds, then a summary. Exits 1 if any seed failed.
@@ -19,6 +22,7 @@ struct Args {
     from: u64,
     seeds: u64,
     soak: bool,
+    map: Option<bool>,
     log: Option<tracing::Level>,
 }
 
@@ -28,6 +32,7 @@ fn parse() -> Result<Args, String> {
         from: 1,
         seeds: 1000,
         soak: false,
+        map: None,
         log: None,
     };
     let mut it = std::env::args().skip(1);
@@ -52,6 +57,13 @@ fn parse() -> Result<Args, String> {
                     .map_err(|e| format!("--seeds: {e}"))?
             }
             "--soak" => args.soak = true,
+            "--map" => {
+                args.map = Some(match value("on or off")?.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    other => return Err(format!("--map takes on or off, not {other}")),
+                })
+            }
             "--log" => {
                 args.log = Some(
                     value("a level")?
@@ -61,7 +73,7 @@ fn parse() -> Result<Args, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other}; usage: kmirror-sim [--seed N | --from N --seeds COUNT] [--soak] [--log LEVEL]"
+                    "unknown argument {other}; usage: kmirror-sim [--seed N | --from N --seeds COUNT] [--soak] [--map on|off] [--log LEVEL]"
                 ));
             }
         }
@@ -83,11 +95,12 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init();
     }
-    let options = if args.soak {
+    let mut options = if args.soak {
         SimOptions::soak()
     } else {
         SimOptions::default()
     };
+    options.offset_map = args.map;
     if let Some(seed) = args.seed {
         let started = Instant::now();
         let report = simulate(seed, &options);
