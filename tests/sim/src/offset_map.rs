@@ -576,3 +576,108 @@ fn describe_records(records: &[DestinationRecord]) -> String {
     }
     out.join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kmirror::translation::OffsetRun;
+
+    fn state_with(complete_to: i64) -> MapState {
+        let mut state = MapState::new("map".into());
+        state.index.apply(MapRecord {
+            topic: "t".into(),
+            partition: 0,
+            session: 7,
+            from: 0,
+            complete_to,
+            runs: vec![OffsetRun {
+                source_start: 0,
+                destination_start: Some(0),
+                records: complete_to,
+            }],
+        });
+        state
+    }
+
+    #[test]
+    fn a_commit_needs_the_map_to_account_for_it() {
+        let mut state = state_with(10);
+        assert!(state.on_commit("t", 0, 10, 0, false).is_ok());
+        assert!(state.on_commit("t", 0, 11, 0, false).is_err());
+        // Routed by key: no map is kept.
+        assert!(state.on_commit("t", 0, 11, 0, true).is_ok());
+        assert_eq!(state.counts.commits_checked, 3);
+        assert_eq!(state.counts.commits_by_key, 1);
+        assert_eq!(
+            state.commits.get(&("t".to_owned(), 0)),
+            Some(&BTreeSet::from([10, 11]))
+        );
+    }
+
+    #[test]
+    fn only_a_fresh_start_commits_without_a_map() {
+        let mut state = MapState::new("map".into());
+        assert!(state.on_commit("t", 1, 0, 0, false).is_ok());
+        assert_eq!(state.counts.commits_at_start, 1);
+        assert!(state.on_commit("t", 1, 3, 0, false).is_err());
+    }
+
+    #[test]
+    fn the_digest_form_drops_session_ids_and_timestamps() {
+        use kafka_protocol::records::{
+            Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+        };
+        let request = |session: i64, timestamp: i64| {
+            let map = MapRecord {
+                topic: "t".into(),
+                partition: 0,
+                session,
+                from: 0,
+                complete_to: 3,
+                runs: Vec::new(),
+            };
+            let record = Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: 0,
+                sequence: -1,
+                timestamp,
+                key: Some(Bytes::from(map.encode_key().unwrap())),
+                value: Some(Bytes::from(map.encode_value())),
+                headers: Default::default(),
+            };
+            let mut buf = bytes::BytesMut::new();
+            RecordBatchEncoder::encode(
+                &mut buf,
+                &[record],
+                &RecordEncodeOptions {
+                    version: 2,
+                    compression: Compression::None,
+                },
+            )
+            .unwrap();
+            let mut r = ProduceRequest::default();
+            r.acks = -1;
+            let mut p = kafka_protocol::messages::produce_request::PartitionProduceData::default();
+            p.records = Some(buf.freeze());
+            let mut t = kafka_protocol::messages::produce_request::TopicProduceData::default();
+            t.name = kafka_protocol::messages::TopicName("map".into());
+            t.partition_data = vec![p];
+            r.topic_data = vec![t];
+            r
+        };
+        let (mut a, mut b) = (MapState::new("map".into()), MapState::new("map".into()));
+        let first = a.digest_form(&request(111, 5)).unwrap();
+        assert_eq!(b.digest_form(&request(222, 9)), Some(first.clone()));
+        // A second session is told apart from the first.
+        assert_ne!(a.digest_form(&request(333, 5)), Some(first));
+        let mut other = request(1, 1);
+        other.topic_data[0].name = kafka_protocol::messages::TopicName("t".into());
+        assert_eq!(a.digest_form(&other), None);
+    }
+}
