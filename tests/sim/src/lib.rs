@@ -21,7 +21,9 @@
 //! partition's records in order, duplicates only after kmirror lost its
 //! producer state or restarted; every Produce request passes Apache
 //! Kafka's rules checker; nothing panics; and once the faults stop, kmirror
-//! catches up and stops cleanly.
+//! catches up and stops cleanly. With the offset map on ([`offset_map`]):
+//! every accepted commit is mapped first, and at the end every committed
+//! position translates to where a consumer reads each later record.
 #![forbid(unsafe_code)]
 
 pub mod cluster;
@@ -29,6 +31,7 @@ pub mod faults;
 pub mod handlers;
 pub mod log;
 pub mod network;
+pub mod offset_map;
 pub mod rng;
 pub mod run;
 pub mod workload;

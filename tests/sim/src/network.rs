@@ -310,7 +310,13 @@ async fn answer_numbered(
         w.record(&elapsed.to_be_bytes());
         w.record(&[side as u8]);
         w.record(&broker.to_be_bytes());
-        w.record(&frame);
+        // The offset map's records carry random session ids and wall
+        // clock timestamps: recorded without them.
+        let normalized = match (&request, w.map.as_mut()) {
+            (RequestKind::Produce(r), Some(map)) if side == Side::Destination => map.digest_form(r),
+            _ => None,
+        };
+        w.record(normalized.as_deref().unwrap_or(&frame));
         if api == ApiKey::Produce && side == Side::Destination {
             let violations = w.checker.check(frame.clone());
             for v in violations {

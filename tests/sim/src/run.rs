@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kmirror::translation::offset_map_topic;
 use kmirror::{Assignor, Mirror, MirrorConfig, TopicSelector};
 use kmirror_pool::{ClientConfig, Dialer};
 use tokio::sync::mpsc;
@@ -15,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::faults::{Fault, Scheduled, schedule};
 use crate::network::{Shared, SimNetwork, lock};
+use crate::offset_map::{MapCounts, MapState};
 use crate::rng::SimRng;
 use crate::workload;
 use crate::world::{FaultRates, Side, World};
@@ -38,6 +40,9 @@ pub struct SimOptions {
     pub processes: Option<Vec<Duration>>,
     /// This assignor instead of the seed's.
     pub assignor: Option<Assignor>,
+    /// Keep the offset map (`Some(true)`), or not, instead of the seed's
+    /// choice (on in three seeds of four).
+    pub offset_map: Option<bool>,
 }
 
 impl Default for SimOptions {
@@ -56,6 +61,7 @@ impl Default for SimOptions {
             faults: None,
             processes: None,
             assignor: None,
+            offset_map: None,
         }
     }
 }
@@ -122,6 +128,8 @@ pub struct SimReport {
     pub simulated: Duration,
     /// A digest of every request in order: equal for two runs of a seed.
     pub digest: u64,
+    /// What the offset map checks counted (zero when the map is off).
+    pub offset_map: MapCounts,
 }
 
 impl SimReport {
@@ -160,6 +168,9 @@ impl SimReport {
             self.requests,
             self.simulated
         );
+        if self.offset_map.runs > 0 {
+            let _ = writeln!(out, "{}", self.offset_map);
+        }
         for v in &self.violations {
             let _ = writeln!(out, "VIOLATION: {v}");
         }
@@ -201,6 +212,7 @@ pub fn simulate(seed: u64, options: &SimOptions) -> SimReport {
                 held_past_timeout: 0,
                 simulated: Duration::ZERO,
                 digest: 0,
+                offset_map: MapCounts::default(),
             };
         }
     };
@@ -218,7 +230,16 @@ struct Scenario {
     /// When each kmirror process of the group starts.
     processes: Vec<Duration>,
     assignor: Assignor,
+    /// The offset map topic kmirror keeps, if it keeps one.
+    offset_map: Option<String>,
 }
+
+/// Mixed into the seed for the offset map choice, drawn apart so that
+/// every other draw of a seed is what it was before the map existed.
+const MAP_SALT: u64 = 0x6f66_6673_6574_6d61;
+
+/// Mixed into the seed for the positions the end check translates.
+const POSITIONS_SALT: u64 = 0x706f_7369_7469_6f6e;
 
 impl Scenario {
     fn draw(rng: &mut SimRng, options: &SimOptions) -> Self {
@@ -266,12 +287,13 @@ impl Scenario {
             produce_every,
             processes: options.processes.clone().unwrap_or(drawn),
             assignor: options.assignor.unwrap_or(assignor),
+            offset_map: None,
         }
     }
 
     fn describe(&self) -> String {
         format!(
-            "topics {:?}, destination topics {}, {} stream(s), commit every {:?}, request.timeout.ms {:?}, {} process(es) starting at {:?}, assignor {}",
+            "topics {:?}, destination topics {}, {} stream(s), commit every {:?}, request.timeout.ms {:?}, {} process(es) starting at {:?}, assignor {}, offset map {}",
             self.topics,
             if self.precreate {
                 "created beforehand"
@@ -283,7 +305,8 @@ impl Scenario {
             self.request_timeout,
             self.processes.len(),
             self.processes,
-            self.assignor.name()
+            self.assignor.name(),
+            self.offset_map.as_deref().unwrap_or("off")
         )
     }
 }
@@ -316,6 +339,7 @@ fn mirror_config(
     config.topic_refresh_interval = Duration::from_secs(2);
     config.drain_timeout = Duration::from_secs(15);
     config.slow_path_workers = 1;
+    config.offset_map_topic = scenario.offset_map.clone();
     let membership = &mut config.fetch.membership;
     membership.assignors = vec![scenario.assignor];
     membership.session_timeout = Duration::from_secs(10);
@@ -341,8 +365,17 @@ enum Control {
 async fn run(seed: u64, options: &SimOptions) -> SimReport {
     let started = Instant::now();
     let mut rng = SimRng::new(seed);
-    let scenario = Arc::new(Scenario::draw(&mut rng, options));
+    let mut scenario = Scenario::draw(&mut rng, options);
+    // The offset map is on by default (`--offset.map true`): three seeds
+    // in four keep it; the others run as `--offset.map false` (or a
+    // destination refusing to create the topic) does.
+    let map_on = options
+        .offset_map
+        .unwrap_or_else(|| SimRng::new(seed ^ MAP_SALT).below(4) != 0);
+    scenario.offset_map = map_on.then(|| offset_map_topic("source"));
+    let scenario = Arc::new(scenario);
     let world: Shared = Arc::new(Mutex::new(World::new(3, options.rates, &mut rng)));
+    lock(&world).map = scenario.offset_map.clone().map(MapState::new);
     let fault_count = usize::try_from(rng.below(options.max_faults as u64 + 1)).unwrap_or(0);
     let drawn = schedule(
         &mut rng,
@@ -456,6 +489,9 @@ async fn run(seed: u64, options: &SimOptions) -> SimReport {
     if w.violations.is_empty() {
         check_final(&mut w, &scenario);
     }
+    if w.violations.is_empty() {
+        check_offset_map(&mut w, seed);
+    }
     SimReport {
         seed,
         scenario: scenario.describe(),
@@ -476,6 +512,7 @@ async fn run(seed: u64, options: &SimOptions) -> SimReport {
         held_past_timeout: w.held_past_timeout,
         simulated: started.elapsed(),
         digest: w.digest(),
+        offset_map: w.map.as_ref().map(|m| m.counts.clone()).unwrap_or_default(),
     }
 }
 
@@ -700,6 +737,60 @@ fn check_final(w: &mut World, scenario: &Scenario) {
             w.producer_ids, w.process_starts
         ));
     }
+}
+
+/// The offset map's end checks, once everything is copied and committed:
+/// the map topic as kmirror must create it (one partition,
+/// `cleanup.policy=delete`, a retention), and every translation exact
+/// ([`MapState::check_translations`]).
+fn check_offset_map(w: &mut World, seed: u64) {
+    let Some(mut map) = w.map.take() else {
+        return;
+    };
+    let mut violations = match w.destination.topics.get(&map.topic) {
+        None => vec![format!(
+            "{}: kmirror never created the offset map topic",
+            map.topic
+        )],
+        Some(t) => {
+            let mut v = Vec::new();
+            if t.partitions.len() != 1 {
+                v.push(format!(
+                    "{}: created with {} partitions, not 1",
+                    map.topic,
+                    t.partitions.len()
+                ));
+            }
+            let config = |k: &str| t.configs.get(k).map(String::as_str);
+            if config("cleanup.policy") != Some("delete") || config("retention.ms").is_none() {
+                v.push(format!(
+                    "{}: created with configs {:?}, not cleanup.policy=delete and a retention.ms",
+                    map.topic, t.configs
+                ));
+            }
+            v
+        }
+    };
+    let mut rng = SimRng::new(seed ^ POSITIONS_SALT);
+    let committed = w
+        .source
+        .groups
+        .get(GROUP)
+        .map(|g| g.offsets.clone())
+        .unwrap_or_default();
+    let lost = w.members_lost() > 0;
+    violations.extend(map.check_translations(
+        &w.source,
+        &w.destination,
+        &w.seen,
+        &committed,
+        lost,
+        &mut rng,
+    ));
+    for v in violations {
+        w.violation(v);
+    }
+    w.map = Some(map);
 }
 
 async fn apply_faults(

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use kmirror_protocol::conformance::ConformanceChecker;
 
 use crate::cluster::SimCluster;
+use crate::offset_map::MapState;
 use crate::rng::SimRng;
 
 /// Which cluster.
@@ -134,6 +135,8 @@ pub struct World {
     pub repeats: Vec<(u64, i64, i64)>,
     /// The Produce rules checker (`kmirror_protocol::conformance`).
     pub checker: ConformanceChecker,
+    /// kmirror's offset map on the destination, when the run keeps one.
+    pub map: Option<MapState>,
     digest: u64,
 }
 
@@ -165,6 +168,7 @@ impl World {
             undelivered: Default::default(),
             repeats: Vec::new(),
             checker: ConformanceChecker::new(),
+            map: None,
             digest: 0xcbf2_9ce4_8422_2325,
         }
     }
@@ -202,7 +206,15 @@ impl World {
     /// The destination appended `batch` (one batch, offsets assigned) to
     /// `topic`/`partition`: records of each source partition must arrive
     /// in order in each destination partition; repeats are counted.
+    /// The offset map topic's batches go to [`MapState::on_append`]
+    /// instead: they are not mirrored records.
     pub fn on_destination_append(&mut self, topic: &str, partition: i32, batch: &Bytes) {
+        if let Some(map) = self.map.as_mut().filter(|m| m.topic == topic) {
+            if let Err(e) = map.on_append(partition, batch) {
+                self.violation(e);
+            }
+            return;
+        }
         let mut buf = batch.clone();
         let request = self.current_request;
         let records = match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
@@ -288,8 +300,27 @@ impl World {
     }
 
     /// kmirror committed `offset` for a source partition: every record below
-    /// it must be on the destination.
+    /// it must be on the destination, and (with the offset map on) the map
+    /// must account for it ([`MapState::on_commit`]).
     pub fn on_commit(&mut self, topic: &str, partition: i32, offset: i64) {
+        if let Some(map) = self.map.as_mut() {
+            let log_start = self
+                .source
+                .partition(topic, partition)
+                .map_or(0, |p| p.log.log_start());
+            // Routed by key (kmirror keeps no map): the destination topic
+            // has another partition count, or this partition's records
+            // went to another destination partition.
+            let count = |c: &SimCluster| c.topics.get(topic).map(|t| t.partitions.len());
+            let by_key = count(&self.source) != count(&self.destination)
+                || self
+                    .seen
+                    .get(&(topic.to_owned(), partition))
+                    .is_some_and(|s| s.last_in.keys().any(|d| *d != partition));
+            if let Err(e) = map.on_commit(topic, partition, offset, log_start, by_key) {
+                self.violations.push(e);
+            }
+        }
         let prefix = self
             .seen
             .get(&(topic.to_owned(), partition))

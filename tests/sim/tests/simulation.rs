@@ -403,3 +403,39 @@ fn a_process_joins_a_cooperative_group() {
         assert_eq!(report.duplicates, 0, "{}", report.explain());
     }
 }
+
+/// The offset map: an unclean election at the very end of the workload
+/// cuts the source below what kmirror copied and mapped, and nothing is
+/// written there since. kmirror commits the cut; the map must say that
+/// the copies past it no longer count (a session starting at the cut),
+/// so that every position translates to where a consumer reads each
+/// current record once (the end checks of `kmirror_sim::offset_map`).
+#[test]
+fn the_offset_map_drops_copies_an_unclean_election_cut_away() {
+    let faults: Vec<Scheduled> = (0..4)
+        .map(|partition| {
+            at(
+                19_990,
+                Fault::UncleanElection {
+                    topic: "topic-0".into(),
+                    partition,
+                },
+            )
+        })
+        .collect();
+    let mut translated = 0;
+    for seed in 1..13 {
+        let options = SimOptions {
+            offset_map: Some(true),
+            ..SimOptions::scripted(faults.clone())
+        };
+        let report = simulate(seed, &options);
+        assert_passed(&report);
+        assert!(
+            report.offset_map.commits_checked > 0,
+            "seed {seed}: no commit was checked against the map"
+        );
+        translated += report.offset_map.translations;
+    }
+    assert!(translated > 0, "no position was translated");
+}

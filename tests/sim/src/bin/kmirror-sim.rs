@@ -2,8 +2,11 @@
 //! simulate` builds and runs this in release):
 //!
 //! ```text
-//! kmirror-sim [--seed N | --from N --seeds COUNT] [--soak] [--log LEVEL]
+//! kmirror-sim [--seed N | --from N --seeds COUNT] [--soak] [--map on|off] [--log LEVEL]
 //! ```
+//!
+//! `--map` keeps the offset map in every seed (`on`) or in none (`off`)
+//! instead of the seed's choice.
 //!
 //! `--seed N` replays one seed and prints its report; a sweep prints only
 //! failing seeds, then a summary. Exits 1 if any seed failed.
@@ -11,6 +14,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use kmirror_sim::offset_map::MapCounts;
 use kmirror_sim::{SimOptions, simulate};
 
 struct Args {
@@ -18,6 +22,7 @@ struct Args {
     from: u64,
     seeds: u64,
     soak: bool,
+    map: Option<bool>,
     log: Option<tracing::Level>,
 }
 
@@ -27,6 +32,7 @@ fn parse() -> Result<Args, String> {
         from: 1,
         seeds: 1000,
         soak: false,
+        map: None,
         log: None,
     };
     let mut it = std::env::args().skip(1);
@@ -51,6 +57,13 @@ fn parse() -> Result<Args, String> {
                     .map_err(|e| format!("--seeds: {e}"))?
             }
             "--soak" => args.soak = true,
+            "--map" => {
+                args.map = Some(match value("on or off")?.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    other => return Err(format!("--map takes on or off, not {other}")),
+                })
+            }
             "--log" => {
                 args.log = Some(
                     value("a level")?
@@ -60,7 +73,7 @@ fn parse() -> Result<Args, String> {
             }
             other => {
                 return Err(format!(
-                    "unknown argument {other}; usage: kmirror-sim [--seed N | --from N --seeds COUNT] [--soak] [--log LEVEL]"
+                    "unknown argument {other}; usage: kmirror-sim [--seed N | --from N --seeds COUNT] [--soak] [--map on|off] [--log LEVEL]"
                 ));
             }
         }
@@ -82,11 +95,12 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init();
     }
-    let options = if args.soak {
+    let mut options = if args.soak {
         SimOptions::soak()
     } else {
         SimOptions::default()
     };
+    options.offset_map = args.map;
     if let Some(seed) = args.seed {
         let started = Instant::now();
         let report = simulate(seed, &options);
@@ -109,6 +123,7 @@ fn main() -> ExitCode {
     let mut own_gaps = 0u64;
     let (mut multi, mut rebalances, mut lost, mut unknown) = (0u64, 0u64, 0u64, 0u64);
     let (mut held_late, mut held_late_seeds) = (0u64, 0u64);
+    let mut map = MapCounts::default();
     for seed in args.from..args.from + args.seeds {
         let report = simulate(seed, &options);
         records += report.records;
@@ -123,6 +138,7 @@ fn main() -> ExitCode {
         unknown += report.handed_over_unknown;
         held_late += report.held_past_timeout;
         held_late_seeds += u64::from(report.held_past_timeout > 0);
+        map.add(&report.offset_map);
         if !report.passed() {
             failed += 1;
             println!(
@@ -144,6 +160,7 @@ fn main() -> ExitCode {
         simulated.as_secs_f64(),
         started.elapsed().as_secs_f64()
     );
+    println!("{map}");
     if failed == 0 {
         ExitCode::SUCCESS
     } else {
