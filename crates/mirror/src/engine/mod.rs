@@ -126,6 +126,14 @@ impl Mirror {
         self.stop.clone()
     }
 
+    /// The summary of a run stopped before it mirrored anything.
+    fn nothing_done(&self) -> RunSummary {
+        RunSummary {
+            metrics: self.metrics.snapshot(),
+            topics: Vec::new(),
+        }
+    }
+
     /// Mirrors until stopped (or caught up in [`RunMode::Once`]), then
     /// drains, commits and returns. An error stops every stream the same
     /// graceful way before it is returned.
@@ -137,14 +145,25 @@ impl Mirror {
     pub async fn run(mut self) -> Result<RunSummary, MirrorError> {
         let streams = self.config.streams.max(1);
         let budget = MemoryBudget::new(self.config.produce.buffer_memory);
-        let source_meta = retry_transient("read the source metadata", &self.stop.tx, || async {
-            self.source.metadata().await.map_err(MirrorError::source)
-        })
-        .await?;
-        let kept = retry_transient("create the offset map topic", &self.stop.tx, || {
+        // A stop while setting up (a cluster not answering) is a stop,
+        // not a failure.
+        let source_meta =
+            match retry_transient("read the source metadata", &self.stop.tx, || async {
+                self.source.metadata().await.map_err(MirrorError::source)
+            })
+            .await
+            {
+                Err(_) if self.stop.is_stopped() => return Ok(self.nothing_done()),
+                r => r?,
+            };
+        let kept = match retry_transient("create the offset map topic", &self.stop.tx, || {
             ensure_offset_map(&self.config, &self.source, &self.destination, &source_meta)
         })
-        .await?;
+        .await
+        {
+            Err(_) if self.stop.is_stopped() => return Ok(self.nothing_done()),
+            r => r?,
+        };
         if !kept && self.config.offset_map_topic.is_some() {
             self.config = Arc::new(MirrorConfig {
                 offset_map_topic: None,

@@ -105,13 +105,18 @@ pub struct Translation {
     /// kmirror wrote twice after a crash, or records it did not map. 0
     /// when the translation is exact.
     pub repeated: i64,
+    /// Some records after the position are not in source order on the
+    /// destination (kmirror wrote a batch again after later ones): the
+    /// position is the earliest copy, so a consumer reads every record,
+    /// but not all in order.
+    pub reordered: bool,
 }
 
 impl Translation {
     /// Whether a consumer starting there reads each later record exactly
     /// once.
     pub fn is_exact(&self) -> bool {
-        self.repeated == 0
+        self.repeated == 0 && !self.reordered
     }
 }
 
@@ -139,6 +144,13 @@ impl fmt::Display for Translation {
                 f,
                 "; {} records after it are extra copies (kmirror wrote them again after a crash)",
                 self.repeated
+            )?;
+        }
+        if self.reordered {
+            write!(
+                f,
+                "; some records after it are out of source order there (kmirror wrote a batch \
+                 again after later ones): the position is the earliest copy, so none is skipped"
             )?;
         }
         Ok(())
@@ -227,6 +239,42 @@ impl OffsetIndex {
             .map(|s| s.complete_to)
     }
 
+    /// Whether a session of the partition appeared in the map after
+    /// another whose first copy on the destination comes after all of its
+    /// own: its first record arrived late (an append that timed out and
+    /// was applied after the next owner's), or an owner that lost the
+    /// partition went on copying. The index then takes the session that
+    /// appeared last for the latest, and may refuse positions it would
+    /// otherwise place (never place them wrongly).
+    pub fn has_late_sessions(&self, topic: &str, partition: i32) -> bool {
+        let Some(sessions) = self.partitions.get(&(topic.to_owned(), partition)) else {
+            return false;
+        };
+        let span = |s: &Session| {
+            let starts = s.runs.values().filter_map(|r| r.destination_start);
+            let ends = s.runs.values().filter_map(|r| r.destination_end());
+            Some((starts.min()?, ends.max()?))
+        };
+        sessions.iter().enumerate().any(|(i, earlier)| {
+            sessions
+                .iter()
+                .skip(i + 1)
+                .any(|later| match (span(earlier), span(later)) {
+                    (Some((first, _)), Some((_, last))) => last <= first,
+                    _ => false,
+                })
+        })
+    }
+
+    /// How far any session has accounted for a partition (the largest
+    /// `complete_to` written for it), if mapped: a commit never passes the
+    /// account of the session that made it.
+    pub fn furthest_complete_to(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.partitions
+            .get(&(topic.to_owned(), partition))
+            .and_then(|s| s.iter().map(|s| s.complete_to).max())
+    }
+
     /// The destination position of the source position `offset` of
     /// `topic`-`partition`.
     pub fn translate(
@@ -240,7 +288,13 @@ impl OffsetIndex {
             .get(&(topic.to_owned(), partition))
             .filter(|s| !s.is_empty())
             .ok_or(TranslateError::NotMapped)?;
-        let latest = sessions.last().ok_or(TranslateError::NotMapped)?;
+        // Sessions in the order their first records appeared: a later
+        // one took over from an earlier one. (A session's first record
+        // that reaches the map late, after the next owner's, makes it look
+        // newer: then translations refuse past it or count the next
+        // owner's copies as extra; none is skipped.)
+        let order = sessions;
+        let latest = order.last().ok_or(TranslateError::NotMapped)?;
         if offset > latest.complete_to {
             return Err(TranslateError::NotCopiedYet {
                 complete_to: latest.complete_to,
@@ -248,9 +302,9 @@ impl OffsetIndex {
         }
         // Each session counts from its `from` up to where a later one took
         // over.
-        let mut ends = vec![i64::MAX; sessions.len()];
+        let mut ends = vec![i64::MAX; order.len()];
         let mut later_from = i64::MAX;
-        for (i, s) in sessions.iter().enumerate().rev() {
+        for (i, s) in order.iter().enumerate().rev() {
             if let Some(end) = ends.get_mut(i) {
                 *end = later_from;
             }
@@ -259,7 +313,7 @@ impl OffsetIndex {
         let mut covered: Vec<(i64, i64)> = Vec::new();
         let mut effective: Vec<OffsetRun> = Vec::new();
         let mut last_destination: Option<i64> = None;
-        for (s, &end) in sessions.iter().zip(&ends) {
+        for (s, &end) in order.iter().zip(&ends) {
             for &(a, b) in &s.covered {
                 let (a, b) = (a.max(s.from), b.min(end));
                 if a < b {
@@ -277,32 +331,47 @@ impl OffsetIndex {
         if offset < first {
             return Err(TranslateError::BeforeMap { first });
         }
-        let (destination_offset, how) = match effective.iter().find(|r| r.source_end() > offset) {
+        // What counts of each run: its records at or after the position.
+        let after: Vec<OffsetRun> = effective
+            .iter()
+            .filter_map(|r| r.clipped(offset, i64::MAX))
+            .collect();
+        let (destination_offset, how, reordered) = match after.first() {
             Some(run) => {
-                let record = offset.max(run.source_start);
+                let record = run.source_start;
                 accounted(&covered, offset, record)?;
-                let destination =
-                    run.destination_of(record)
-                        .ok_or(TranslateError::UnknownPlacement {
-                            start: run.source_start,
-                            end: run.source_end(),
-                        })?;
-                (destination, Derivation::Copied { record, run: *run })
+                let next = run
+                    .destination_start
+                    .ok_or(TranslateError::UnknownPlacement {
+                        start: run.source_start,
+                        end: run.source_end(),
+                    })?;
+                // A batch written again after later ones (an epoch bump
+                // after a lost answer) puts a record behind later records:
+                // start at the earliest copy of any, so none is skipped.
+                let earliest = after
+                    .iter()
+                    .filter_map(|r| r.destination_start)
+                    .min()
+                    .unwrap_or(next);
+                (
+                    earliest,
+                    Derivation::Copied { record, run: *run },
+                    earliest != next,
+                )
             }
             None => {
                 accounted(&covered, offset, latest.complete_to)?;
                 let end = last_destination.ok_or(TranslateError::NothingCopied)?;
-                (end, Derivation::AfterLastCopy)
+                (end, Derivation::AfterLastCopy, false)
             }
         };
-        let counted: i64 = effective
+        let counted: i64 = after
             .iter()
             .map(|r| match (r.destination_start, r.destination_end()) {
                 (Some(start), Some(end)) => (end - start.max(destination_offset)).max(0),
-                // Somewhere on the destination: after the position if
-                // its records are.
-                _ if r.source_start >= offset => r.records,
-                _ => 0,
+                // Somewhere on the destination, after the position.
+                _ => r.records,
             })
             .sum();
         let repeated =
@@ -312,6 +381,7 @@ impl OffsetIndex {
             destination_offset,
             how,
             repeated,
+            reordered,
         })
     }
 }
@@ -506,7 +576,7 @@ mod tests {
         )]);
         assert_eq!(
             at(&i, 6),
-            Err(TranslateError::UnknownPlacement { start: 5, end: 10 })
+            Err(TranslateError::UnknownPlacement { start: 6, end: 10 })
         );
         assert_eq!(at(&i, 3), Ok((3, 0)));
         assert_eq!(at(&i, 10), Ok((10, 0)));
@@ -557,5 +627,50 @@ mod tests {
             })
         );
         assert_eq!(at(&i, 350), Ok((350, 0)));
+    }
+
+    #[test]
+    fn a_batch_written_again_after_later_ones_skips_nothing() {
+        // Source 7's first copy (destination 7) was never acknowledged;
+        // its copy after an epoch bump landed at 15, behind 8..14.
+        let i = index(vec![record(
+            1,
+            0,
+            18,
+            vec![run(0, 0, 7), run(7, 15, 1), run(8, 8, 7), run(15, 16, 3)],
+        )]);
+        let t = i.translate("t", 0, 7).unwrap();
+        assert_eq!(
+            (t.destination_offset, t.repeated, t.reordered),
+            (8, 0, true)
+        );
+        assert!(!t.is_exact());
+        // Past it: source 7's copy at 15 is an extra record.
+        let t = i.translate("t", 0, 9).unwrap();
+        assert_eq!(
+            (t.destination_offset, t.repeated, t.reordered),
+            (9, 1, false)
+        );
+        assert_eq!(at(&i, 15), Ok((16, 0)));
+    }
+
+    #[test]
+    fn a_late_first_record_makes_translation_refuse_never_skip() {
+        // Session 1 copied 0..26 to 0..26; its first map record arrived
+        // only after session 2 (from 0, copies at 26..) had written its
+        // own: session 1 looks newer.
+        let i = index(vec![
+            record(2, 0, 40, vec![run(0, 26, 40)]),
+            record(1, 0, 26, vec![run(0, 0, 26)]),
+        ]);
+        assert_eq!(
+            at(&i, 30),
+            Err(TranslateError::NotCopiedYet { complete_to: 26 })
+        );
+        // Its copies are copies of the same records: a reader from there
+        // gets every record, and the translation is not called exact
+        // (session 2's copies all count as extras: more than the 26 a
+        // reader gets twice, never fewer).
+        assert_eq!(at(&i, 5), Ok((5, 40)));
     }
 }

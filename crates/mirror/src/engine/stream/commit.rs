@@ -68,7 +68,10 @@ impl Stream {
         // map first: a committed offset always has its mapping.
         let flushes: Vec<(TopicPartition, MapFlush)> = offsets
             .iter()
-            .map(|(k, o)| (k, o, false))
+            // A commit always writes the session's record (also when it
+            // retries one that failed): the map orders sessions by their
+            // last record, so the committing session is the latest.
+            .map(|(k, o)| (k, o, true))
             .chain(refresh.iter().map(|(k, o)| (k, o, true)))
             .filter_map(|(k, o, force)| {
                 let flush = self
@@ -96,16 +99,12 @@ impl Stream {
         let cluster = self.ctx.source.clone();
         let group = self.ctx.config.fetch.group_id.clone();
         self.control.spawn(async move {
-            if let Some(topic) = map_topic.filter(|_| !map_records.is_empty()) {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-                if let Err(e) =
-                    internal_topic::append(&destination, &topic, &map_records, now).await
-                {
-                    tracing::warn!(topic, error = %e, "cannot write the offset map; the commit waits for it");
-                    return ControlDone::Commit(offsets, Vec::new(), Err(e));
-                }
+            if let Some(topic) = map_topic.filter(|_| !map_records.is_empty())
+                && let Err(e) =
+                    internal_topic::append(&destination, &topic, &map_records, now_ms()).await
+            {
+                tracing::warn!(topic, error = %e, "cannot write the offset map; the commit waits for it");
+                return ControlDone::Commit(offsets, Vec::new(), Err(e));
             }
             if offsets.is_empty() {
                 return ControlDone::Commit(offsets, flushes, Ok(Vec::new()));

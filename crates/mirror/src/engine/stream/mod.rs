@@ -334,6 +334,13 @@ fn new_session_id() -> i64 {
     h.finish() as i64
 }
 
+/// The wall clock in ms since the Unix epoch (0 if it is before it).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// A partition in a fetch: topic, topic id, partition, position.
 type FetchedPartition = (Arc<str>, [u8; 16], i32, i64);
 
