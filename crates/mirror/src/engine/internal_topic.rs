@@ -4,7 +4,6 @@
 //! read back whole. A record written twice (a retry after a lost answer)
 //! is harmless: readers keep the last word per key or merge.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -290,26 +289,4 @@ async fn fetch_from(
         }
     }
     Ok(next)
-}
-
-/// Reads every record of `topic` and keeps, per key, the last value.
-pub async fn read_latest(
-    cluster: &Cluster,
-    side: Side,
-    topic: &str,
-) -> Result<BTreeMap<Bytes, Bytes>, MirrorError> {
-    let mut out = BTreeMap::new();
-    for (key, value) in read_all(cluster, side, topic).await?.unwrap_or_default() {
-        if let Some(key) = key {
-            match value {
-                Some(v) => {
-                    out.insert(key, v);
-                }
-                None => {
-                    out.remove(&key);
-                }
-            }
-        }
-    }
-    Ok(out)
 }

@@ -60,11 +60,6 @@ impl MapRecorder {
         }
     }
 
-    /// The session id.
-    pub fn session(&self) -> i64 {
-        self.session
-    }
-
     /// Records that the destination acknowledged a batch holding the
     /// records of the source offset ranges `sources` (in order, each range
     /// a stretch of consecutive records), the first at
