@@ -364,6 +364,31 @@ fn interior_gaps(offsets: &[i64]) -> Vec<usize> {
         .collect()
 }
 
+/// Waits (up to 90 s) until the cleaner left at least `at_least` holes
+/// between the records of partition 0 of `topic`, then slows the cleaner
+/// down (`SLOW_CLEANING`); returns the reading that showed them.
+fn wait_for_gaps(source: &str, topic: &str, at_least: usize) -> BTreeMap<i32, Vec<ConsumedRecord>> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut reading = librdkafka_consume_all(source, topic);
+    loop {
+        let offsets = &visible_offsets(&reading)[&0];
+        let gaps = interior_gaps(offsets).len();
+        if gaps >= at_least {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the source's cleaner left {gaps} gaps between records of {topic} within 90 s \
+             (wanted {at_least}): offsets {:?}",
+            &offsets[..offsets.len().min(50)]
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        reading = librdkafka_consume_all(source, topic);
+    }
+    run_python(SLOW_CLEANING, &[source, topic]);
+    reading
+}
+
 /// A compacted source partition whose cleaner removed overwritten records
 /// and tombstones, leaving offset gaps; kmirror closes the gaps (its slow
 /// path rebuilds the batches), so destination offsets are dense while
@@ -406,19 +431,7 @@ fn compacted_source_with_offset_gaps() {
     );
     let out = run_python(COMPACTED_ROUNDS, &[&source, topic, "rest"]);
     assert_eq!(out.trim(), "produced 124", "{out}");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut reading = librdkafka_consume_all(&source, topic);
-    while interior_gaps(&visible_offsets(&reading)[&0]).len() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the source's cleaner left fewer than two offset gaps between records of {topic} \
-             within 90 s: offsets {:?}",
-            visible_offsets(&reading)[&0]
-        );
-        std::thread::sleep(Duration::from_secs(1));
-        reading = librdkafka_consume_all(&source, topic);
-    }
-    run_python(SLOW_CLEANING, &[&source, topic]);
+    let reading = wait_for_gaps(&source, topic, 2);
     // Until a cleaning pass under way has finished.
     let mut settled = visible_offsets(&reading);
     for _ in 0..20 {
@@ -574,18 +587,7 @@ fn compacted_source_with_a_hundred_thousand_gaps() {
     // Rolls the segment of the last records, so the cleaner takes them.
     let out = run_python(MANY_GAPS, &[&source, topic, "1"]);
     assert_eq!(out.trim(), "produced 1", "{out}");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut reading = librdkafka_consume_all(&source, topic);
-    while interior_gaps(&visible_offsets(&reading)[&0]).len() < 90_000 {
-        assert!(
-            Instant::now() < deadline,
-            "the source's cleaner left {} gaps in {topic} within 90 s",
-            interior_gaps(&visible_offsets(&reading)[&0]).len()
-        );
-        std::thread::sleep(Duration::from_secs(1));
-        reading = librdkafka_consume_all(&source, topic);
-    }
-    run_python(SLOW_CLEANING, &[&source, topic]);
+    wait_for_gaps(&source, topic, 90_000);
     let group = "cut-src-many-gaps-app";
     let stop = stop_after(&source, topic, group, 30_001, "after 30,001 records");
     let s = scratch(&source, &proxy.addr(), "cut-src-many-gaps-mirror");
