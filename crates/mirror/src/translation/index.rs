@@ -429,14 +429,7 @@ fn accounted(covered: &[(i64, i64)], start: i64, end: i64) -> Result<(), Transla
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn run(source_start: i64, destination_start: i64, records: i64) -> OffsetRun {
-        OffsetRun {
-            source_start,
-            destination_start: (destination_start >= 0).then_some(destination_start),
-            records,
-        }
-    }
+    use crate::translation::map_record::tests::run;
 
     fn record(session: i64, from: i64, complete_to: i64, runs: Vec<OffsetRun>) -> MapRecord {
         covering(session, from, from, complete_to, runs)

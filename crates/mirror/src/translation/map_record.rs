@@ -221,10 +221,11 @@ impl MapRecord {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn run(source_start: i64, destination_start: i64, records: i64) -> OffsetRun {
+    /// A run; a negative destination start is an unknown one.
+    pub(crate) fn run(source_start: i64, destination_start: i64, records: i64) -> OffsetRun {
         OffsetRun {
             source_start,
             destination_start: (destination_start >= 0).then_some(destination_start),
