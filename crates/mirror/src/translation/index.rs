@@ -288,13 +288,12 @@ impl OffsetIndex {
             .get(&(topic.to_owned(), partition))
             .filter(|s| !s.is_empty())
             .ok_or(TranslateError::NotMapped)?;
-        // Sessions in the order their first records appeared: a later
+        // Sessions are in the order their first records appeared: a later
         // one took over from an earlier one. (A session's first record
         // that reaches the map late, after the next owner's, makes it look
         // newer: then translations refuse past it or count the next
         // owner's copies as extra; none is skipped.)
-        let order = sessions;
-        let latest = order.last().ok_or(TranslateError::NotMapped)?;
+        let latest = sessions.last().ok_or(TranslateError::NotMapped)?;
         if offset > latest.complete_to {
             return Err(TranslateError::NotCopiedYet {
                 complete_to: latest.complete_to,
@@ -302,9 +301,9 @@ impl OffsetIndex {
         }
         // Each session counts from its `from` up to where a later one took
         // over.
-        let mut ends = vec![i64::MAX; order.len()];
+        let mut ends = vec![i64::MAX; sessions.len()];
         let mut later_from = i64::MAX;
-        for (i, s) in order.iter().enumerate().rev() {
+        for (i, s) in sessions.iter().enumerate().rev() {
             if let Some(end) = ends.get_mut(i) {
                 *end = later_from;
             }
@@ -313,7 +312,7 @@ impl OffsetIndex {
         let mut covered: Vec<(i64, i64)> = Vec::new();
         let mut effective: Vec<OffsetRun> = Vec::new();
         let mut last_destination: Option<i64> = None;
-        for (s, &end) in order.iter().zip(&ends) {
+        for (s, &end) in sessions.iter().zip(&ends) {
             for &(a, b) in &s.covered {
                 let (a, b) = (a.max(s.from), b.min(end));
                 if a < b {
