@@ -176,24 +176,12 @@ fn destination_records(
         let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
             .map_err(|e| format!("{topic}-{partition}: undecodable destination batch: {e}"))?;
         for record in set.records {
-            let parsed = record
-                .value
-                .as_ref()
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|v| {
-                    let mut parts = v.split(':');
-                    Some((
-                        parts.next()?.parse::<i32>().ok()?,
-                        parts.next()?.parse::<i64>().ok()?,
-                        parts.next()?.parse::<usize>().ok()?,
-                    ))
-                })
-                .ok_or_else(|| {
-                    format!(
-                        "{topic}-{partition}: destination offset {} holds no workload value",
-                        record.offset
-                    )
-                })?;
+            let parsed = crate::workload::parse_value(record.value.as_ref()).ok_or_else(|| {
+                format!(
+                    "{topic}-{partition}: destination offset {} holds no workload value",
+                    record.offset
+                )
+            })?;
             out.push((record.offset, parsed.0, parsed.1, parsed.2));
         }
     }

@@ -75,3 +75,18 @@ pub fn produce(
     }
     count
 }
+
+/// The parts of a workload value, `partition:offset:generation` (as
+/// written above): the source partition and offset the record was
+/// produced at, and how many unclean elections had cut the log before.
+/// `None` for anything else.
+pub fn parse_value(value: Option<&Bytes>) -> Option<(i32, i64, usize)> {
+    let text = std::str::from_utf8(value?).ok()?;
+    let mut parts = text.split(':');
+    let parsed = (
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+        parts.next()?.parse().ok()?,
+    );
+    parts.next().is_none().then_some(parsed)
+}

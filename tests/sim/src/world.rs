@@ -227,17 +227,8 @@ impl World {
             }
         };
         for record in records {
-            let Some((source_partition, offset)) = record
-                .value
-                .as_ref()
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|v| {
-                    let mut parts = v.split(':');
-                    Some((
-                        parts.next()?.parse::<i32>().ok()?,
-                        parts.next()?.parse::<i64>().ok()?,
-                    ))
-                })
+            let Some((source_partition, offset, generation)) =
+                crate::workload::parse_value(record.value.as_ref())
             else {
                 self.violation(format!(
                     "{topic}-{partition}: a record without the workload's value"
@@ -246,7 +237,6 @@ impl World {
             };
             // A record a later unclean election truncated away is no
             // longer the source's record at that offset.
-            let generation = value_generation(record.value.as_ref());
             let replaced = self
                 .source
                 .partition(topic, source_partition)
@@ -372,13 +362,4 @@ impl World {
     pub fn duplicates(&self) -> u64 {
         self.seen.values().map(|s| s.duplicates).sum()
     }
-}
-
-/// The generation part of a workload value (`partition:offset:generation`).
-fn value_generation(value: Option<&Bytes>) -> usize {
-    value
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|v| v.split(':').nth(2))
-        .and_then(|g| g.parse().ok())
-        .unwrap_or(0)
 }
